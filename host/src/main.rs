@@ -1,0 +1,42 @@
+//! `anneal`: sample from score-based models, tune their samplers, inspect their schedules.
+//!
+//! `main` only maps the outcome of [`run`] to an exit status: 0 on success, 2 for bad input
+//! (one line on stderr naming the flag, the value and the bound), 1 for anything else.
+
+mod cli;
+mod schedule;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// A user error: bad flag values, out-of-bounds parameters. Exits with status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn run() -> anyhow::Result<ExitCode> {
+    let args = match cli::Cli::try_parse() {
+        Ok(args) => args,
+        Err(e) => return Ok(cli::report_parse_error(&e)),
+    };
+    match args.command {
+        cli::Command::Schedule(a) => schedule::run(&a)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(usage) = e.downcast_ref::<UsageError>() {
+                eprintln!("error: {usage}");
+                ExitCode::from(2)
+            } else {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
