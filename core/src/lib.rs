@@ -10,6 +10,11 @@
 //! - [`params`]: CAS's η (from ε_b or εc) and β with the bound 1 − γ ≤ η ≤ 1, and the Langevin step
 //!   size in both conventions with its stability bound — all in f64 with the stable forms of
 //!   `MATH.md`.
+//! - [`plan`]: samplers as per-step coefficient records, and the one executor over `&mut [f32]`
+//!   (or `f64`) buffers; [`samplers`]: one file per sampler of the papers.
+//! - [`score`]: the [`score::Score`] trait and analytic scores (Gaussian, isotropic mixture,
+//!   full-covariance mixture).
+//! - [`noise`]: keyed, reproducible Philox streams and normals from any `rand_core` RNG.
 //! - [`error`]: the one error type.
 //!
 //! Formulas, notation and where the papers disagree: `MATH.md` in the project's shared folder;
@@ -24,9 +29,17 @@
 
 pub mod error;
 pub mod ncsnv2;
+pub mod noise;
 pub mod params;
+pub mod plan;
+pub mod real;
+pub mod samplers;
 pub mod schedule;
+pub mod score;
 
 pub use error::{Error, Param, Quantity};
 pub use params::{CasStep, EtaRule, LangevinStep, StepConvention};
+pub use plan::{Batch, BatchScore, Plan, Step};
+pub use real::Real;
 pub use schedule::{Borrowed, Geometric, Growth, Ratio, Schedule, Table};
+pub use score::Score;

@@ -1,0 +1,570 @@
+//! Plans — per-step coefficient records — and the one executor that runs any plan.
+//!
+//! Every sampler of `MATH.md` is, per step, a few linear updates of at most two state vectors: `x`
+//! and an auxiliary `a` (BAOAB/OBABO's momentum, or BAOAB-limit's previous noise). A step
+//! 1. draws fresh noise ξ ~ N(0, I) (if [`Step::noise`]);
+//! 2. evaluates the score once, at the point `y = x + point.aux·a + point.noise·ξ`, at σ = [`Step::sigma`];
+//! 3. replaces `x ← x.x·x + x.aux·a + x.score·s + x.noise·ξ` and `a ← aux.x·x + aux.aux·a + aux.score·s + aux.noise·ξ`
+//!    (both from the old values).
+//!
+//! A sampler is a [`Plan`]: a function from the step number to its [`Step`], computed on demand
+//! (no table; N = 10⁶ costs nothing). Backends execute plans and never re-derive a coefficient.
+//! The two data-dependent updates stay explicit: the signal-to-noise corrector ([`Update::Snr`],
+//! its α needs ‖s‖ and ‖ξ‖) and inpainting's mask projection ([`Inpaint`]).
+//!
+//! [`run`] executes a plan over a batch of samples stored row-major in caller-provided buffers.
+//! Noise comes from a [`Noise`] source addressed by (sample index, step), so with
+//! [`crate::noise::Keyed`] sample j's trajectory does not depend on the batch it is run in. After
+//! every step the state is checked: a NaN or ∞ stops the run with [`Error::NonFinite`] naming
+//! the level and step.
+
+use crate::error::{Error, Quantity};
+use crate::noise::{Noise, Stream};
+use crate::real::Real;
+use crate::score::Score;
+
+/// Where the score is evaluated: `y = x + aux·a + noise·ξ`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Point {
+    /// Coefficient of the auxiliary state.
+    pub aux: f64,
+    /// Coefficient of the fresh noise ξ.
+    pub noise: f64,
+}
+
+/// A linear combination `x·x + aux·a + score·s + noise·ξ`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Lin {
+    /// Coefficient of x.
+    pub x: f64,
+    /// Coefficient of the auxiliary state a.
+    pub aux: f64,
+    /// Coefficient of the score s(y, σ).
+    pub score: f64,
+    /// Coefficient of the fresh noise ξ.
+    pub noise: f64,
+}
+
+impl Lin {
+    /// `x ← x` (and nothing else).
+    pub const KEEP_X: Lin = Lin { x: 1.0, aux: 0.0, score: 0.0, noise: 0.0 };
+    /// `a ← a`.
+    pub const KEEP_AUX: Lin = Lin { x: 0.0, aux: 1.0, score: 0.0, noise: 0.0 };
+}
+
+/// How the signal-to-noise corrector's norms are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SnrNorms {
+    /// ‖s‖ and ‖ξ‖ of each sample (the default; the batch does not change a sample).
+    #[default]
+    PerSample,
+    /// Their means over the batch, as score_sde and diffusers compute them — for comparison only:
+    /// a sample then depends on the batch it is run in.
+    BatchMean,
+}
+
+/// How a step replaces the state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Update {
+    /// `x ← x·…`, `a ← aux·…` (see [`Lin`]).
+    Linear {
+        /// The new x.
+        x: Lin,
+        /// The new auxiliary state.
+        aux: Lin,
+    },
+    /// The signal-to-noise corrector (Song et al. 2021): `α = 2 (snr ‖ξ‖/‖s‖)²`, then
+    /// `x ← x + α s + √(2α) ξ`.
+    Snr {
+        /// The signal-to-noise ratio, in (0, 1).
+        snr: f64,
+        /// Per sample or batch mean.
+        norms: SnrNorms,
+    },
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Step {
+    /// The level (0-based) whose σ the score is evaluated at.
+    pub level: usize,
+    /// σ of the score evaluation.
+    pub sigma: f64,
+    /// Whether fresh noise ξ is drawn (otherwise ξ = 0).
+    pub noise: bool,
+    /// The score evaluation point.
+    pub point: Point,
+    /// The update.
+    pub update: Update,
+    /// The noise level the state is at after this step: inpainting projects the known part onto
+    /// `x_known + sigma_after · z̃_{level_after}`. 0 after a final denoising step.
+    pub sigma_after: f64,
+    /// The level (0-based) whose inpainting noise z̃ goes with `sigma_after`.
+    pub level_after: usize,
+}
+
+impl Step {
+    /// A plain Langevin-type step at `level`: `x ← x + a s(x, σ) + c ξ`.
+    pub fn simple(
+        level: usize,
+        sigma: f64,
+        score: f64,
+        noise: f64,
+        sigma_after: f64,
+        level_after: usize,
+    ) -> Self {
+        Step {
+            level,
+            sigma,
+            noise: noise != 0.0,
+            point: Point::default(),
+            update: Update::Linear {
+                x: Lin { x: 1.0, aux: 0.0, score, noise },
+                aux: Lin::KEEP_AUX,
+            },
+            sigma_after,
+            level_after,
+        }
+    }
+
+    /// The final denoising step `x ← H(x, σ) = x + σ² s(x, σ)` (Tweedie), at `level`.
+    pub fn denoise(level: usize, sigma: f64) -> Self {
+        Step::simple(level, sigma, sigma * sigma, 0.0, 0.0, level)
+    }
+}
+
+/// How a plan's auxiliary state starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum AuxInit {
+    /// The plan has no auxiliary state (the aux buffer may be empty).
+    None,
+    /// a_0 ~ N(0, I) (momentum at unit mass; BAOAB-limit's ξ_0).
+    Normal,
+}
+
+/// A sampler as a sequence of steps.
+pub trait Plan {
+    /// The number of steps.
+    fn len(&self) -> usize;
+    /// Step `k` (0-based); `None` past the end.
+    fn step(&self, k: usize) -> Option<Step>;
+    /// How the auxiliary state starts.
+    fn aux_init(&self) -> AuxInit {
+        AuxInit::None
+    }
+    /// Whether the plan has no step.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<P: Plan + ?Sized> Plan for &P {
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+    fn step(&self, k: usize) -> Option<Step> {
+        (**self).step(k)
+    }
+    fn aux_init(&self) -> AuxInit {
+        (**self).aux_init()
+    }
+}
+
+/// A score evaluated for a batch of points at once (row-major, B × D). Every per-sample
+/// [`Score`] is one, row by row; the host's batched GEMM score implements it directly.
+pub trait BatchScore<F: Real> {
+    /// The dimension D.
+    fn dim(&self) -> usize;
+    /// Writes s(points_b, σ) into row b of `out` for every row b.
+    fn score_batch(&mut self, points: &[F], sigma: f64, out: &mut [F]) -> Result<(), Error>;
+}
+
+/// Adapts a per-sample [`Score`] to [`BatchScore`].
+#[derive(Debug, Clone, Copy)]
+pub struct PerSample<S>(pub S);
+
+impl<F: Real, S: Score<F>> BatchScore<F> for PerSample<S> {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn score_batch(&mut self, points: &[F], sigma: f64, out: &mut [F]) -> Result<(), Error> {
+        let d = self.0.dim();
+        if points.len() != out.len() || d == 0 || !points.len().is_multiple_of(d) {
+            return Err(Error::DimensionMismatch { expected: points.len(), found: out.len() });
+        }
+        for (p, o) in points.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            self.0.score(p, sigma, o)?;
+        }
+        Ok(())
+    }
+}
+
+/// The buffers of a batch of B samples of dimension D, all row-major B × D except where noted.
+#[derive(Debug)]
+pub struct Batch<'a, F> {
+    /// D.
+    pub dim: usize,
+    /// The global index of row 0 (noise streams are keyed by global index).
+    pub first_sample: u64,
+    /// The states x (input: the initial states; output: the samples).
+    pub x: &'a mut [F],
+    /// The auxiliary states (B × D, or empty for plans with [`AuxInit::None`]).
+    pub aux: &'a mut [F],
+    /// Scratch: the score.
+    pub score: &'a mut [F],
+    /// Scratch: the noise ξ.
+    pub noise: &'a mut [F],
+    /// Scratch: the score evaluation points.
+    pub point: &'a mut [F],
+}
+
+impl<F: Real> Batch<'_, F> {
+    /// B.
+    pub fn samples(&self) -> usize {
+        self.x.len().checked_div(self.dim).unwrap_or(0)
+    }
+
+    fn validate(&self, needs_aux: bool) -> Result<(), Error> {
+        let n = self.x.len();
+        if self.dim == 0 || !n.is_multiple_of(self.dim) {
+            return Err(Error::DimensionMismatch { expected: self.dim.max(1), found: n });
+        }
+        for len in [self.score.len(), self.noise.len(), self.point.len()] {
+            if len != n {
+                return Err(Error::DimensionMismatch { expected: n, found: len });
+            }
+        }
+        if needs_aux && self.aux.len() != n {
+            return Err(Error::DimensionMismatch { expected: n, found: self.aux.len() });
+        }
+        Ok(())
+    }
+}
+
+/// Inpainting (NCSN, Alg. 2): after every step, `x ← x ⊙ (1 − m) + y ⊙ m` with
+/// `y = x_known + σ_after z̃`, z̃ drawn once per level.
+#[derive(Debug)]
+pub struct Inpaint<'a, F> {
+    /// The known values: D (shared by the batch) or B × D (one row per sample).
+    pub known: &'a [F],
+    /// The mask, 1 = known, 0 = unknown: D or B × D. Other values are refused.
+    pub mask: &'a [F],
+    /// Scratch for the level noise z̃, B × D.
+    pub level_noise: &'a mut [F],
+}
+
+impl<F: Real> Inpaint<'_, F> {
+    fn validate(&self, dim: usize, n: usize) -> Result<(), Error> {
+        for len in [self.known.len(), self.mask.len()] {
+            if len != dim && len != n {
+                return Err(Error::DimensionMismatch { expected: n, found: len });
+            }
+        }
+        if self.level_noise.len() != n {
+            return Err(Error::DimensionMismatch { expected: n, found: self.level_noise.len() });
+        }
+        if let Some(&m) = self.mask.iter().find(|&&m| m.to_f64() != 0.0 && m.to_f64() != 1.0) {
+            return Err(Error::OutOfRange {
+                param: crate::Param::Mask,
+                value: m.to_f64(),
+                allowed: "0 (unknown) or 1 (known)",
+            });
+        }
+        if let Some(index) = self.known.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteInput { index });
+        }
+        Ok(())
+    }
+
+    fn row(v: &[F], b: usize, dim: usize) -> &[F] {
+        if v.len() == dim { v } else { v.get(b * dim..(b + 1) * dim).unwrap_or(&[]) }
+    }
+}
+
+/// Observes the batch after every step (for traces, tests, progress).
+pub trait Observer<F> {
+    /// Called after step `k` with the states x (B × D).
+    fn after_step(&mut self, k: usize, step: &Step, x: &[F]);
+}
+
+impl<F> Observer<F> for () {
+    fn after_step(&mut self, _k: usize, _step: &Step, _x: &[F]) {}
+}
+
+impl<F, T: FnMut(usize, &Step, &[F])> Observer<F> for T {
+    fn after_step(&mut self, k: usize, step: &Step, x: &[F]) {
+        self(k, step, x)
+    }
+}
+
+fn combine<F: Real>(c: &Lin, x: F, a: F, s: F, n: F) -> F {
+    F::from_f64(c.x) * x
+        + F::from_f64(c.aux) * a
+        + F::from_f64(c.score) * s
+        + F::from_f64(c.noise) * n
+}
+
+fn norm<F: Real>(v: &[F]) -> f64 {
+    libm::sqrt(v.iter().map(|&e| e.to_f64() * e.to_f64()).sum::<f64>())
+}
+
+fn non_finite<F: Real>(v: &[F]) -> bool {
+    v.iter().any(|e| !e.is_finite())
+}
+
+/// Fills x (B × D) with N(0, σ² I) initial states (stream [`Stream::Init`]).
+pub fn init_normal<F: Real, N: Noise>(
+    noise: &mut N,
+    first_sample: u64,
+    dim: usize,
+    sigma: f64,
+    x: &mut [F],
+) -> Result<(), Error> {
+    if dim == 0 || !x.len().is_multiple_of(dim) {
+        return Err(Error::DimensionMismatch { expected: dim.max(1), found: x.len() });
+    }
+    let sigma = crate::error::positive(crate::Param::SigmaMax, sigma)?;
+    for (b, row) in x.chunks_exact_mut(dim).enumerate() {
+        noise.normals(first_sample + b as u64, Stream::Init, row);
+        let s = F::from_f64(sigma);
+        for v in row.iter_mut() {
+            *v *= s;
+        }
+    }
+    Ok(())
+}
+
+/// Fills x (B × D) uniformly on the box [lo, hi]^D (stream [`Stream::Init`]), NCSN's initialisation.
+pub fn init_uniform<F: Real, N: Noise>(
+    noise: &mut N,
+    first_sample: u64,
+    dim: usize,
+    lo: f64,
+    hi: f64,
+    x: &mut [F],
+) -> Result<(), Error> {
+    if dim == 0 || !x.len().is_multiple_of(dim) {
+        return Err(Error::DimensionMismatch { expected: dim.max(1), found: x.len() });
+    }
+    if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+        return Err(Error::OutOfRange {
+            param: crate::Param::InitBox,
+            value: if lo.is_finite() { hi } else { lo },
+            allowed: "finite, with lo < hi",
+        });
+    }
+    for (b, row) in x.chunks_exact_mut(dim).enumerate() {
+        noise.uniforms(first_sample + b as u64, Stream::Init, row);
+        for v in row.iter_mut() {
+            *v = F::from_f64(lo + (hi - lo) * v.to_f64());
+        }
+    }
+    Ok(())
+}
+
+/// Runs every step of `plan` on `batch`, starting from the states in `batch.x`.
+///
+/// The auxiliary state is initialised here as the plan asks. Errors: buffers of the wrong length,
+/// a score error, or a non-finite score, state or auxiliary state ([`Error::NonFinite`], naming
+/// the 1-based level and step; the buffers then hold the state of the failed step).
+pub fn run<F, P, S, N, O>(
+    plan: &P,
+    score: &mut S,
+    noise: &mut N,
+    batch: Batch<'_, F>,
+    mut inpaint: Option<Inpaint<'_, F>>,
+    observer: &mut O,
+) -> Result<(), Error>
+where
+    F: Real,
+    P: Plan + ?Sized,
+    S: BatchScore<F> + ?Sized,
+    N: Noise + ?Sized,
+    O: Observer<F> + ?Sized,
+{
+    let needs_aux = plan.aux_init() != AuxInit::None;
+    batch.validate(needs_aux)?;
+    let dim = batch.dim;
+    if score.dim() != dim {
+        return Err(Error::DimensionMismatch { expected: dim, found: score.dim() });
+    }
+    let n = batch.x.len();
+    if let Some(ip) = &inpaint {
+        ip.validate(dim, n)?;
+    }
+    if let Some(index) = batch.x.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFiniteInput { index });
+    }
+    let Batch { first_sample, x, aux, score: s_buf, noise: xi, point, .. } = batch;
+    if needs_aux {
+        for (b, row) in aux.chunks_exact_mut(dim).enumerate() {
+            noise.normals(first_sample + b as u64, Stream::AuxInit, row);
+        }
+    }
+    let mut inpaint_level: Option<usize> = None;
+
+    for k in 0..plan.len() {
+        let Some(step) = plan.step(k) else { break };
+        let stream = Stream::Step(k as u32);
+        // 1. Noise.
+        for (b, row) in xi.chunks_exact_mut(dim).enumerate() {
+            if step.noise {
+                noise.normals(first_sample + b as u64, stream, row);
+            } else {
+                row.iter_mut().for_each(|v| *v = F::ZERO);
+            }
+        }
+        // 2. Score at y = x + p.aux a + p.noise ξ.
+        let p = step.point;
+        if p.aux == 0.0 && p.noise == 0.0 {
+            for (y, &xv) in point.iter_mut().zip(x.iter()) {
+                *y = xv;
+            }
+        } else {
+            let (pa, pn) = (F::from_f64(p.aux), F::from_f64(p.noise));
+            for (i, y) in point.iter_mut().enumerate() {
+                let a = if needs_aux { aux.get(i).copied().unwrap_or(F::ZERO) } else { F::ZERO };
+                let xv = x.get(i).copied().unwrap_or(F::ZERO);
+                let nv = xi.get(i).copied().unwrap_or(F::ZERO);
+                *y = xv + pa * a + pn * nv;
+            }
+        }
+        score.score_batch(point, step.sigma, s_buf)?;
+        let (level, step_no) = (step.level + 1, k + 1);
+        if non_finite(s_buf) {
+            return Err(Error::NonFinite { what: Quantity::Score, level, step: step_no });
+        }
+        // 3. Update.
+        match step.update {
+            Update::Linear { x: cx, aux: ca } => {
+                if needs_aux {
+                    for (((xv, av), &sv), &nv) in
+                        x.iter_mut().zip(aux.iter_mut()).zip(s_buf.iter()).zip(xi.iter())
+                    {
+                        let (x0, a0) = (*xv, *av);
+                        *xv = combine(&cx, x0, a0, sv, nv);
+                        *av = combine(&ca, x0, a0, sv, nv);
+                    }
+                } else {
+                    for ((xv, &sv), &nv) in x.iter_mut().zip(s_buf.iter()).zip(xi.iter()) {
+                        *xv = combine(&cx, *xv, F::ZERO, sv, nv);
+                    }
+                }
+            }
+            Update::Snr { snr, norms } => {
+                let batch_alpha = match norms {
+                    SnrNorms::PerSample => None,
+                    SnrNorms::BatchMean => {
+                        let b = (n / dim) as f64;
+                        let gs: f64 = s_buf.chunks_exact(dim).map(norm).sum::<f64>() / b;
+                        let ns: f64 = xi.chunks_exact(dim).map(norm).sum::<f64>() / b;
+                        Some(snr_alpha(snr, gs, ns))
+                    }
+                };
+                for ((xr, sr), nr) in
+                    x.chunks_exact_mut(dim).zip(s_buf.chunks_exact(dim)).zip(xi.chunks_exact(dim))
+                {
+                    let alpha = batch_alpha.unwrap_or_else(|| snr_alpha(snr, norm(sr), norm(nr)));
+                    let (a, c) = (F::from_f64(alpha), F::from_f64(libm::sqrt(2.0 * alpha)));
+                    for ((xv, &sv), &nv) in xr.iter_mut().zip(sr).zip(nr) {
+                        *xv = *xv + a * sv + c * nv;
+                    }
+                }
+            }
+        }
+        // 4. Inpainting's projection.
+        if let Some(ip) = inpaint.as_mut() {
+            if inpaint_level != Some(step.level_after) {
+                for (b, row) in ip.level_noise.chunks_exact_mut(dim).enumerate() {
+                    noise.normals(
+                        first_sample + b as u64,
+                        Stream::InpaintLevel(step.level_after as u32),
+                        row,
+                    );
+                }
+                inpaint_level = Some(step.level_after);
+            }
+            let sa = F::from_f64(step.sigma_after);
+            for (b, (xr, zr)) in
+                x.chunks_exact_mut(dim).zip(ip.level_noise.chunks_exact(dim)).enumerate()
+            {
+                let known = Inpaint::row(ip.known, b, dim);
+                let mask = Inpaint::row(ip.mask, b, dim);
+                for (((xv, &kv), &mv), &zv) in xr.iter_mut().zip(known).zip(mask).zip(zr) {
+                    if mv.to_f64() == 1.0 {
+                        *xv = kv + sa * zv;
+                    }
+                }
+            }
+        }
+        // 5. Finite?
+        if non_finite(x) {
+            return Err(Error::NonFinite { what: Quantity::State, level, step: step_no });
+        }
+        if needs_aux && non_finite(aux) {
+            return Err(Error::NonFinite { what: Quantity::Aux, level, step: step_no });
+        }
+        observer.after_step(k, &step, x);
+    }
+    Ok(())
+}
+
+/// The signal-to-noise corrector's step `α = 2 (snr ‖ξ‖/‖s‖)²` (0 when ‖s‖ = 0).
+pub fn snr_alpha(snr: f64, score_norm: f64, noise_norm: f64) -> f64 {
+    if score_norm > 0.0 {
+        let r = snr * noise_norm / score_norm;
+        2.0 * r * r
+    } else {
+        0.0
+    }
+}
+
+/// Buffers for one sample, on the stack: `D` elements per vector.
+#[derive(Debug, Clone)]
+pub struct Single<F, const D: usize> {
+    /// The state.
+    pub x: [F; D],
+    /// The auxiliary state.
+    pub aux: [F; D],
+    score: [F; D],
+    noise: [F; D],
+    point: [F; D],
+}
+
+impl<F: Real, const D: usize> Single<F, D> {
+    /// Zeroed buffers.
+    pub fn new() -> Self {
+        Single {
+            x: [F::ZERO; D],
+            aux: [F::ZERO; D],
+            score: [F::ZERO; D],
+            noise: [F::ZERO; D],
+            point: [F::ZERO; D],
+        }
+    }
+
+    /// A [`Batch`] of this one sample with global index `sample`.
+    pub fn batch(&mut self, sample: u64) -> Batch<'_, F> {
+        Batch {
+            dim: D,
+            first_sample: sample,
+            x: &mut self.x,
+            aux: &mut self.aux,
+            score: &mut self.score,
+            noise: &mut self.noise,
+            point: &mut self.point,
+        }
+    }
+}
+
+impl<F: Real, const D: usize> Default for Single<F, D> {
+    fn default() -> Self {
+        Self::new()
+    }
+}

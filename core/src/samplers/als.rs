@@ -1,0 +1,78 @@
+//! Annealed Langevin sampling (ALS).
+//!
+//! NCSNv2 (Song & Ermon 2020), Algorithm 1; NCSN (Song & Ermon 2019), Algorithm 1. For each level
+//! i = 1..N, T steps of
+//!
+//! `x ← x + α_i s(x, σ_i) + √(2α_i) z`, `α_i = ε σ_i²/σ_N²` (NCSNv2's convention), or
+//! `x ← x + (α_i/2) s(x, σ_i) + √α_i z` (NCSN's convention: its ε is twice NCSNv2's),
+//!
+//! optionally followed by the denoising step `x ← x + σ_N² s(x, σ_N)` (NCSNv2, "denoise").
+//!
+//! Departures: the stability bound of `MATH.md` (`α_i < 2(τ² + σ_i²)` per level, τ the data's
+//! mode width, 0 for the strictest check) is enforced at construction, so a setting like the NCSN
+//! appendix's σ 10 → 0.1 with ε = 0.1 is refused instead of overflowing.
+
+use crate::error::Error;
+use crate::params::{LangevinStep, check_langevin};
+use crate::plan::{Plan, Step};
+use crate::schedule::Schedule;
+
+/// ALS over a schedule.
+#[derive(Debug, Clone)]
+pub struct Als<S> {
+    schedule: S,
+    step: LangevinStep,
+    steps_per_level: u32,
+    denoise: bool,
+    len: usize,
+}
+
+impl<S: Schedule> Als<S> {
+    /// ALS with `steps_per_level` = T ≥ 1 steps per level and an optional final denoising step.
+    /// `tau` ≥ 0 is the mode width the stability bound is checked for (0 = strictest).
+    pub fn new(
+        schedule: S,
+        step: LangevinStep,
+        steps_per_level: u32,
+        denoise: bool,
+        tau: f64,
+    ) -> Result<Self, Error> {
+        super::check_levels(&schedule, 1)?;
+        let t = super::check_steps(steps_per_level)?;
+        check_langevin(&schedule, step, tau)?;
+        let len = super::check_len(
+            schedule.levels().saturating_mul(t as usize).saturating_add(denoise as usize),
+        )?;
+        Ok(Als { schedule, step, steps_per_level: t, denoise, len })
+    }
+
+    /// The schedule.
+    pub fn schedule(&self) -> &S {
+        &self.schedule
+    }
+
+    /// α_i (the score coefficient) at 0-based level `i`.
+    pub fn alpha(&self, i: usize) -> Option<f64> {
+        Some(self.step.score_coefficient(self.schedule.sigma(i)?, self.schedule.sigma_min()))
+    }
+}
+
+impl<S: Schedule> Plan for Als<S> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn step(&self, k: usize) -> Option<Step> {
+        let n = self.schedule.levels();
+        let level = k / self.steps_per_level as usize;
+        if level < n {
+            let sigma = self.schedule.sigma(level)?;
+            let a = self.alpha(level)?;
+            Some(Step::simple(level, sigma, a, libm::sqrt(2.0 * a), sigma, level))
+        } else if self.denoise && k == self.len - 1 {
+            Some(Step::denoise(n - 1, self.schedule.sigma_min()))
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Overdamped Langevin dynamics (OLD) at one noise level.
+//!
+//! Jain & Poole, "Journey to the BAOAB-limit", §2: `z ← z + ε s(z) + √(2ε) ξ` at a fixed σ.
+//! This is annealed Langevin sampling ([`super::als::Als`]) over a single level — with one level,
+//! ALS's α = ε σ²/σ_N² is ε itself — so this file only names it. Annealed level by level, it is ALS.
+//!
+//! Departures: none; the stability bound ε < 2(τ² + σ²) is checked.
+
+use crate::error::Error;
+use crate::params::{LangevinStep, StepConvention};
+use crate::schedule::Borrowed;
+
+use super::als::Als;
+
+/// OLD at the one level of `sigma` with step ε (NCSNv2 convention: `z ← z + ε s + √(2ε) ξ`) for
+/// `steps` steps; `tau` as for [`Als::new`].
+pub fn overdamped(
+    sigma: &[f64; 1],
+    eps: f64,
+    steps: u32,
+    tau: f64,
+) -> Result<Als<Borrowed<'_>>, Error> {
+    Als::new(
+        Borrowed::single(sigma)?,
+        LangevinStep::new(eps, StepConvention::Ncsnv2)?,
+        steps,
+        false,
+        tau,
+    )
+}
