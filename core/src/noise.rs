@@ -20,9 +20,9 @@
 //! `4·block + 3`, by Box–Muller ([`Real::normal_pair`]): in f32, `u1 = ((w0 >> 8) + 1)·2⁻²⁴`,
 //! `u2 = (w1 >> 8)·2⁻²⁴`, `(r cos θ, r sin θ)` with `r = √(−2 ln u1)`, `θ = 2π u2`, by libm's
 //! `logf`, `sqrtf`, `sincosf` (so host and microcontroller agree bit for bit); in f64 the same
-//! with 32-bit uniforms `u1 = (w0 + 1)·2⁻³²`, `u2 = w1·2⁻³²`. The tails are therefore cut at
-//! √(2·24·ln 2) ≈ 5.77 (f32) and 6.66 (f64) standard deviations; the probability beyond is
-//! below 1e-8 per draw. Uniforms: `(w >> 8)·2⁻²⁴` (f32), `w·2⁻³²` (f64).
+//! 24-bit uniforms with `log`, `sqrt`, `sincos`, so the f64 reference sees the same noise as the
+//! f32 path up to rounding. The tails are therefore cut at √(2·24·ln 2) ≈ 5.77 standard
+//! deviations; the probability beyond is 8e-9 per draw. Uniforms: `(w >> 8)·2⁻²⁴`.
 //!
 //! # Any `rand_core` RNG
 //! [`RngNormals`] draws the same Box–Muller normals from any [`rand_core::Rng`], sequentially

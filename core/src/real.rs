@@ -77,15 +77,15 @@ impl Real for f64 {
         f64::is_finite(self)
     }
     fn normal_pair(w0: u32, w1: u32) -> (Self, Self) {
-        // 32-bit uniforms: u1 ∈ (0, 1], u2 ∈ [0, 1).
-        const SCALE: f64 = 1.0 / 4_294_967_296.0;
-        let u1 = (w0 as f64 + 1.0) * SCALE;
-        let u2 = w1 as f64 * SCALE;
+        // The same 24-bit uniforms as f32, so that the f64 reference sees the same noise.
+        const SCALE: f64 = 1.0 / 16_777_216.0;
+        let u1 = ((w0 >> 8) + 1) as f64 * SCALE;
+        let u2 = (w1 >> 8) as f64 * SCALE;
         let r = libm::sqrt(-2.0 * libm::log(u1));
         let (s, c) = libm::sincos(core::f64::consts::TAU * u2);
         (r * c, r * s)
     }
     fn uniform(w: u32) -> Self {
-        w as f64 * (1.0 / 4_294_967_296.0)
+        (w >> 8) as f64 * (1.0 / 16_777_216.0)
     }
 }
