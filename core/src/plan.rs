@@ -18,6 +18,8 @@
 //! every step the state is checked: a NaN or ∞ stops the run with [`Error::NonFinite`] naming
 //! the level and step.
 
+use core::num::NonZeroUsize;
+
 use crate::error::{Error, Quantity};
 use crate::noise::{Noise, Stream};
 use crate::real::Real;
@@ -194,11 +196,11 @@ impl<F: Real, S: Score<F>> BatchScore<F> for PerSample<S> {
         self.0.dim()
     }
     fn score_batch(&mut self, points: &[F], sigma: f64, out: &mut [F]) -> Result<(), Error> {
-        let d = self.0.dim();
-        if points.len() != out.len() || d == 0 || !points.len().is_multiple_of(d) {
+        let d = nonzero_dim(self.0.dim(), points.len())?;
+        if points.len() != out.len() {
             return Err(Error::DimensionMismatch { expected: points.len(), found: out.len() });
         }
-        for (p, o) in points.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        for (p, o) in points.chunks_exact(d.get()).zip(out.chunks_exact_mut(d.get())) {
             self.0.score(p, sigma, o)?;
         }
         Ok(())
@@ -318,6 +320,14 @@ fn non_finite<F: Real>(v: &[F]) -> bool {
     v.iter().any(|e| !e.is_finite())
 }
 
+/// D as a `NonZeroUsize` (so that `chunks_exact` cannot panic), checked to divide `len`.
+fn nonzero_dim(dim: usize, len: usize) -> Result<NonZeroUsize, Error> {
+    match NonZeroUsize::new(dim) {
+        Some(d) if len.is_multiple_of(dim) => Ok(d),
+        _ => Err(Error::DimensionMismatch { expected: dim.max(1), found: len }),
+    }
+}
+
 /// Fills x (B × D) with N(0, σ² I) initial states (stream [`Stream::Init`]).
 pub fn init_normal<F: Real, N: Noise>(
     noise: &mut N,
@@ -326,9 +336,7 @@ pub fn init_normal<F: Real, N: Noise>(
     sigma: f64,
     x: &mut [F],
 ) -> Result<(), Error> {
-    if dim == 0 || !x.len().is_multiple_of(dim) {
-        return Err(Error::DimensionMismatch { expected: dim.max(1), found: x.len() });
-    }
+    let dim = nonzero_dim(dim, x.len())?.get();
     let sigma = crate::error::positive(crate::Param::SigmaMax, sigma)?;
     for (b, row) in x.chunks_exact_mut(dim).enumerate() {
         noise.normals(first_sample + b as u64, Stream::Init, row);
@@ -349,9 +357,7 @@ pub fn init_uniform<F: Real, N: Noise>(
     hi: f64,
     x: &mut [F],
 ) -> Result<(), Error> {
-    if dim == 0 || !x.len().is_multiple_of(dim) {
-        return Err(Error::DimensionMismatch { expected: dim.max(1), found: x.len() });
-    }
+    let dim = nonzero_dim(dim, x.len())?.get();
     if !(lo.is_finite() && hi.is_finite() && lo < hi) {
         return Err(Error::OutOfRange {
             param: crate::Param::InitBox,
@@ -390,7 +396,7 @@ where
 {
     let needs_aux = plan.aux_init() != AuxInit::None;
     batch.validate(needs_aux)?;
-    let dim = batch.dim;
+    let dim = nonzero_dim(batch.dim, batch.x.len())?.get();
     if score.dim() != dim {
         return Err(Error::DimensionMismatch { expected: dim, found: score.dim() });
     }
@@ -461,7 +467,7 @@ where
                 let batch_alpha = match norms {
                     SnrNorms::PerSample => None,
                     SnrNorms::BatchMean => {
-                        let b = (n / dim) as f64;
+                        let b = n.checked_div(dim).unwrap_or(1) as f64;
                         let gs: f64 = s_buf.chunks_exact(dim).map(norm).sum::<f64>() / b;
                         let ns: f64 = xi.chunks_exact(dim).map(norm).sum::<f64>() / b;
                         Some(snr_alpha(snr, gs, ns))

@@ -11,6 +11,8 @@
 //!
 //! Distances and logits are accumulated in f64 whatever the buffer type.
 
+use core::num::NonZeroUsize;
+
 use nalgebra::{SMatrix, SVector};
 
 use crate::error::{Error, Param};
@@ -118,7 +120,7 @@ pub enum Taus<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct IsotropicMixture<'a, F> {
     means: &'a [F],
-    dim: usize,
+    dim: NonZeroUsize,
     weights: Option<&'a [f64]>,
     ln_weight_sum: f64,
     taus: Taus<'a>,
@@ -133,19 +135,19 @@ impl<'a, F: Real> IsotropicMixture<'a, F> {
         weights: Option<&'a [f64]>,
         taus: Taus<'a>,
     ) -> Result<Self, Error> {
-        if dim == 0 {
+        let Some(nz) = NonZeroUsize::new(dim) else {
             return Err(Error::OutOfRange { param: Param::Dim, value: 0.0, allowed: "≥ 1" });
-        }
+        };
         if means.is_empty() || !means.len().is_multiple_of(dim) {
             return Err(Error::DimensionMismatch {
-                expected: (means.len() / dim).max(1) * dim,
+                expected: (means.len() / nz).max(1) * dim,
                 found: means.len(),
             });
         }
         if let Some(index) = means.iter().position(|v| !v.is_finite()) {
             return Err(Error::NonFiniteInput { index });
         }
-        let k = means.len() / dim;
+        let k = means.len() / nz;
         let ln_weight_sum = match weights {
             Some(w) => {
                 check_len(k, w.len())?;
@@ -164,7 +166,7 @@ impl<'a, F: Real> IsotropicMixture<'a, F> {
                 }
             }
         }
-        Ok(IsotropicMixture { means, dim, weights, ln_weight_sum, taus })
+        Ok(IsotropicMixture { means, dim: nz, weights, ln_weight_sum, taus })
     }
 
     /// K, the number of components.
@@ -196,10 +198,10 @@ impl<'a, F: Real> IsotropicMixture<'a, F> {
     /// The log-responsibility logits l_k(x, σ) = ln w_k − (D/2) ln v_k − ‖x − μ_k‖²/(2 v_k),
     /// written into `out` (length K); the softmax of these is r_k.
     pub fn logits(&self, x: &[F], sigma: f64, out: &mut [f64]) -> Result<(), Error> {
-        check_len(self.dim, x.len())?;
+        check_len(self.dim.get(), x.len())?;
         check_len(self.components(), out.len())?;
         check_sigma(sigma)?;
-        for (k, (o, mu)) in out.iter_mut().zip(self.means.chunks_exact(self.dim)).enumerate() {
+        for (k, (o, mu)) in out.iter_mut().zip(self.means.chunks_exact(self.dim.get())).enumerate() {
             *o = self.logit(k, x, mu, sigma).0;
         }
         Ok(())
@@ -217,19 +219,19 @@ impl<'a, F: Real> IsotropicMixture<'a, F> {
                 d * d
             })
             .sum();
-        let l = self.ln_weight(k) - 0.5 * self.dim as f64 * libm::log(v) - 0.5 * d2 / v;
+        let l = self.ln_weight(k) - 0.5 * self.dim.get() as f64 * libm::log(v) - 0.5 * d2 / v;
         (l, 1.0 / v)
     }
 }
 
 impl<F: Real> Score<F> for IsotropicMixture<'_, F> {
     fn dim(&self) -> usize {
-        self.dim
+        self.dim.get()
     }
 
     fn score(&self, x: &[F], sigma: f64, out: &mut [F]) -> Result<(), Error> {
-        check_len(self.dim, x.len())?;
-        check_len(self.dim, out.len())?;
+        check_len(self.dim.get(), x.len())?;
+        check_len(self.dim.get(), out.len())?;
         check_sigma(sigma)?;
         if sigma == 0.0 && (0..self.components()).any(|k| self.tau(k) == 0.0) {
             return Err(Error::InvalidSigma { level: 0, value: sigma });
@@ -240,7 +242,7 @@ impl<F: Real> Score<F> for IsotropicMixture<'_, F> {
         for o in out.iter_mut() {
             *o = F::ZERO;
         }
-        for (k, mu) in self.means.chunks_exact(self.dim).enumerate() {
+        for (k, mu) in self.means.chunks_exact(self.dim.get()).enumerate() {
             let (l, inv_v) = self.logit(k, x, mu, sigma);
             if l > m {
                 let rescale = libm::exp(m - l);

@@ -64,7 +64,7 @@ impl<S: Schedule> Plan for Als<S> {
 
     fn step(&self, k: usize) -> Option<Step> {
         let n = self.schedule.levels();
-        let level = k / self.steps_per_level as usize;
+        let (level, _) = super::split(k, self.steps_per_level as usize)?;
         if level < n {
             let sigma = self.schedule.sigma(level)?;
             let a = self.alpha(level)?;

@@ -68,7 +68,7 @@ impl<S: Schedule> Plan for BaoabLimit<S> {
         if k >= self.len {
             return None;
         }
-        let level = k / self.steps_per_level as usize;
+        let (level, _) = super::split(k, self.steps_per_level as usize)?;
         let sigma = self.schedule.sigma(level)?;
         let eps = self.step.score_coefficient(sigma, self.schedule.sigma_min());
         let c = libm::sqrt(0.5 * eps);
@@ -141,7 +141,7 @@ impl<S: Schedule> Plan for Underdamped<S> {
             return None;
         }
         let t = self.steps_per_level as usize;
-        let (level, r) = (k / (t + 1), k % (t + 1));
+        let (level, r) = super::split(k, t.checked_add(1)?)?;
         let sigma = self.schedule.sigma(level)?;
         let h = libm::sqrt(2.0 * self.step.score_coefficient(sigma, self.schedule.sigma_min()));
         let (point, x, aux, noise) = match self.splitting {

@@ -40,6 +40,12 @@ pub(crate) fn check_levels<S: Schedule>(schedule: &S, min: usize) -> Result<(), 
     if n < min { Err(Error::TooFewLevels { levels: n, min }) } else { Ok(()) }
 }
 
+/// Splits a step number into (block, position within the block) without a division that could
+/// panic (a block size of 0 gives `None`).
+pub(crate) fn split(k: usize, per_block: usize) -> Option<(usize, usize)> {
+    Some((k.checked_div(per_block)?, k.checked_rem(per_block)?))
+}
+
 /// Steps counts must fit the noise streams' 32-bit step index.
 pub(crate) fn check_len(len: usize) -> Result<usize, Error> {
     if len > u32::MAX as usize {

@@ -50,7 +50,7 @@ impl<S: Schedule> Plan for NoiseDenoise<S> {
         if k >= self.len {
             return None;
         }
-        let level = k / self.steps_per_level as usize;
+        let (level, _) = super::split(k, self.steps_per_level as usize)?;
         let sigma = self.schedule.sigma(level)?;
         let l = self.lambda;
         Some(Step {

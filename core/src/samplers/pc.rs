@@ -127,8 +127,7 @@ impl<S: Schedule> Plan for Pc<S> {
         if self.denoise && k + 1 == self.len {
             return Some(Step::denoise(n - 1, self.schedule.sigma_min()));
         }
-        let block = self.m + 1;
-        let (i, r) = (k / block, k % block);
+        let (i, r) = super::split(k, self.m.checked_add(1)?)?;
         match self.order {
             Order::PredictorFirst => {
                 if r == 0 {
