@@ -305,11 +305,29 @@ impl<F, T: FnMut(usize, &Step, &[F])> Observer<F> for T {
     }
 }
 
-fn combine<F: Real>(c: &Lin, x: F, a: F, s: F, n: F) -> F {
-    F::from_f64(c.x) * x
-        + F::from_f64(c.aux) * a
-        + F::from_f64(c.score) * s
-        + F::from_f64(c.noise) * n
+/// A [`Lin`] converted to the buffer type once per step (not once per element: on a Cortex-M4F
+/// each f64 → f32 conversion is a soft-float call).
+#[derive(Clone, Copy)]
+struct LinF<F> {
+    x: F,
+    aux: F,
+    score: F,
+    noise: F,
+}
+
+impl<F: Real> LinF<F> {
+    fn new(c: &Lin) -> Self {
+        LinF {
+            x: F::from_f64(c.x),
+            aux: F::from_f64(c.aux),
+            score: F::from_f64(c.score),
+            noise: F::from_f64(c.noise),
+        }
+    }
+
+    fn apply(&self, x: F, a: F, s: F, n: F) -> F {
+        self.x * x + self.aux * a + self.score * s + self.noise * n
+    }
 }
 
 fn norm<F: Real>(v: &[F]) -> f64 {
@@ -449,17 +467,18 @@ where
         // 3. Update.
         match step.update {
             Update::Linear { x: cx, aux: ca } => {
+                let (cx, ca) = (LinF::<F>::new(&cx), LinF::<F>::new(&ca));
                 if needs_aux {
                     for (((xv, av), &sv), &nv) in
                         x.iter_mut().zip(aux.iter_mut()).zip(s_buf.iter()).zip(xi.iter())
                     {
                         let (x0, a0) = (*xv, *av);
-                        *xv = combine(&cx, x0, a0, sv, nv);
-                        *av = combine(&ca, x0, a0, sv, nv);
+                        *xv = cx.apply(x0, a0, sv, nv);
+                        *av = ca.apply(x0, a0, sv, nv);
                     }
                 } else {
                     for ((xv, &sv), &nv) in x.iter_mut().zip(s_buf.iter()).zip(xi.iter()) {
-                        *xv = combine(&cx, *xv, F::ZERO, sv, nv);
+                        *xv = cx.x * *xv + cx.score * sv + cx.noise * nv;
                     }
                 }
             }

@@ -28,10 +28,39 @@ pub trait Real:
     fn to_f64(self) -> f64;
     /// Finite (not NaN, not ±∞).
     fn is_finite(self) -> bool;
-    /// Two standard normals by Box–Muller from two 32-bit words (see [`crate::noise`]).
-    fn normal_pair(w0: u32, w1: u32) -> (Self, Self);
+    /// A standard normal from one 32-bit word, by the inverse normal CDF (see [`crate::noise`]).
+    fn normal(w: u32) -> Self;
     /// A uniform in [0, 1) from a 32-bit word.
     fn uniform(w: u32) -> Self;
+}
+
+/// 2⁻²⁴: p = (2k + 1)·2⁻²⁴ for the 23-bit k = w >> 9, exact in f32.
+const P_SCALE: f32 = 1.0 / 16_777_216.0;
+
+/// Wichura's AS 241 (1988), PPND7: the inverse normal CDF to about 1e-7, in f32, at
+/// p = (2k + 1)·2⁻²⁴, k = w >> 9 (so p ∈ (0, 1), symmetric, and q = p − ½ and min(p, 1 − p) are
+/// exact). Central region |q| ≤ 0.425 a rational function of q²; tails a rational function of
+/// √(−ln min(p, 1 − p)).
+fn ppnd7(w: u32) -> f32 {
+    let k = (w >> 9) as i32;
+    let q = (2 * k + 1 - (1 << 23)) as f32 * P_SCALE;
+    if libm::fabsf(q) <= 0.425 {
+        let r = 0.180625 - q * q;
+        return q * (((59.109_375 * r + 159.291_13) * r + 50.434_273) * r + 3.387_132_7)
+            / (((67.187_564 * r + 78.757_76) * r + 17.895_17) * r + 1.0);
+    }
+    let lower = (2 * k.min((1 << 23) - 1 - k) + 1) as f32 * P_SCALE;
+    let mut r = libm::sqrtf(-libm::logf(lower));
+    let z = if r <= 5.0 {
+        r -= 1.6;
+        (((0.170_238_21 * r + 1.306_728_5) * r + 2.756_815_4) * r + 1.423_437_3)
+            / ((0.120_211_33 * r + 0.737_001_6) * r + 1.0)
+    } else {
+        r -= 5.0;
+        (((0.017_337_204 * r + 0.428_682_94) * r + 3.081_226_3) * r + 6.657_905)
+            / ((0.012_258_203 * r + 0.241_978_94) * r + 1.0)
+    };
+    if q < 0.0 { -z } else { z }
 }
 
 mod sealed {
@@ -51,14 +80,8 @@ impl Real for f32 {
     fn is_finite(self) -> bool {
         f32::is_finite(self)
     }
-    fn normal_pair(w0: u32, w1: u32) -> (Self, Self) {
-        // 24-bit uniforms, exact in f32: u1 ∈ (0, 1], u2 ∈ [0, 1).
-        const SCALE: f32 = 1.0 / 16_777_216.0;
-        let u1 = ((w0 >> 8) + 1) as f32 * SCALE;
-        let u2 = (w1 >> 8) as f32 * SCALE;
-        let r = libm::sqrtf(-2.0 * libm::logf(u1));
-        let (s, c) = libm::sincosf(core::f32::consts::TAU * u2);
-        (r * c, r * s)
+    fn normal(w: u32) -> Self {
+        ppnd7(w)
     }
     fn uniform(w: u32) -> Self {
         (w >> 8) as f32 * (1.0 / 16_777_216.0)
@@ -76,14 +99,19 @@ impl Real for f64 {
     fn is_finite(self) -> bool {
         f64::is_finite(self)
     }
-    fn normal_pair(w0: u32, w1: u32) -> (Self, Self) {
-        // The same 24-bit uniforms as f32, so that the f64 reference sees the same noise.
-        const SCALE: f64 = 1.0 / 16_777_216.0;
-        let u1 = ((w0 >> 8) + 1) as f64 * SCALE;
-        let u2 = (w1 >> 8) as f64 * SCALE;
-        let r = libm::sqrt(-2.0 * libm::log(u1));
-        let (s, c) = libm::sincos(core::f64::consts::TAU * u2);
-        (r * c, r * s)
+    fn normal(w: u32) -> Self {
+        // PPND7 in f64, then two Newton steps on Φ(z) = p in the lower tail (erfc keeps the
+        // tail's relative precision): quadratic convergence from 1e-7 to full precision.
+        let k = (w >> 9) as i64;
+        let lower = 2 * k.min((1 << 23) - 1 - k) + 1; // min(p, 1 − p) · 2²⁴, odd
+        let r = lower as f64 * P_SCALE as f64;
+        let mut z = -libm::fabs(ppnd7(w) as f64);
+        for _ in 0..2 {
+            let cdf = 0.5 * libm::erfc(-z * core::f64::consts::FRAC_1_SQRT_2);
+            let pdf = libm::exp(-0.5 * z * z) * 0.398_942_280_401_432_7;
+            z -= (cdf - r) / pdf;
+        }
+        if k >= 1 << 22 { -z } else { z }
     }
     fn uniform(w: u32) -> Self {
         (w >> 8) as f64 * (1.0 / 16_777_216.0)

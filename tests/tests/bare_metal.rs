@@ -29,12 +29,23 @@ fn missing_tools() -> Option<String> {
     if !qemu.is_ok_and(|o| o.status.success()) {
         return Some("qemu-system-arm not found (apt-get install qemu-system-arm)".into());
     }
-    let sysroot = Command::new("rustc").args(["--print", "target-libdir", "--target", "thumbv7em-none-eabihf"]).output();
+    let sysroot = Command::new("rustc")
+        .args(["--print", "target-libdir", "--target", "thumbv7em-none-eabihf"])
+        .output();
     match sysroot {
-        Ok(o) if o.status.success() && Path::new(String::from_utf8_lossy(&o.stdout).trim()).join("libcore.rlib").exists() => None,
+        Ok(o)
+            if o.status.success()
+                && Path::new(String::from_utf8_lossy(&o.stdout).trim())
+                    .join("libcore.rlib")
+                    .exists() =>
+        {
+            None
+        }
         Ok(o) if o.status.success() => {
             let dir = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
-            let has_core = std::fs::read_dir(&dir).is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libcore-"))));
+            let has_core = std::fs::read_dir(&dir).is_ok_and(|mut d| {
+                d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libcore-")))
+            });
             (!has_core).then(|| "the thumbv7em-none-eabihf target is not installed (rustup target add thumbv7em-none-eabihf)".into())
         }
         _ => Some("rustc cannot report the thumbv7em-none-eabihf target".into()),
@@ -74,7 +85,19 @@ fn elf(bin: &str) -> PathBuf {
 fn qemu(elf: &Path, dir: &Path) -> Output {
     Command::new("timeout")
         .current_dir(dir)
-        .args(["120", "qemu-system-arm", "-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none", "-serial", "none"])
+        .args([
+            "120",
+            "qemu-system-arm",
+            "-machine",
+            "mps2-an386",
+            "-cpu",
+            "cortex-m4",
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+        ])
         .args(["-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel"])
         .arg(elf)
         .output()
@@ -158,12 +181,12 @@ fn elf_sizes(path: &Path) -> (u64, u64) {
             continue;
         }
         match (kind, write) {
-            (8, _) => ram += size,                     // NOBITS: .bss, .uninit
+            (8, _) => ram += size, // NOBITS: .bss, .uninit
             (_, true) => {
-                flash += size;                         // .data: stored in flash,
-                ram += size;                           // copied to RAM
+                flash += size; // .data: stored in flash,
+                ram += size; // copied to RAM
             }
-            _ => flash += size,                        // .vector_table, .text, .rodata
+            _ => flash += size, // .vector_table, .text, .rodata
         }
     }
     (flash, ram)
@@ -185,7 +208,9 @@ fn footprint() {
         .find_map(|l| l.strip_prefix("stack "))
         .and_then(|v| v.trim().parse().ok())
         .expect("the footprint binary prints `stack N`");
-    eprintln!("minimal CAS sampler (D = 64, K = 4): flash {flash} B, static RAM {ram} B, stack high-water {stack} B");
+    eprintln!(
+        "minimal CAS sampler (D = 64, K = 4): flash {flash} B, static RAM {ram} B, stack high-water {stack} B"
+    );
     assert!(flash <= 16 * 1024, "flash {flash} B > 16 KiB");
     assert!(stack <= 2 * 1024, "stack {stack} B > 2 KiB");
 }

@@ -49,7 +49,12 @@ pub fn noise_bits(case: usize, out: &mut [u32; D]) {
 }
 
 /// Runs sampler `which` (index into `SAMPLERS`) for global sample `sample` into `buf.x`.
-pub fn run(which: usize, sample: u64, means: &[f32], buf: &mut Single<f32, D>) -> Result<(), Error> {
+pub fn run(
+    which: usize,
+    sample: u64,
+    means: &[f32],
+    buf: &mut Single<f32, D>,
+) -> Result<(), Error> {
     let mix = IsotropicMixture::new(means, D, Some(&WEIGHTS), Taus::Shared(TAU))?;
     let schedule = Geometric::new(10.0, 0.05, 12)?;
     let mut noise = Keyed::new(SEED);
