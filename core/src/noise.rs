@@ -169,6 +169,13 @@ impl RngNormals<Xoshiro256PlusPlus> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl<R> defmt::Format for RngNormals<R> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "RngNormals");
+    }
+}
+
 impl<R: Rng> Noise for RngNormals<R> {
     fn normals<F: Real>(&mut self, _sample: u64, _stream: Stream, out: &mut [F]) {
         for o in out.iter_mut() {

@@ -189,6 +189,7 @@ pub trait BatchScore<F: Real> {
 
 /// Adapts a per-sample [`Score`] to [`BatchScore`].
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PerSample<S>(pub S);
 
 impl<F: Real, S: Score<F>> BatchScore<F> for PerSample<S> {
@@ -209,6 +210,7 @@ impl<F: Real, S: Score<F>> BatchScore<F> for PerSample<S> {
 
 /// The buffers of a batch of B samples of dimension D, all row-major B × D except where noted.
 #[derive(Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Batch<'a, F> {
     /// D.
     pub dim: usize,
@@ -252,6 +254,7 @@ impl<F: Real> Batch<'_, F> {
 /// Inpainting (NCSN, Alg. 2): after every step, `x ← x ⊙ (1 − m) + y ⊙ m` with
 /// `y = x_known + σ_after z̃`, z̃ drawn once per level.
 #[derive(Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Inpaint<'a, F> {
     /// The known values: D (shared by the batch) or B × D (one row per sample).
     pub known: &'a [F],
@@ -552,6 +555,7 @@ pub fn snr_alpha(snr: f64, score_norm: f64, noise_norm: f64) -> f64 {
 
 /// Buffers for one sample, on the stack: `D` elements per vector.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Single<F, const D: usize> {
     /// The state.
     pub x: [F; D],

@@ -41,24 +41,29 @@ const P_SCALE: f32 = 1.0 / 16_777_216.0;
 /// p = (2k + 1)·2⁻²⁴, k = w >> 9 (so p ∈ (0, 1), symmetric, and q = p − ½ and min(p, 1 − p) are
 /// exact). Central region |q| ≤ 0.425 a rational function of q²; tails a rational function of
 /// √(−ln min(p, 1 − p)).
+#[allow(
+    clippy::excessive_precision,
+    reason = "the coefficients as published (AS 241); f32 rounds them as any port would"
+)]
 fn ppnd7(w: u32) -> f32 {
     let k = (w >> 9) as i32;
     let q = (2 * k + 1 - (1 << 23)) as f32 * P_SCALE;
     if libm::fabsf(q) <= 0.425 {
         let r = 0.180625 - q * q;
-        return q * (((59.109_375 * r + 159.291_13) * r + 50.434_273) * r + 3.387_132_7)
-            / (((67.187_564 * r + 78.757_76) * r + 17.895_17) * r + 1.0);
+        return q
+            * (((5.9109374720e1 * r + 1.5929113202e2) * r + 5.0434271938e1) * r + 3.3871327179e0)
+            / (((6.7187563600e1 * r + 7.8757757664e1) * r + 1.7895169469e1) * r + 1.0);
     }
     let lower = (2 * k.min((1 << 23) - 1 - k) + 1) as f32 * P_SCALE;
     let mut r = libm::sqrtf(-libm::logf(lower));
     let z = if r <= 5.0 {
         r -= 1.6;
-        (((0.170_238_21 * r + 1.306_728_5) * r + 2.756_815_4) * r + 1.423_437_3)
-            / ((0.120_211_33 * r + 0.737_001_6) * r + 1.0)
+        (((1.7023821103e-1 * r + 1.3067284816e0) * r + 2.7568153900e0) * r + 1.4234372777e0)
+            / ((1.2021132975e-1 * r + 7.3700164250e-1) * r + 1.0)
     } else {
         r -= 5.0;
-        (((0.017_337_204 * r + 0.428_682_94) * r + 3.081_226_3) * r + 6.657_905)
-            / ((0.012_258_203 * r + 0.241_978_94) * r + 1.0)
+        (((1.7337203997e-2 * r + 4.2868294337e-1) * r + 3.0812263860e0) * r + 6.6579051150e0)
+            / ((1.2258202635e-2 * r + 2.4197894225e-1) * r + 1.0)
     };
     if q < 0.0 { -z } else { z }
 }

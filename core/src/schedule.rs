@@ -239,6 +239,7 @@ fn validate(sigmas: &[f64], min_levels: usize) -> Result<(), Error> {
 
 /// A user-given schedule borrowed from the caller.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Borrowed<'a> {
     sigmas: &'a [f64],
 }
@@ -311,6 +312,13 @@ impl<const CAP: usize> Table<CAP> {
     /// The levels.
     pub fn as_slice(&self) -> &[f64] {
         &self.sigmas
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<const CAP: usize> defmt::Format for Table<CAP> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Table({=[?]})", self.sigmas.as_slice());
     }
 }
 

@@ -90,6 +90,7 @@ pub fn squared_distance<F: Real>(x: &[F], mu: &[F]) -> f64 {
 
 /// N(μ, τ²I): `s(x, σ) = (μ − x)/(τ² + σ²)`.
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Gaussian<'a, F> {
     mean: &'a [F],
     tau: f64,
@@ -126,6 +127,7 @@ impl<F: Real> Score<F> for Gaussian<'_, F> {
 
 /// The per-component standard deviations of an [`IsotropicMixture`].
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Taus<'a> {
     /// One τ for every component.
     Shared(f64),
@@ -235,6 +237,18 @@ impl<'a, F: Real> IsotropicMixture<'a, F> {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl<F> defmt::Format for IsotropicMixture<'_, F> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "IsotropicMixture {{ dim: {=usize}, components: {=usize} }}",
+            self.dim.get(),
+            self.means.len() / self.dim
+        );
+    }
+}
+
 impl<F: Real> Score<F> for IsotropicMixture<'_, F> {
     fn dim(&self) -> usize {
         self.dim.get()
@@ -316,6 +330,13 @@ impl<const D: usize, const K: usize> FullCovMixture<D, K> {
             *l = libm::log(w) - ln_sum;
         }
         Ok(FullCovMixture { means, covs, ln_weights })
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<const D: usize, const K: usize> defmt::Format for FullCovMixture<D, K> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "FullCovMixture {{ dim: {=usize}, components: {=usize} }}", D, K);
     }
 }
 

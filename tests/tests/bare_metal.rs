@@ -67,15 +67,14 @@ fn tools_present(test: &str) -> bool {
 }
 
 fn cargo_build(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO"))
+    Command::new(env!("CARGO"))
         .current_dir(crate_dir())
         .env("CARGO_TARGET_DIR", crate_dir().join("target"))
         .env_remove("RUSTFLAGS")
         .args(["build", "--release", "--quiet"])
         .args(args)
         .output()
-        .expect("cargo runs");
-    out
+        .expect("cargo runs")
 }
 
 fn elf(bin: &str) -> PathBuf {

@@ -19,6 +19,7 @@ use crate::schedule::Schedule;
 
 /// ALS over a schedule.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Als<S> {
     schedule: S,
     step: LangevinStep,

@@ -32,6 +32,7 @@ use crate::schedule::Schedule;
 
 /// BAOAB-limit over a schedule (one level = the single-level sampler).
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BaoabLimit<S> {
     schedule: S,
     step: LangevinStep,
@@ -89,6 +90,7 @@ impl<S: Schedule> Plan for BaoabLimit<S> {
 
 /// Which splitting of underdamped Langevin dynamics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Splitting {
     /// B A O A B, `c = e^(−κh)`.
     Baoab,
@@ -98,6 +100,7 @@ pub enum Splitting {
 
 /// BAOAB or OBABO over a schedule (one level = the single-level sampler).
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Underdamped<S> {
     schedule: S,
     step: LangevinStep,

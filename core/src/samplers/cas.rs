@@ -19,6 +19,7 @@ use crate::schedule::Schedule;
 
 /// CAS over a schedule of N ≥ 2 levels: N − 1 steps, plus the final denoising step.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Cas<S> {
     schedule: S,
     rule: EtaRule,

@@ -17,6 +17,7 @@ use crate::schedule::Schedule;
 
 /// Noise-denoise with λ over a schedule (one level = the single-level sampler).
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NoiseDenoise<S> {
     schedule: S,
     lambda: f64,

@@ -24,6 +24,7 @@ use crate::schedule::Schedule;
 
 /// The corrector's step-size rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Corrector {
     /// ALS's rule α_i = ε σ_i²/σ_N² (checked against the stability bound).
     Langevin(LangevinStep),
@@ -38,6 +39,7 @@ pub enum Corrector {
 
 /// Predictor-first or corrector-first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Order {
     /// Predictor, then M correctors at the new level (the paper).
     #[default]
@@ -48,6 +50,7 @@ pub enum Order {
 
 /// Predictor–corrector sampling over a schedule of N ≥ 2 levels.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Pc<S> {
     schedule: S,
     corrector: Corrector,

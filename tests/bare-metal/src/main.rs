@@ -57,7 +57,11 @@ fn cas_bounds_grid() -> (bool, u32) {
                 let Ok(rule) = EtaRule::eps_c(e) else { return (false, n_checked) };
                 let Ok(st) = cas_step(&s, rule, i) else { return (false, n_checked) };
                 let lower = st.ratio.one_minus();
-                if !(st.eta >= lower && st.eta <= 1.0 && (0.0..=1.0).contains(&st.beta) && st.eta >= last_eta) {
+                if !(st.eta >= lower
+                    && st.eta <= 1.0
+                    && (0.0..=1.0).contains(&st.beta)
+                    && st.eta >= last_eta)
+                {
                     return (false, n_checked);
                 }
                 last_eta = st.eta;
@@ -74,7 +78,9 @@ fn cas_consistency() -> f64 {
     for n in [2usize, 7, 50, 1000] {
         let Ok(s) = Geometric::new(20.0, 0.02, n) else { return f64::INFINITY };
         for e in [1.0, 1.3, 2.0, 7.0, f64::INFINITY] {
-            let Ok(p) = EtaRule::eps_c(e).and_then(|r| Cas::new(&s, r, false)) else { return f64::INFINITY };
+            let Ok(p) = EtaRule::eps_c(e).and_then(|r| Cas::new(&s, r, false)) else {
+                return f64::INFINITY;
+            };
             for k in 0..p.len() {
                 let Some(st) = p.step(k) else { return f64::INFINITY };
                 let Update::Linear { x, .. } = st.update else { return f64::INFINITY };
@@ -95,7 +101,9 @@ fn als_prop3() -> f64 {
     let mut worst = 0.0f64;
     for (u, t) in [(0.062, 5u32), (0.5, 3), (1.5, 20)] {
         let eps = u * 1e-4;
-        let Ok(p) = LangevinStep::new(eps, StepConvention::Ncsnv2).and_then(|st| Als::new(&s, st, t, false, 0.0)) else {
+        let Ok(p) = LangevinStep::new(eps, StepConvention::Ncsnv2)
+            .and_then(|st| Als::new(&s, st, t, false, 0.0))
+        else {
             return f64::INFINITY;
         };
         let level = 100;
@@ -149,7 +157,9 @@ fn cas_step_instructions(means: &[f32]) -> Option<(u32, u32)> {
     p.SYST.set_reload(0x00FF_FFFF);
     p.SYST.clear_current();
     p.SYST.enable_counter();
-    let mix = IsotropicMixture::new(means, D, Some(&problems::WEIGHTS), Taus::Shared(problems::TAU)).ok()?;
+    let mix =
+        IsotropicMixture::new(means, D, Some(&problems::WEIGHTS), Taus::Shared(problems::TAU))
+            .ok()?;
     let mut ticks = [0u32; 2];
     for (t, levels) in ticks.iter_mut().zip([2usize, 12]) {
         let s = Geometric::new(10.0, 0.05, levels).ok()?;
@@ -158,7 +168,8 @@ fn cas_step_instructions(means: &[f32]) -> Option<(u32, u32)> {
         let mut noise = anneal_core::noise::Keyed::new(1);
         plan::init_normal(&mut noise, 0, D, 10.0, &mut buf.x).ok()?;
         let start = cortex_m::peripheral::SYST::get_current();
-        plan::run(&cas, &mut plan::PerSample(&mix), &mut noise, buf.batch(0), None, &mut ()).ok()?;
+        plan::run(&cas, &mut plan::PerSample(&mix), &mut noise, buf.batch(0), None, &mut ())
+            .ok()?;
         let end = cortex_m::peripheral::SYST::get_current();
         *t = start.wrapping_sub(end) & 0x00FF_FFFF;
     }
@@ -172,7 +183,11 @@ fn main() -> ! {
     let mut r = Report { passed: 0, failed: 0 };
 
     let (ok, n) = cas_bounds_grid();
-    r.check("cas η/β bounds and monotonicity over N ∈ [2, 10⁶] × εc ∈ [1, ∞]", ok, format_args!("after {n} checks"));
+    r.check(
+        "cas η/β bounds and monotonicity over N ∈ [2, 10⁶] × εc ∈ [1, ∞]",
+        ok,
+        format_args!("after {n} checks"),
+    );
 
     let refused = Geometric::new(20.0, 1.0, 10)
         .and_then(|s| Cas::new(&s, EtaRule::eps_b(0.1)?, true).map(|_| ()));
@@ -183,10 +198,18 @@ fn main() -> ! {
     );
 
     let worst = cas_consistency();
-    r.check("cas consistency σ_i² → σ_{i+1}² (coefficients)", worst < 1e-12, format_args!("worst {worst:e}"));
+    r.check(
+        "cas consistency σ_i² → σ_{i+1}² (coefficients)",
+        worst < 1e-12,
+        format_args!("worst {worst:e}"),
+    );
 
     let worst = als_prop3();
-    r.check("als matches NCSNv2 Prop. 3 (coefficients)", worst < 1e-12, format_args!("worst {worst:e}"));
+    r.check(
+        "als matches NCSNv2 Prop. 3 (coefficients)",
+        worst < 1e-12,
+        format_args!("worst {worst:e}"),
+    );
 
     let paper = Geometric::new(10.0, 0.1, 10)
         .and_then(|s| check_langevin(&s, LangevinStep::new(0.1, StepConvention::Ncsn)?, 1.0));
@@ -199,7 +222,16 @@ fn main() -> ! {
     let mut b = Single::<f32, D>::new();
     let nan = Geometric::new(10.0, 0.1, 5)
         .and_then(|s| Cas::new(s, EtaRule::eps_c(2.0)?, true))
-        .and_then(|p| plan::run(&p, &mut NanBelow2, &mut anneal_core::noise::Keyed::new(1), b.batch(0), None, &mut ()));
+        .and_then(|p| {
+            plan::run(
+                &p,
+                &mut NanBelow2,
+                &mut anneal_core::noise::Keyed::new(1),
+                b.batch(0),
+                None,
+                &mut (),
+            )
+        });
     r.check(
         "non-finite score stops the run at level 3, step 3",
         nan == Err(Error::NonFinite { what: Quantity::Score, level: 3, step: 3 }),
@@ -209,15 +241,18 @@ fn main() -> ! {
     let means = problems::means();
     let mut expected = [0u8; EXPECTED_WORDS * 4];
     let have = read_expected(&mut expected);
-    r.check("expected.bin from the host", have, format_args!("cannot read expected.bin in QEMU's working directory"));
+    r.check(
+        "expected.bin from the host",
+        have,
+        format_args!("cannot read expected.bin in QEMU's working directory"),
+    );
     if have {
         let mut w = 0usize;
-        for case in 0..NOISE_CASES.len() {
+        for (case, &(s, k)) in NOISE_CASES.iter().enumerate() {
             let mut bits = [0u32; D];
             problems::noise_bits(case, &mut bits);
             let same = bits.iter().enumerate().all(|(i, &v)| v == word(&expected, w + i));
             w += D;
-            let (s, k) = NOISE_CASES[case];
             r.check("noise bits equal the host's", same, format_args!("sample {s} step {k}"));
         }
         for (which, name) in SAMPLERS.iter().enumerate() {
@@ -232,7 +267,11 @@ fn main() -> ! {
                 w += D;
                 let mut label: heapless::String<64> = heapless::String::new();
                 let _ = write!(label, "{name} sample {sample} equals the host's within 1e-6");
-                r.check(&label, res.is_ok() && worst <= 1e-6, format_args!("{res:?}, worst {worst:e}"));
+                r.check(
+                    &label,
+                    res.is_ok() && worst <= 1e-6,
+                    format_args!("{res:?}, worst {worst:e}"),
+                );
             }
         }
         let host = (
@@ -241,11 +280,18 @@ fn main() -> ! {
         );
         let dev = problems::techniques();
         let ok = dev.is_ok_and(|(g, e)| rel(g, host.0) < 1e-12 && rel(e, host.1) < 1e-12);
-        r.check("Techniques 2 and 4 equal the host's within 1e-12", ok, format_args!("{dev:?} vs {host:?}"));
+        r.check(
+            "Techniques 2 and 4 equal the host's within 1e-12",
+            ok,
+            format_args!("{dev:?} vs {host:?}"),
+        );
     }
 
     if let Some((per_element, ticks)) = cas_step_instructions(&means) {
-        println!("info cas step, D = {D}, K = {}: {per_element} instructions per element (icount; {ticks} ticks for 11 steps)", problems::K);
+        println!(
+            "info cas step, D = {D}, K = {}: {per_element} instructions per element (icount; {ticks} ticks for 11 steps)",
+            problems::K
+        );
     }
     println!("info stack high-water: {} bytes", stack::high_water());
     println!("{} passed, {} failed", r.passed, r.failed);

@@ -19,7 +19,14 @@ use cortex_m_rt::entry;
 
 const D: usize = 16;
 
-fn everything(means: &[f32], sigmas: (f64, f64, usize), eps_c: f64, eps: f64, t: u32, seed: u64) -> Result<f32, Error> {
+fn everything(
+    means: &[f32],
+    sigmas: (f64, f64, usize),
+    eps_c: f64,
+    eps: f64,
+    t: u32,
+    seed: u64,
+) -> Result<f32, Error> {
     let mix = IsotropicMixture::new(means, D, None, Taus::Shared(black_box(0.3)))?;
     let s = Geometric::new(sigmas.0, sigmas.1, sigmas.2)?;
     let mut acc = 0.0f64;
@@ -34,9 +41,30 @@ fn everything(means: &[f32], sigmas: (f64, f64, usize), eps_c: f64, eps: f64, t:
     let mut noise = Keyed::new(seed);
     let mut score = PerSample(&mix);
     plan::init_normal(&mut noise, seed, D, sigmas.0, &mut x.x)?;
-    plan::run(&Cas::new(&s, EtaRule::eps_c(eps_c)?, true)?, &mut score, &mut noise, x.batch(seed), None, &mut ())?;
-    plan::run(&Als::new(&s, step, t, true, 0.0)?, &mut score, &mut noise, x.batch(seed), None, &mut ())?;
-    plan::run(&BaoabLimit::new(&s, step, t, 0.0)?, &mut score, &mut noise, x.batch(seed), None, &mut ())?;
+    plan::run(
+        &Cas::new(&s, EtaRule::eps_c(eps_c)?, true)?,
+        &mut score,
+        &mut noise,
+        x.batch(seed),
+        None,
+        &mut (),
+    )?;
+    plan::run(
+        &Als::new(&s, step, t, true, 0.0)?,
+        &mut score,
+        &mut noise,
+        x.batch(seed),
+        None,
+        &mut (),
+    )?;
+    plan::run(
+        &BaoabLimit::new(&s, step, t, 0.0)?,
+        &mut score,
+        &mut noise,
+        x.batch(seed),
+        None,
+        &mut (),
+    )?;
     let ud = Underdamped::new(&s, step, black_box(1.0), Splitting::Obabo, t, 0.0)?;
     plan::run(&ud, &mut score, &mut noise, x.batch(seed), None, &mut ())?;
     let pc = Pc::new(&s, Corrector::Langevin(step), t, Order::CorrectorFirst, true, 0.0)?;
