@@ -342,14 +342,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn geometric_endpoints_and_ratio() {
-        let g = Geometric::new(50.0, 0.01, 232).unwrap();
+    fn geometric_endpoints_and_ratio() -> Result<(), Error> {
+        let g = Geometric::new(50.0, 0.01, 232)?;
         assert_eq!(g.sigma(0), Some(50.0));
         assert_eq!(g.sigma(231), Some(0.01));
         assert_eq!(g.sigma(232), None);
         let expected = libm::pow(0.01 / 50.0, 1.0 / 231.0);
         assert!((g.common_ratio().value() - expected).abs() < 1e-15);
         assert!((g.common_ratio().growth().value() * expected - 1.0).abs() < 1e-15);
+        Ok(())
     }
 
     #[test]
