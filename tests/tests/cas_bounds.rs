@@ -159,6 +159,19 @@ proptest! {
     }
 
     #[test]
+    fn bad_technique_inputs_are_named(
+        c in prop_oneof![Just(f64::NAN), Just(f64::INFINITY), -1e6f64..=0.0, 1.0f64..1e6],
+        dim in 1usize..100_000,
+        sigma in prop_oneof![Just(f64::NAN), -1.0f64..=0.0],
+    ) {
+        use anneal_core::ncsnv2::{technique2_growth, technique4_eps};
+        prop_assert!(matches!(technique2_growth(dim, c), Err(Error::OutOfRange { param: Param::C, .. })), "C");
+        let g = anneal_core::Growth::new(1.04).unwrap();
+        prop_assert!(matches!(technique4_eps(0.01, g, 0), Err(Error::OutOfRange { param: Param::StepsPerLevel, .. })), "T");
+        prop_assert!(matches!(technique4_eps(sigma, g, 5), Err(Error::OutOfRange { param: Param::SigmaMin, .. })), "σ");
+    }
+
+    #[test]
     fn langevin_bound_is_checked_per_level(s in geometric(), u in 0.01f64..4.0, tau in 0.0f64..1.0) {
         // ε = u σ_N² (NCSNv2): the step at level i is a_i = u σ_i², the bound a_i < 2(τ² + σ_i²).
         let step = LangevinStep::new(u * s.sigma_min().powi(2), StepConvention::Ncsnv2).unwrap();
