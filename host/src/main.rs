@@ -3,7 +3,14 @@
 //! `main` only maps the outcome of [`run`] to an exit status: 0 on success, 2 for bad input
 //! (one line on stderr naming the flag, the value and the bound), 1 for anything else.
 
+mod batch_score;
 mod cli;
+mod data;
+mod metrics;
+mod npy;
+mod plot;
+mod progress;
+mod sample;
 mod schedule;
 
 use std::process::ExitCode;
@@ -22,6 +29,7 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     match args.command {
         cli::Command::Schedule(a) => schedule::run(&a)?,
+        cli::Command::Sample(a) => sample::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

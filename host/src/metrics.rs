@@ -1,0 +1,233 @@
+//! metrics.json: how good the samples are against the ground-truth mixture.
+
+use anneal_core::Schedule;
+use anneal_core::noise::{Keyed, Noise, Stream};
+use anneal_core::score::{IsotropicMixture, Taus};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::sample::Prepared;
+
+/// Sliced Wasserstein-2 distance to exact samples of the ground truth.
+#[derive(Debug, Serialize)]
+pub struct SlicedWasserstein {
+    /// √(mean over projections of W2² between the projected sample sets).
+    pub value: f64,
+    /// Random directions (uniform on the sphere).
+    pub projections: usize,
+    /// Samples compared.
+    pub samples: usize,
+    /// Exact ground-truth samples drawn (same count).
+    pub reference_samples: usize,
+}
+
+/// Mean pairwise Euclidean distance.
+#[derive(Debug, Serialize)]
+pub struct PairwiseDistance {
+    /// Over the first `samples_used` samples.
+    pub samples: f64,
+    /// Over the first `data_used` data points (component means).
+    pub data: f64,
+    /// Samples used.
+    pub samples_used: usize,
+    /// Data points used.
+    pub data_used: usize,
+}
+
+/// metrics.json.
+#[derive(Debug, Serialize)]
+pub struct Metrics {
+    /// Fraction of samples whose most responsible component at σ_N is k, in component order.
+    pub mode_weights: Vec<f64>,
+    /// The mixture's weights.
+    pub true_weights: Vec<f64>,
+    /// √(w(1 − w)/n) for each true weight: the standard error of `mode_weights` if the sampler were exact.
+    pub mode_weights_standard_error: Vec<f64>,
+    /// Sliced W2 to exact samples.
+    pub sliced_wasserstein: SlicedWasserstein,
+    /// Mean pairwise distances of samples and of data.
+    pub mean_pairwise_distance: PairwiseDistance,
+    /// Mean over samples of the distance to the nearest component mean.
+    pub mean_nearest_component_distance: f64,
+    /// Samples with a NaN or ∞ (a run that meets one stops, so a written file has 0).
+    pub non_finite: usize,
+    /// Sampling time (not metrics), seconds.
+    pub seconds: f64,
+    /// Score evaluations (samples × plan steps) per second of sampling.
+    pub score_evals_per_second: f64,
+}
+
+const PROJECTIONS: usize = 128;
+const PAIRS_MAX: usize = 2000;
+
+fn mean_pairwise(points: &[f32], d: usize, max: usize) -> (f64, usize) {
+    let m = (points.len() / d).min(max);
+    if m < 2 {
+        return (0.0, m);
+    }
+    let total: f64 = (0..m)
+        .into_par_iter()
+        .map(|i| {
+            let a = &points[i * d..(i + 1) * d];
+            (i + 1..m)
+                .map(|j| {
+                    let b = &points[j * d..(j + 1) * d];
+                    a.iter()
+                        .zip(b)
+                        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+                        .sum::<f64>()
+                        .sqrt()
+                })
+                .sum::<f64>()
+        })
+        .sum();
+    (total / (m * (m - 1) / 2) as f64, m)
+}
+
+/// All metrics of a finished run.
+pub fn compute(p: &Prepared, samples: &[f32], seed: u64, seconds: f64) -> Metrics {
+    let d = p.data.dim;
+    let n = samples.len() / d;
+    let k = p.data.components();
+    let mix = IsotropicMixture::new(&p.data.means, d, Some(&p.data.weights), Taus::Shared(p.tau));
+    let sigma = p.schedule.sigma_min();
+    // Mode assignment by responsibility at σ_N (f64 logits of the core).
+    let counts = samples
+        .par_chunks_exact(d)
+        .map(|x| {
+            let mut c = vec![0usize; k];
+            if let Ok(mix) = &mix {
+                let mut logits = vec![0.0f64; k];
+                if mix.logits(x, sigma, &mut logits).is_ok() {
+                    let best =
+                        logits.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (j, &l)| {
+                            if l > b.1 { (j, l) } else { b }
+                        });
+                    c[best.0] += 1;
+                }
+            }
+            c
+        })
+        .reduce(
+            || vec![0usize; k],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let mode_weights: Vec<f64> = counts.iter().map(|&c| c as f64 / n as f64).collect();
+
+    // Exact ground-truth samples: component by inverse CDF of the weights, then μ + τ z.
+    let ref_seed = seed ^ 0x5157_AE57_0000_0001;
+    let mut cdf = Vec::with_capacity(k);
+    let mut acc = 0.0;
+    for w in &p.data.weights {
+        acc += w;
+        cdf.push(acc);
+    }
+    let reference: Vec<f32> = (0..n)
+        .into_par_iter()
+        .flat_map_iter(|j| {
+            let mut noise = Keyed::new(ref_seed);
+            let mut u = [0.0f64; 1];
+            noise.uniforms(j as u64, Stream::Init, &mut u);
+            let comp = cdf.partition_point(|&c| c <= u[0] * acc).min(k - 1);
+            let mut z = vec![0.0f32; d];
+            noise.normals(j as u64, Stream::Step(0), &mut z);
+            let mu = &p.data.means[comp * d..(comp + 1) * d];
+            mu.iter().zip(z).map(|(&m, z)| m + p.tau as f32 * z).collect::<Vec<_>>()
+        })
+        .collect();
+    let sw2: f64 = (0..PROJECTIONS)
+        .into_par_iter()
+        .map(|l| {
+            let mut dir = vec![0.0f64; d];
+            Keyed::new(ref_seed).normals(l as u64, Stream::AuxInit, &mut dir);
+            let norm = dir.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let project = |pts: &[f32]| {
+                let mut v: Vec<f64> = pts
+                    .chunks_exact(d)
+                    .map(|x| x.iter().zip(&dir).map(|(&a, b)| a as f64 * b / norm).sum())
+                    .collect();
+                v.sort_by(f64::total_cmp);
+                v
+            };
+            let (a, b) = (project(samples), project(&reference));
+            a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / n as f64
+        })
+        .sum::<f64>()
+        / PROJECTIONS as f64;
+    let (mps, ms) = mean_pairwise(samples, d, PAIRS_MAX);
+    let (mpd, md) = mean_pairwise(&p.data.means, d, PAIRS_MAX);
+    let nearest: f64 = samples
+        .par_chunks_exact(d)
+        .map(|x| {
+            p.data
+                .means
+                .chunks_exact(d)
+                .map(|m| x.iter().zip(m).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>())
+                .fold(f64::INFINITY, f64::min)
+                .sqrt()
+        })
+        .sum::<f64>()
+        / n as f64;
+    let non_finite = samples.chunks_exact(d).filter(|x| x.iter().any(|v| !v.is_finite())).count();
+    let evals = n as f64 * p.config.plan_steps as f64;
+    Metrics {
+        mode_weights,
+        true_weights: p.data.weights.clone(),
+        mode_weights_standard_error: p
+            .data
+            .weights
+            .iter()
+            .map(|w| (w * (1.0 - w) / n as f64).sqrt())
+            .collect(),
+        sliced_wasserstein: SlicedWasserstein {
+            value: sw2.sqrt(),
+            projections: PROJECTIONS,
+            samples: n,
+            reference_samples: n,
+        },
+        mean_pairwise_distance: PairwiseDistance {
+            samples: mps,
+            data: mpd,
+            samples_used: ms,
+            data_used: md,
+        },
+        mean_nearest_component_distance: nearest,
+        non_finite,
+        seconds,
+        score_evals_per_second: evals / seconds.max(1e-9),
+    }
+}
+
+/// A few lines on stdout.
+pub fn print_summary(m: &Metrics) {
+    if m.mode_weights.len() <= 10 {
+        let f = |v: &[f64]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
+        println!(
+            "mode weights [{}] (true [{}], standard error [{}])",
+            f(&m.mode_weights),
+            f(&m.true_weights),
+            f(&m.mode_weights_standard_error)
+        );
+    } else {
+        let hit = m.mode_weights.iter().filter(|&&w| w > 0.0).count();
+        let dev =
+            m.mode_weights.iter().zip(&m.true_weights).map(|(a, b)| (a - b).abs()).sum::<f64>()
+                / 2.0;
+        println!(
+            "modes hit: {hit} of {}; total variation to the true weights {dev:.4}",
+            m.mode_weights.len()
+        );
+    }
+    println!(
+        "sliced W2 to exact samples {:.4} ({} projections); mean nearest-component distance {:.4}; mean pairwise distance {:.4} (data {:.4})",
+        m.sliced_wasserstein.value,
+        m.sliced_wasserstein.projections,
+        m.mean_nearest_component_distance,
+        m.mean_pairwise_distance.samples,
+        m.mean_pairwise_distance.data
+    );
+    println!("{:.3e} score evaluations per second", m.score_evals_per_second);
+}

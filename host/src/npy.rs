@@ -1,0 +1,136 @@
+//! A minimal `.npy` reader and writer (format version 1.0/2.0/3.0): little-endian `f4`/`f8`
+//! (reading also `i1`…`i8`, `u1`…`u8`), C order, 1-D or 2-D.
+//!
+//! Hand-written rather than a crate because the format is one short header, and every way a
+//! header can be wrong must be reported to the user precisely ("npy header: …"); the general
+//! crates report those as generic I/O errors.
+
+use std::io::Write;
+
+/// A 2-D array of f64 read from `.npy` (a 1-D array is one column).
+pub struct Array {
+    /// Rows × columns, row-major.
+    pub data: Vec<f64>,
+    /// Rows.
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+}
+
+/// Parses `.npy` bytes.
+pub fn read(bytes: &[u8]) -> Result<Array, String> {
+    let err = |m: &str| format!("npy header: {m}");
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(err("missing the \\x93NUMPY magic (not a .npy file, or truncated)"));
+    }
+    let (major, minor) = (bytes[6], bytes[7]);
+    let (hlen, start) = match major {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => {
+            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+        }
+        _ => return Err(err(&format!("unsupported format version {major}.{minor}"))),
+    };
+    let header = bytes
+        .get(start..start + hlen)
+        .ok_or_else(|| err(&format!("header of {hlen} bytes is truncated")))?;
+    let header = std::str::from_utf8(header).map_err(|_| err("header is not text"))?;
+    let field = |key: &str| -> Result<&str, String> {
+        let at =
+            header.find(&format!("'{key}'")).ok_or_else(|| err(&format!("no '{key}' entry")))?;
+        let rest = header[at + key.len() + 2..].trim_start();
+        rest.strip_prefix(':')
+            .map(str::trim_start)
+            .ok_or_else(|| err(&format!("malformed '{key}' entry")))
+    };
+    let descr = field("descr")?;
+    let descr = descr
+        .get(1..)
+        .and_then(|d| d.split('\'').next())
+        .ok_or_else(|| err("malformed 'descr'"))?;
+    let fortran = field("fortran_order")?;
+    if fortran.starts_with("True") {
+        return Err(err("fortran_order is True; save the array in C order (np.ascontiguousarray)"));
+    }
+    let shape = field("shape")?;
+    let shape = shape
+        .strip_prefix('(')
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| err("malformed 'shape'"))?;
+    let dims: Vec<usize> = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>().map_err(|_| err(&format!("shape entry '{s}' is not a size"))))
+        .collect::<Result<_, _>>()?;
+    let (rows, cols) = match dims[..] {
+        [n] => (n, 1),
+        [n, d] => (n, d),
+        _ => {
+            return Err(err(&format!("shape {dims:?}: expected 1-D or 2-D (points × dimensions)")));
+        }
+    };
+    let (endian, kind, size) = {
+        let mut c = descr.chars();
+        let e = c.next().unwrap_or('?');
+        let k = c.next().unwrap_or('?');
+        let n: usize =
+            c.as_str().parse().map_err(|_| err(&format!("dtype '{descr}' not understood")))?;
+        (e, k, n)
+    };
+    if size > 1 && endian == '>' {
+        return Err(err(&format!(
+            "dtype '{descr}' is big-endian; save as little-endian ('<f4' or '<f8')"
+        )));
+    }
+    let body = &bytes[start + hlen..];
+    let count = rows.checked_mul(cols).ok_or_else(|| err("shape overflows"))?;
+    let need = count.checked_mul(size).ok_or_else(|| err("shape overflows"))?;
+    if body.len() < need {
+        return Err(format!(
+            "npy data truncated: shape ({rows}, {cols}) of '{descr}' needs {need} bytes, the file has {}",
+            body.len()
+        ));
+    }
+    let mut data = Vec::with_capacity(count);
+    for chunk in body[..need].chunks_exact(size) {
+        let v = match (kind, size) {
+            ('f', 4) => f32::from_le_bytes(chunk.try_into().unwrap()) as f64,
+            ('f', 8) => f64::from_le_bytes(chunk.try_into().unwrap()),
+            ('i', 1) => chunk[0] as i8 as f64,
+            ('u', 1) => chunk[0] as f64,
+            ('i', 2) => i16::from_le_bytes(chunk.try_into().unwrap()) as f64,
+            ('u', 2) => u16::from_le_bytes(chunk.try_into().unwrap()) as f64,
+            ('i', 4) => i32::from_le_bytes(chunk.try_into().unwrap()) as f64,
+            ('u', 4) => u32::from_le_bytes(chunk.try_into().unwrap()) as f64,
+            ('i', 8) => i64::from_le_bytes(chunk.try_into().unwrap()) as f64,
+            ('u', 8) => u64::from_le_bytes(chunk.try_into().unwrap()) as f64,
+            _ => {
+                return Err(err(&format!(
+                    "dtype '{descr}' is not supported (use float32 or float64)"
+                )));
+            }
+        };
+        data.push(v);
+    }
+    Ok(Array { data, rows, cols })
+}
+
+/// Serialises a rows × cols f32 array (C order, `<f4`, format 1.0).
+pub fn write_f32(data: &[f32], rows: usize, cols: usize) -> Vec<u8> {
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    // Magic (6) + version (2) + length (2) + header + '\n' must be a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + 4 * data.len());
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.write_all(&v.to_le_bytes()).expect("writing to a Vec cannot fail");
+    }
+    out
+}

@@ -1,0 +1,523 @@
+//! `anneal sample`: flags → validated configuration (core types do the validation) → plan →
+//! batches run in parallel (rayon) with the GEMM score → metrics → files written atomically.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anneal_core::noise::Keyed;
+use anneal_core::plan::{self, AuxInit, Batch, Plan, SnrNorms, Step};
+use anneal_core::samplers::als::Als;
+use anneal_core::samplers::baoab::{BaoabLimit, Splitting, Underdamped};
+use anneal_core::samplers::cas::Cas;
+use anneal_core::samplers::noise_denoise::NoiseDenoise;
+use anneal_core::samplers::pc::{Corrector, Order, Pc};
+use anneal_core::{Error, EtaRule, Geometric, LangevinStep, Ratio, Schedule, StepConvention};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::UsageError;
+use crate::batch_score::GemmMixture;
+use crate::cli::{ConventionKind, InitKind, OrderKind, SampleArgs, SamplerKind, SnrNormsKind};
+use crate::data::Dataset;
+
+/// A geometric schedule, or the single level σ_N (`--levels 1`).
+#[derive(Debug, Clone, Copy)]
+pub enum Sched {
+    /// N ≥ 2 levels.
+    Geo(Geometric),
+    /// One level.
+    One(f64),
+}
+
+impl Schedule for Sched {
+    fn levels(&self) -> usize {
+        match self {
+            Sched::Geo(g) => g.levels(),
+            Sched::One(_) => 1,
+        }
+    }
+    fn sigma(&self, i: usize) -> Option<f64> {
+        match self {
+            Sched::Geo(g) => g.sigma(i),
+            Sched::One(s) => (i == 0).then_some(*s),
+        }
+    }
+    fn ratio(&self, i: usize) -> Option<Ratio> {
+        match self {
+            Sched::Geo(g) => g.ratio(i),
+            Sched::One(_) => None,
+        }
+    }
+    fn sigma_max(&self) -> f64 {
+        match self {
+            Sched::Geo(g) => g.sigma_max(),
+            Sched::One(s) => *s,
+        }
+    }
+    fn sigma_min(&self) -> f64 {
+        match self {
+            Sched::Geo(g) => g.sigma_min(),
+            Sched::One(s) => *s,
+        }
+    }
+}
+
+/// Any sampler's plan.
+pub enum AnyPlan {
+    /// CAS.
+    Cas(Cas<Sched>),
+    /// ALS and single-level Langevin.
+    Als(Als<Sched>),
+    /// PC.
+    Pc(Pc<Sched>),
+    /// Noise-denoise.
+    NoiseDenoise(NoiseDenoise<Sched>),
+    /// BAOAB-limit.
+    BaoabLimit(BaoabLimit<Sched>),
+    /// BAOAB, OBABO.
+    Underdamped(Underdamped<Sched>),
+}
+
+impl Plan for AnyPlan {
+    fn len(&self) -> usize {
+        match self {
+            AnyPlan::Cas(p) => p.len(),
+            AnyPlan::Als(p) => p.len(),
+            AnyPlan::Pc(p) => p.len(),
+            AnyPlan::NoiseDenoise(p) => p.len(),
+            AnyPlan::BaoabLimit(p) => p.len(),
+            AnyPlan::Underdamped(p) => p.len(),
+        }
+    }
+    fn step(&self, k: usize) -> Option<Step> {
+        match self {
+            AnyPlan::Cas(p) => p.step(k),
+            AnyPlan::Als(p) => p.step(k),
+            AnyPlan::Pc(p) => p.step(k),
+            AnyPlan::NoiseDenoise(p) => p.step(k),
+            AnyPlan::BaoabLimit(p) => p.step(k),
+            AnyPlan::Underdamped(p) => p.step(k),
+        }
+    }
+    fn aux_init(&self) -> AuxInit {
+        match self {
+            AnyPlan::BaoabLimit(p) => p.aux_init(),
+            AnyPlan::Underdamped(p) => p.aux_init(),
+            _ => AuxInit::None,
+        }
+    }
+}
+
+/// Everything that reproduces a run (written to config.json).
+#[derive(Debug, Serialize)]
+pub struct Config {
+    /// anneal's version.
+    pub version: &'static str,
+    /// The flags as given (after defaults).
+    pub flags: serde_json::Value,
+    /// The dataset's name, dimension and components.
+    pub data: DataInfo,
+    /// τ used.
+    pub tau: f64,
+    /// σ_1 … σ_N as used.
+    pub sigma_max: f64,
+    /// σ_N.
+    pub sigma_min: f64,
+    /// N.
+    pub levels: usize,
+    /// How σ_1 was chosen.
+    pub sigma_max_source: &'static str,
+    /// The Langevin ε used (NCSNv2 convention), if any.
+    pub eps_ncsnv2: Option<f64>,
+    /// How ε was chosen.
+    pub eps_source: Option<&'static str>,
+    /// T used.
+    pub steps_per_level: Option<u32>,
+    /// CAS's εc or ε_b used.
+    pub cas: Option<(String, f64)>,
+    /// Plan steps (score evaluations per sample).
+    pub plan_steps: usize,
+    /// Threads used.
+    pub threads: usize,
+}
+
+/// The dataset, for config.json.
+#[derive(Debug, Serialize)]
+pub struct DataInfo {
+    /// Name.
+    pub name: String,
+    /// D.
+    pub dim: usize,
+    /// K.
+    pub components: usize,
+}
+
+fn usage(e: Error, flag_hint: &str) -> UsageError {
+    match e {
+        Error::StepUnstable { level, step_size, limit } => UsageError(format!(
+            "--eps: the Langevin step α = {step_size:.6e} at level {level} is not below the stability \
+             bound 2(τ² + σ²) = {limit:.6e}; the chain would diverge — reduce --eps{flag_hint}"
+        )),
+        Error::EtaOutOfBounds { .. } => UsageError(format!("--eps-b: {e}")),
+        Error::OutOfRange { .. } => UsageError(format!("--{e}")),
+        other => crate::schedule::flag_error(other),
+    }
+}
+
+/// The configuration and plan of a run.
+pub struct Prepared {
+    /// The ground truth.
+    pub data: Dataset,
+    /// τ.
+    pub tau: f64,
+    /// The schedule.
+    pub schedule: Sched,
+    /// The plan.
+    pub plan: AnyPlan,
+    /// For config.json.
+    pub config: Config,
+}
+
+/// Validates the flags and builds the plan.
+pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
+    let data = crate::data::load(&a.data).map_err(UsageError)?;
+    let tau = a.tau.unwrap_or(data.default_tau);
+    if !(tau.is_finite() && tau >= 0.0) {
+        return Err(UsageError(format!("--tau = {tau} is out of range: must be finite and ≥ 0")));
+    }
+    if a.n == 0 {
+        return Err(UsageError("--n = 0 is out of range: must be ≥ 1".into()));
+    }
+    if a.batch == 0 {
+        return Err(UsageError("--batch = 0 is out of range: must be ≥ 1".into()));
+    }
+    if a.n > u32::MAX as usize {
+        return Err(UsageError(format!("--n = {} is out of range: must be ≤ {}", a.n, u32::MAX)));
+    }
+    let (sigma_max, sigma_max_source) = if a.sigma_max == "auto" {
+        let s = anneal_core::ncsnv2::max_pairwise_distance(&data.means, data.dim).map_err(|e| {
+            UsageError(format!("--sigma-max = auto needs at least two distinct data points: {e}"))
+        })?;
+        if !(s > 0.0) {
+            return Err(UsageError(
+                "--sigma-max = auto: all data points coincide; give --sigma-max".into(),
+            ));
+        }
+        (s, "Technique 1 (largest pairwise distance of the data)")
+    } else {
+        let s: f64 = a.sigma_max.parse().map_err(|_| {
+            UsageError(format!("--sigma-max = {} is not a number or `auto`", a.sigma_max))
+        })?;
+        (s, "given")
+    };
+    let uses_steps = !matches!(a.sampler, SamplerKind::Cas | SamplerKind::Pc);
+    let single_ok = uses_steps;
+    let schedule = match (a.levels, a.technique2) {
+        (Some(1), _) if single_ok => {
+            anneal_core::Borrowed::single(&[a.sigma_min]).map_err(|e| usage(e, ""))?;
+            Sched::One(a.sigma_min)
+        }
+        (Some(1), _) => {
+            return Err(UsageError(format!(
+                "--levels = 1 is out of range for --sampler {:?}: must be ≥ 2 (one level is for the \
+                 single-level samplers)",
+                a.sampler
+            )
+            .to_lowercase()));
+        }
+        (_, true) => {
+            let g =
+                anneal_core::ncsnv2::technique2_growth(data.dim, a.c).map_err(|e| usage(e, ""))?;
+            Sched::Geo(Geometric::with_growth(sigma_max, a.sigma_min, g).map_err(|e| usage(e, ""))?)
+        }
+        (n, false) => Sched::Geo(
+            Geometric::new(sigma_max, a.sigma_min, n.unwrap_or(DEFAULT_LEVELS))
+                .map_err(|e| usage(e, ""))?,
+        ),
+    };
+    let t = match a.steps_per_level {
+        Some(0) => {
+            return Err(UsageError("--steps-per-level = 0 is out of range: must be ≥ 1".into()));
+        }
+        Some(t) => t,
+        None => DEFAULT_STEPS_PER_LEVEL,
+    };
+    // The Langevin ε, for the samplers that take one: given, or Technique 4 for (schedule, T).
+    let needs_eps = match a.sampler {
+        SamplerKind::Cas | SamplerKind::NoiseDenoise => false,
+        SamplerKind::Pc => a.snr.is_none(),
+        _ => true,
+    };
+    let (step, eps_source) = match (a.eps, needs_eps) {
+        (_, false) => (None, None),
+        (Some(e), true) => {
+            let conv = match a.step_convention {
+                ConventionKind::Ncsnv2 => StepConvention::Ncsnv2,
+                ConventionKind::Ncsn => StepConvention::Ncsn,
+            };
+            (Some(LangevinStep::new(e, conv).map_err(|e| usage(e, ""))?), Some("given"))
+        }
+        (None, true) => {
+            let steps = if a.sampler == SamplerKind::Pc { a.corrector_steps.max(1) } else { t };
+            let Sched::Geo(g) = schedule else {
+                return Err(UsageError(
+                    "--eps is required with --levels 1 (Technique 4 needs a schedule)".into(),
+                ));
+            };
+            let t4 = anneal_core::ncsnv2::technique4_eps(
+                g.sigma_min(),
+                g.common_ratio().growth(),
+                steps,
+            )
+            .map_err(|e| usage(e, ""))?;
+            (
+                Some(LangevinStep::new(t4.eps, StepConvention::Ncsnv2).map_err(|e| usage(e, ""))?),
+                Some("Technique 4"),
+            )
+        }
+    };
+    if !needs_eps && a.eps.is_some() {
+        return Err(UsageError(
+            format!(
+                "--eps does not apply to --sampler {:?}{}",
+                a.sampler,
+                if a.sampler == SamplerKind::Pc { " with --snr" } else { "" }
+            )
+            .to_lowercase(),
+        ));
+    }
+    let eps_used = step.map(|s| s.eps_ncsnv2());
+    // Only reached with needs_eps, where `step` is Some.
+    let step = step.unwrap_or_else(|| {
+        LangevinStep::new(1.0, StepConvention::Ncsnv2).unwrap_or_else(|_| unreachable!())
+    });
+    let hint = " (Technique 4 gives a stable default; omit --eps to use it)";
+    let mut cas = None;
+    let plan = match a.sampler {
+        SamplerKind::Cas => {
+            let rule = match (a.eps_c, a.eps_b) {
+                (_, Some(b)) => {
+                    cas = Some(("eps_b".to_string(), b));
+                    EtaRule::eps_b(b)
+                }
+                (c, None) => {
+                    let c = c.unwrap_or(DEFAULT_EPS_C);
+                    cas = Some(("eps_c".to_string(), c));
+                    EtaRule::eps_c(c)
+                }
+            }
+            .map_err(|e| usage(e, ""))?;
+            AnyPlan::Cas(Cas::new(schedule, rule, a.denoise).map_err(|e| usage(e, ""))?)
+        }
+        SamplerKind::Als | SamplerKind::Langevin => {
+            let denoise = a.denoise && a.sampler == SamplerKind::Als;
+            AnyPlan::Als(Als::new(schedule, step, t, denoise, tau).map_err(|e| usage(e, hint))?)
+        }
+        SamplerKind::Pc => {
+            let corrector = match a.snr {
+                Some(snr) => {
+                    let norms = match a.snr_norms {
+                        SnrNormsKind::PerSample => SnrNorms::PerSample,
+                        SnrNormsKind::BatchMean => SnrNorms::BatchMean,
+                    };
+                    Corrector::Snr { snr, norms }
+                }
+                None => Corrector::Langevin(step),
+            };
+            let order = match a.order {
+                OrderKind::PredictorFirst => Order::PredictorFirst,
+                OrderKind::CorrectorFirst => Order::CorrectorFirst,
+            };
+            AnyPlan::Pc(
+                Pc::new(schedule, corrector, a.corrector_steps, order, a.denoise, tau)
+                    .map_err(|e| usage(e, hint))?,
+            )
+        }
+        SamplerKind::NoiseDenoise => AnyPlan::NoiseDenoise(
+            NoiseDenoise::new(schedule, a.lambda, t).map_err(|e| usage(e, ""))?,
+        ),
+        SamplerKind::BaoabLimit => AnyPlan::BaoabLimit(
+            BaoabLimit::new(schedule, step, t, tau).map_err(|e| usage(e, hint))?,
+        ),
+        SamplerKind::Baoab | SamplerKind::Obabo => {
+            let split =
+                if a.sampler == SamplerKind::Baoab { Splitting::Baoab } else { Splitting::Obabo };
+            AnyPlan::Underdamped(
+                Underdamped::new(schedule, step, a.friction, split, t, tau)
+                    .map_err(|e| usage(e, hint))?,
+            )
+        }
+    };
+    if a.sampler != SamplerKind::Cas && (a.eps_c.is_some() || a.eps_b.is_some()) {
+        return Err(UsageError(
+            format!("--eps-c/--eps-b apply to --sampler cas, not {:?}", a.sampler).to_lowercase(),
+        ));
+    }
+    let threads = if a.threads == 0 { rayon::current_num_threads() } else { a.threads };
+    let config = Config {
+        version: env!("CARGO_PKG_VERSION"),
+        flags: serde_json::to_value(a).unwrap_or(serde_json::Value::Null),
+        data: DataInfo { name: data.name.clone(), dim: data.dim, components: data.components() },
+        tau,
+        sigma_max: schedule.sigma_max(),
+        sigma_min: schedule.sigma_min(),
+        levels: schedule.levels(),
+        sigma_max_source,
+        eps_ncsnv2: eps_used,
+        eps_source,
+        steps_per_level: uses_steps.then_some(t),
+        cas,
+        plan_steps: plan.len(),
+        threads,
+    };
+    Ok(Prepared { data, tau, schedule, plan, config })
+}
+
+/// Levels when neither --levels nor --technique2 is given (README, "Defaults").
+pub const DEFAULT_LEVELS: usize = 100;
+/// T when --steps-per-level is not given.
+pub const DEFAULT_STEPS_PER_LEVEL: u32 = 3;
+/// εc when CAS is run without --eps-c/--eps-b.
+pub const DEFAULT_EPS_C: f64 = 2.0;
+
+/// Runs the plan for samples `0..n` in batches of `batch`, in parallel; returns the n × D samples.
+pub fn sample(
+    p: &Prepared,
+    n: usize,
+    batch: usize,
+    seed: u64,
+    init: InitKind,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<Vec<f32>> {
+    let d = p.data.dim;
+    let mean: Vec<f32> = (0..d)
+        .map(|j| {
+            p.data
+                .means
+                .chunks_exact(d)
+                .zip(&p.data.weights)
+                .map(|(m, w)| m[j] as f64 * w)
+                .sum::<f64>() as f32
+        })
+        .collect();
+    let (lo, hi) = p.data.means.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+        (lo.min(v as f64), hi.max(v as f64))
+    });
+    let margin = 3.0 * p.tau.max(p.schedule.sigma_min());
+    let starts: Vec<usize> = (0..n).step_by(batch).collect();
+    let results: Vec<Result<Vec<f32>, Error>> = starts
+        .par_iter()
+        .map(|&first| {
+            let count = batch.min(n - first);
+            let len = count * d;
+            let (mut x, mut aux, mut s, mut xi, mut pt) = (
+                vec![0.0f32; len],
+                vec![0.0f32; len],
+                vec![0.0f32; len],
+                vec![0.0f32; len],
+                vec![0.0f32; len],
+            );
+            let mut noise = Keyed::new(seed);
+            match init {
+                InitKind::Normal => {
+                    plan::init_normal(&mut noise, first as u64, d, p.schedule.sigma_max(), &mut x)?;
+                    for row in x.chunks_exact_mut(d) {
+                        row.iter_mut().zip(&mean).for_each(|(v, m)| *v += m);
+                    }
+                }
+                InitKind::Uniform => plan::init_uniform(
+                    &mut noise,
+                    first as u64,
+                    d,
+                    lo - margin,
+                    hi + margin,
+                    &mut x,
+                )?,
+            }
+            let mut score = GemmMixture::new(&p.data.means, d, &p.data.weights, p.tau);
+            let batch = Batch {
+                dim: d,
+                first_sample: first as u64,
+                x: &mut x,
+                aux: &mut aux,
+                score: &mut s,
+                noise: &mut xi,
+                point: &mut pt,
+            };
+            let mut obs = |_k: usize, _s: &Step, _x: &[f32]| progress.inc(1);
+            plan::run(&p.plan, &mut score, &mut noise, batch, None, &mut obs)?;
+            Ok(x)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n * d);
+    for (r, &first) in results.into_iter().zip(&starts) {
+        match r {
+            Ok(x) => out.extend(x),
+            Err(e @ Error::NonFinite { .. }) => {
+                anyhow::bail!(
+                    "sampling stopped in the batch starting at sample {first}: {e}; nothing was written"
+                )
+            }
+            Err(e) => anyhow::bail!("sampling failed: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `bytes` to `dir/name` through a temporary file and a rename.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join(name))
+        .map_err(|e| anyhow::anyhow!("renaming {}: {e}", tmp.display()))?;
+    Ok(())
+}
+
+/// Runs `anneal sample`.
+pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
+    let p = prepare(a)?;
+    if a.out.exists() && !a.force {
+        return Err(UsageError(format!(
+            "--out = {} exists: choose another folder or add --force to overwrite its files",
+            a.out.display()
+        ))
+        .into());
+    }
+    if a.out.exists() && !a.out.is_dir() {
+        return Err(
+            UsageError(format!("--out = {} exists and is not a folder", a.out.display())).into()
+        );
+    }
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(p.config.threads).build()?;
+    let batches = a.n.div_ceil(a.batch);
+    let progress = crate::progress::bar((batches * p.plan.len()) as u64, "steps");
+    let start = Instant::now();
+    let samples = pool.install(|| sample(&p, a.n, a.batch, a.seed, a.init, &progress))?;
+    let seconds = start.elapsed().as_secs_f64();
+    progress.finish_and_clear();
+    let metrics = pool.install(|| crate::metrics::compute(&p, &samples, a.seed, seconds));
+    let png = crate::plot::render(&p, &samples);
+
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", a.out.display()))?;
+    // samples.npy last: its presence means the run is complete.
+    write_atomic(&a.out, "config.json", serde_json::to_string_pretty(&p.config)?.as_bytes())?;
+    write_atomic(&a.out, "metrics.json", serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+    write_atomic(&a.out, "samples.png", &png?)?;
+    write_atomic(&a.out, "samples.npy", &crate::npy::write_f32(&samples, a.n, p.data.dim))?;
+
+    println!(
+        "{} samples of {} (D = {}, K = {}) by {:?}, N = {} levels, {} steps: {:.2} s",
+        a.n,
+        p.data.name,
+        p.data.dim,
+        p.data.components(),
+        a.sampler,
+        p.schedule.levels(),
+        p.plan.len(),
+        seconds
+    );
+    crate::metrics::print_summary(&metrics);
+    println!("wrote {}/{{samples.npy, metrics.json, samples.png, config.json}}", a.out.display());
+    Ok(())
+}
