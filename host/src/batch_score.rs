@@ -155,3 +155,125 @@ impl BatchScore<f32> for GemmMixture<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use anneal_core::noise::{Keyed, Noise, Stream};
+    use anneal_core::score::{IsotropicMixture, Taus};
+    use anneal_core::{BatchScore, Geometric, Schedule};
+
+    use super::GemmMixture;
+
+    /// The GEMM score against the core's per-sample score in f64, on the digits mixture, at every
+    /// σ of a 30-level schedule from 14 to 0.01, for τ = 0 and 0.05, at points near the data
+    /// (data + σ noise: where samples are), on bisectors of nearby digits (where the two
+    /// responsibilities are ~1/2 and logit errors show), and far from it. Tolerance: 1e-4 of the
+    /// score's scale before cancellation, Σ r_k ‖μ_k − x‖/v, per row (f32 GEMMs; the refinement
+    /// keeps the logits exact at small σ — without it the bisector rows fail). Also checks that
+    /// refinement happened at the smallest σ and not at the largest.
+    fn nearest_other(means: &[f32], d: usize, a: usize) -> usize {
+        let mu = &means[a * d..(a + 1) * d];
+        (0..means.len() / d)
+            .filter(|&b| b != a)
+            .map(|b| {
+                (
+                    b,
+                    means[b * d..(b + 1) * d]
+                        .iter()
+                        .zip(mu)
+                        .map(|(x, y)| (x - y).powi(2))
+                        .sum::<f32>(),
+                )
+            })
+            .filter(|&(_, d2)| d2 > 0.0)
+            .min_by(|x, y| x.1.total_cmp(&y.1))
+            .map_or(a, |(b, _)| b)
+    }
+
+    #[test]
+    fn gemm_score_matches_the_f64_reference() {
+        let data = crate::data::load("digits").unwrap();
+        let (d, k) = (data.dim, data.components());
+        let means64: Vec<f64> = data.means.iter().map(|&v| v as f64).collect();
+        let schedule = Geometric::new(14.0, 0.01, 30).unwrap();
+        let b = 64;
+        for tau in [0.0, 0.05] {
+            let reference =
+                IsotropicMixture::new(&means64, d, Some(&data.weights), Taus::Shared(tau)).unwrap();
+            let mut gemm = GemmMixture::new(&data.means, d, &data.weights, tau);
+            let mut worst = 0.0f64;
+            for i in 0..schedule.levels() {
+                let sigma = schedule.sigma(i).unwrap();
+                let mut pts = vec![0.0f32; b * d];
+                let mut z = vec![0.0f32; d];
+                for (j, row) in pts.chunks_exact_mut(d).enumerate() {
+                    Keyed::new(4).normals(j as u64, Stream::Step(i as u32), &mut z);
+                    let a = (j * 97) % k;
+                    let mu = &data.means[a * d..(a + 1) * d];
+                    match j % 4 {
+                        // Far from the data.
+                        3 => row.iter_mut().zip(mu).for_each(|(p, &m)| *p = 0.5 * m),
+                        // On the bisector of a digit and its nearest neighbour, where the two
+                        // responsibilities are ~1/2 each and logit errors show.
+                        2 => {
+                            let nb = nearest_other(&data.means, d, a);
+                            let other = &data.means[nb * d..(nb + 1) * d];
+                            // (Pixels are multiples of 1/16, so the exact bisector makes every f32
+                            // product exact; 1e-3·σ of noise keeps r ≈ 1/2 but not the exactness.)
+                            let e = 1e-3 * sigma as f32;
+                            for (((p, &m), &o), &zz) in row.iter_mut().zip(mu).zip(other).zip(&z) {
+                                *p = 0.5 * (m + o) + e * zz;
+                            }
+                        }
+                        // Near a digit, at that level's noise.
+                        _ => row
+                            .iter_mut()
+                            .zip(mu)
+                            .zip(&z)
+                            .for_each(|((p, &m), &zz)| *p = m + sigma as f32 * zz),
+                    }
+                }
+                let mut out = vec![0.0f32; b * d];
+                gemm.score_batch(&pts, sigma, &mut out).unwrap();
+                if i == 0 {
+                    assert_eq!(gemm.refined, 0, "no refinement needed at σ = 14");
+                }
+                if i + 1 == schedule.levels() {
+                    assert_eq!(gemm.refined, b, "every row refined at σ = 0.01");
+                }
+                let mut want = vec![0.0f64; d];
+                let mut logits = vec![0.0f64; k];
+                let v = tau * tau + sigma * sigma;
+                for (p, o) in pts.chunks_exact(d).zip(out.chunks_exact(d)) {
+                    let p64: Vec<f64> = p.iter().map(|&v| v as f64).collect();
+                    anneal_core::Score::score(&reference, &p64, sigma, &mut want).unwrap();
+                    // The score's scale before the cancellation in Σ r_k (μ_k − x): Σ r_k ‖μ_k − x‖/v.
+                    reference.logits(&p64, sigma, &mut logits).unwrap();
+                    let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = logits.iter().map(|l| (l - m).exp()).sum();
+                    let scale: f64 = logits
+                        .iter()
+                        .zip(means64.chunks_exact(d))
+                        .map(|(l, mu)| {
+                            (l - m).exp() / z
+                                * mu.iter()
+                                    .zip(&p64)
+                                    .map(|(a, b)| (a - b).powi(2))
+                                    .sum::<f64>()
+                                    .sqrt()
+                        })
+                        .sum::<f64>()
+                        / v;
+                    let err = o
+                        .iter()
+                        .zip(&want)
+                        .map(|(&a, b)| (a as f64 - b).powi(2))
+                        .sum::<f64>()
+                        .sqrt();
+                    worst = worst.max(err / scale);
+                }
+            }
+            assert!(worst < 1e-4, "τ = {tau}: worst relative error {worst:e}");
+        }
+    }
+}

@@ -57,6 +57,9 @@ pub enum InitKind {
     Normal,
     /// Uniform on the data's bounding box widened by 3·max(τ, σ_N) (NCSN's [−8, 8]² on toy2d).
     Uniform,
+    /// Exact samples of p_σ1 (a data point + τ and σ_1 noise): isolates the sampler's error from
+    /// the start's. Uses the data, so it is for studying samplers, not for generation.
+    Data,
 }
 
 /// Step-size convention of --eps.

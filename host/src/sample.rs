@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anneal_core::noise::Keyed;
+use anneal_core::noise::{Keyed, Noise};
 use anneal_core::plan::{self, AuxInit, Batch, Plan, SnrNorms, Step};
 use anneal_core::samplers::als::Als;
 use anneal_core::samplers::baoab::{BaoabLimit, Splitting, Underdamped};
@@ -198,7 +198,7 @@ pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
         let s = anneal_core::ncsnv2::max_pairwise_distance(&data.means, data.dim).map_err(|e| {
             UsageError(format!("--sigma-max = auto needs at least two distinct data points: {e}"))
         })?;
-        if !(s > 0.0) {
+        if s <= 0.0 || s.is_nan() {
             return Err(UsageError(
                 "--sigma-max = auto: all data points coincide; give --sigma-max".into(),
             ));
@@ -375,8 +375,9 @@ pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
 
 /// Levels when neither --levels nor --technique2 is given (README, "Defaults").
 pub const DEFAULT_LEVELS: usize = 100;
-/// T when --steps-per-level is not given.
-pub const DEFAULT_STEPS_PER_LEVEL: u32 = 3;
+/// T when --steps-per-level is not given (README, "Defaults": ALS needs ~100 steps per level
+/// with Technique 4's ε to move mass between modes).
+pub const DEFAULT_STEPS_PER_LEVEL: u32 = 100;
 /// εc when CAS is run without --eps-c/--eps-b.
 pub const DEFAULT_EPS_C: f64 = 2.0;
 
@@ -433,6 +434,22 @@ pub fn sample(
                     hi + margin,
                     &mut x,
                 )?,
+                InitKind::Data => {
+                    let s1 = (p.tau * p.tau + p.schedule.sigma_max().powi(2)).sqrt();
+                    plan::init_normal(&mut noise, first as u64, d, s1, &mut x)?;
+                    let mut u = [0.0f64; 1];
+                    for (j, row) in x.chunks_exact_mut(d).enumerate() {
+                        noise.uniforms(
+                            (first + j) as u64,
+                            anneal_core::noise::Stream::AuxInit,
+                            &mut u,
+                        );
+                        let k = crate::metrics::pick_component(&p.data.weights, u[0]);
+                        row.iter_mut()
+                            .zip(&p.data.means[k * d..(k + 1) * d])
+                            .for_each(|(v, m)| *v += m);
+                    }
+                }
             }
             let mut score = GemmMixture::new(&p.data.means, d, &p.data.weights, p.tau);
             let batch = Batch {

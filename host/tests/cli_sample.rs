@@ -1,0 +1,244 @@
+//! `anneal sample` end to end.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn anneal() -> Command {
+    Command::cargo_bin("anneal").unwrap()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("anneal-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn run_ok(args: &[&str], out: &Path) -> Value {
+    let o = anneal().arg("sample").args(args).arg("--out").arg(out).output().unwrap();
+    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap()
+}
+
+/// toy2d with the default CAS and with ALS: the mode weights are within 3 standard errors
+/// (√(0.2·0.8/n), n = 2000: 0.0089) of 0.2/0.8.
+#[test]
+fn toy2d_recovers_the_mode_weights() {
+    for sampler in ["cas", "als"] {
+        let out = tmp(&format!("toy-{sampler}"));
+        let m = run_ok(&["--sampler", sampler, "--n", "2000"], &out);
+        let w: Vec<f64> =
+            m["mode_weights"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let se = (0.2f64 * 0.8 / 2000.0).sqrt();
+        assert!((w[0] - 0.2).abs() < 3.0 * se && (w[1] - 0.8).abs() < 3.0 * se, "{sampler}: {w:?}");
+        assert_eq!(m["non_finite"], 0);
+        for f in ["samples.npy", "samples.png", "config.json"] {
+            assert!(out.join(f).exists(), "{f}");
+        }
+        let cfg: Value =
+            serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+        assert_eq!(cfg["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(cfg["flags"]["sampler"], sampler);
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}
+
+/// The same seed gives byte-identical samples.npy for --threads 1 and 2 and any --batch.
+#[test]
+fn samples_do_not_depend_on_threads_or_batch() {
+    for data in ["toy2d", "digits"] {
+        let mut files = Vec::new();
+        for (threads, batch) in [("1", "7"), ("2", "256"), ("2", "33"), ("1", "1000")] {
+            let out = tmp(&format!("det-{data}-{threads}-{batch}"));
+            run_ok(
+                &[
+                    "--data",
+                    data,
+                    "--n",
+                    "300",
+                    "--levels",
+                    "20",
+                    "--seed",
+                    "9",
+                    "--threads",
+                    threads,
+                    "--batch",
+                    batch,
+                ],
+                &out,
+            );
+            files.push(std::fs::read(out.join("samples.npy")).unwrap());
+            let _ = std::fs::remove_dir_all(&out);
+        }
+        assert!(
+            files.windows(2).all(|w| w[0] == w[1]),
+            "{data}: samples differ across threads/batch"
+        );
+    }
+}
+
+#[test]
+fn existing_output_is_refused_without_force() {
+    let out = tmp("force");
+    run_ok(&["--n", "10", "--levels", "5"], &out);
+    let o = anneal()
+        .args(["sample", "--n", "10", "--levels", "5", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains("exists") && err.contains("--force"), "{err}");
+    let before = std::fs::read(out.join("samples.npy")).unwrap();
+    run_ok(&["--n", "10", "--levels", "5", "--seed", "3", "--force"], &out);
+    assert_ne!(std::fs::read(out.join("samples.npy")).unwrap(), before);
+    // No temporary files are left behind.
+    assert!(
+        std::fs::read_dir(&out).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp"))
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Each bad value: status 2, one line naming the flag and the bound; nothing written.
+#[test]
+fn bad_flags_exit_2_with_one_line() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--tau", "-1"], "--tau = -1 is out of range: must be finite and ≥ 0"),
+        (&["--n", "0"], "--n = 0 is out of range: must be ≥ 1"),
+        (&["--batch", "0"], "--batch = 0 is out of range: must be ≥ 1"),
+        (&["--sigma-max", "big"], "--sigma-max = big is not a number or `auto`"),
+        (&["--sigma-min", "0"], "--sigma-min = 0 is out of range: must be finite and > 0"),
+        (&["--sigma-min", "50"], "--sigma-min = 50 must be below --sigma-max"),
+        (&["--levels", "1"], "--levels = 1 is out of range for --sampler cas"),
+        (&["--eps-c", "0.5"], "--eps-c = 0.5 is out of range: must be ≥ 1"),
+        (&["--eps-b", "1"], "η = 10000 outside [1−γ, 1]"),
+        (&["--sampler", "als", "--eps", "1"], "--eps: the Langevin step"),
+        (
+            &["--sampler", "noise-denoise", "--lambda", "3"],
+            "--lambda = 3 is out of range: must be in (0, 2]",
+        ),
+        (&["--sampler", "baoab", "--friction", "0"], "--friction = 0 is out of range"),
+        (&["--sampler", "pc", "--snr", "1.5"], "--snr = 1.5 is out of range: must be in (0, 1)"),
+        (&["--sampler", "als", "--steps-per-level", "0"], "--steps-per-level = 0 is out of range"),
+        (&["--sampler", "langevin", "--levels", "1"], "--eps is required with --levels 1"),
+        (&["--sampler", "als", "--eps-c", "2"], "--eps-c/--eps-b apply to --sampler cas"),
+        (&["--data", "/nonexistent.npy"], "--data = /nonexistent.npy:"),
+        (&["--data", "Cargo.toml"], "unknown extension (use .npy or .csv)"),
+        (&["--sampler", "magic"], "invalid value 'magic' for '--sampler <SAMPLER>'"),
+        // NCSN's appendix toy setting (σ 10 → 0.1, ε = 0.1 in NCSN's convention, τ = 1): refused,
+        // not run into overflow.
+        (
+            &[
+                "--sampler",
+                "als",
+                "--sigma-max",
+                "10",
+                "--sigma-min",
+                "0.1",
+                "--levels",
+                "10",
+                "--eps",
+                "0.1",
+                "--step-convention",
+                "ncsn",
+                "--steps-per-level",
+                "100",
+            ],
+            "not below the stability bound",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = tmp("bad");
+        let o = anneal().arg("sample").args(*args).arg("--out").arg(&out).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!out.exists(), "{args:?}: output written");
+    }
+}
+
+/// A truncated .npy, a bad .npy header and a ragged .csv: status 2 with the problem named; a
+/// good .csv and .npy are accepted.
+#[test]
+fn data_files() {
+    let dir = tmp("files");
+    std::fs::create_dir_all(&dir).unwrap();
+    let good: Vec<u8> = {
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }";
+        let mut h = header.to_string();
+        while !(10 + h.len() + 1).is_multiple_of(64) {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend((h.len() as u16).to_le_bytes());
+        b.extend(h.as_bytes());
+        for v in [0.0f32, 0.0, 3.0, 0.0, 0.0, 4.0] {
+            b.extend(v.to_le_bytes());
+        }
+        b
+    };
+    std::fs::write(dir.join("good.npy"), &good).unwrap();
+    std::fs::write(dir.join("trunc.npy"), &good[..good.len() - 5]).unwrap();
+    let fortran: Vec<u8> = {
+        let at = good.windows(5).position(|w| w == b"False").unwrap();
+        let mut b = good.clone();
+        b[at..at + 5].copy_from_slice(b"True ");
+        b
+    };
+    std::fs::write(dir.join("fortran.npy"), fortran).unwrap();
+    std::fs::write(dir.join("ragged.csv"), "x,y\n1,2\n3,4\n5,6,7\n").unwrap();
+    std::fs::write(dir.join("text.csv"), "1,2\n3,oops\n").unwrap();
+    std::fs::write(dir.join("good.csv"), "# points\nx,y\n0,0\n3,0\n0,4\n").unwrap();
+    let cases = [
+        ("trunc.npy", "npy data truncated: shape (3, 2) of '<f4' needs 24 bytes, the file has 19"),
+        ("fortran.npy", "fortran_order is True"),
+        ("ragged.csv", "line 4: 3 values where the first point has 2 (ragged rows)"),
+        ("text.csv", "line 2, column 2: 'oops' is not a number"),
+    ];
+    for (f, want) in cases {
+        let o = anneal()
+            .args(["sample", "--data"])
+            .arg(dir.join(f))
+            .arg("--out")
+            .arg(dir.join("o"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{f}");
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert!(err.contains(want) && err.lines().count() == 1, "{f}: {err}");
+    }
+    for f in ["good.npy", "good.csv"] {
+        let out = dir.join(format!("out-{f}"));
+        let m =
+            run_ok(&["--data", dir.join(f).to_str().unwrap(), "--n", "300", "--tau", "0.3"], &out);
+        assert_eq!(m["true_weights"].as_array().unwrap().len(), 3, "{f}");
+        // σ_1 = auto: Technique 1 on the points (max distance 5).
+        let cfg: Value =
+            serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+        assert_eq!(cfg["sigma_max"], 5.0, "{f}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every sampler runs on toy2d with its defaults (30 levels) and lands near the data: the mean
+/// distance to the nearest component is √2·Γ(3/2)/Γ(1)·τ ≈ 1.25 for exact samples (τ = 1, D = 2);
+/// allowed: below 1.5.
+#[test]
+fn every_sampler_runs_with_its_defaults() {
+    for sampler in
+        ["cas", "als", "pc", "langevin", "noise-denoise", "baoab-limit", "baoab", "obabo"]
+    {
+        let out = tmp(&format!("every-{sampler}"));
+        let m = run_ok(&["--sampler", sampler, "--n", "500", "--levels", "30"], &out);
+        let d = m["mean_nearest_component_distance"].as_f64().unwrap();
+        assert!(d < 1.5, "{sampler}: mean nearest-component distance {d}");
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}
