@@ -447,12 +447,10 @@ where
                 row.iter_mut().for_each(|v| *v = F::ZERO);
             }
         }
-        // 2. Score at y = x + p.aux a + p.noise ξ.
+        // 2. Score at y = x + p.aux a + p.noise ξ (at x itself without a copy).
         let p = step.point;
         if p.aux == 0.0 && p.noise == 0.0 {
-            for (y, &xv) in point.iter_mut().zip(x.iter()) {
-                *y = xv;
-            }
+            score.score_batch(x, step.sigma, s_buf)?;
         } else {
             let (pa, pn) = (F::from_f64(p.aux), F::from_f64(p.noise));
             for (i, y) in point.iter_mut().enumerate() {
@@ -461,8 +459,8 @@ where
                 let nv = xi.get(i).copied().unwrap_or(F::ZERO);
                 *y = xv + pa * a + pn * nv;
             }
+            score.score_batch(point, step.sigma, s_buf)?;
         }
-        score.score_batch(point, step.sigma, s_buf)?;
         let (level, step_no) = (step.level + 1, k + 1);
         if non_finite(s_buf) {
             return Err(Error::NonFinite { what: Quantity::Score, level, step: step_no });

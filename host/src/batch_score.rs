@@ -16,7 +16,79 @@
 
 use anneal_core::{BatchScore, Error};
 
-/// ln w, ‖μ‖²/2 and the means of a mixture with one τ, ready for batches.
+/// exp(t) for t ≤ 0, with 0 below −40 (and exactly 1 at 0) without calling exp.
+#[inline]
+fn weight(t: f64) -> f64 {
+    if t < -40.0 {
+        0.0
+    } else if t == 0.0 {
+        1.0
+    } else {
+        t.exp()
+    }
+}
+
+/// C (m × n, row stride `ldc`) = A (m × k, row-major, stride `lda`) · B, where B's element (p, j)
+/// is at `b + p·rsb + j·csb`; the n columns are split into one block per rayon thread. Each
+/// element is computed by one thread with the same k-loop, so the result does not depend on the
+/// split; each thread packs only its share of B.
+///
+/// # Safety
+/// The pointers must cover the matrices described, and C must not overlap A or B.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_by_columns(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    let threads = if m * k * n >= 1 << 22 {
+        rayon::current_num_threads().min(n.div_ceil(64)).max(1)
+    } else {
+        1
+    };
+    let block = n.div_ceil(threads);
+    // Raw pointers as integers so that the closures are Send; the blocks are disjoint.
+    let (a, b, c) = (a as usize, b as usize, c as usize);
+    rayon::scope(|s| {
+        for t in 0..threads {
+            let j0 = t * block;
+            let j1 = ((t + 1) * block).min(n);
+            if j0 >= j1 {
+                continue;
+            }
+            s.spawn(move |_| {
+                // SAFETY: block [j0, j1) of B and C; the caller guarantees the extents.
+                unsafe {
+                    matrixmultiply::sgemm(
+                        m,
+                        k,
+                        j1 - j0,
+                        1.0,
+                        a as *const f32,
+                        lda as isize,
+                        1,
+                        (b as *const f32).offset(j0 as isize * csb),
+                        rsb,
+                        csb,
+                        0.0,
+                        (c as *mut f32).add(j0),
+                        ldc as isize,
+                        1,
+                    );
+                }
+            });
+        }
+    });
+}
+
+/// ln w, ‖μ‖² and the means of a mixture with one τ, ready for batches.
 pub struct GemmMixture<'a> {
     means: &'a [f32],
     dim: usize,
@@ -25,11 +97,7 @@ pub struct GemmMixture<'a> {
     norms2: Vec<f64>,
     max_norm: f64,
     tau: f64,
-    // Scratch, grown on demand.
-    g: Vec<f32>,
-    r: Vec<f32>,
-    logits: Vec<f64>,
-    /// Rows refined in the last call (for tests and metrics).
+    /// Rows refined in the last call (for tests).
     pub refined: usize,
 }
 
@@ -48,55 +116,76 @@ impl<'a> GemmMixture<'a> {
             norms2,
             max_norm,
             tau,
-            g: Vec::new(),
-            r: Vec::new(),
-            logits: Vec::new(),
             refined: 0,
         }
     }
 
-    /// The softmax responsibilities of the rows of `points` at σ into `self.r` (B × K); returns
-    /// the number of rows whose logits were refined.
-    fn responsibilities(&mut self, points: &[f32], sigma: f64) -> usize {
+    /// Tiny mixtures (K·D ≤ 64, e.g. toy2d) skip the GEMMs: exact f64 logits per row.
+    fn score_rows_direct(&self, points: &[f32], sigma: f64, out: &mut [f32]) {
         let (d, k) = (self.dim, self.k);
+        let v = self.tau * self.tau + sigma * sigma;
+        let mut logits = [0.0f64; 64];
+        let logits = &mut logits[..k];
+        let mut acc = [0.0f64; 64];
+        let acc = &mut acc[..d];
+        for (y, o) in points.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            for ((l, mu), lw) in logits.iter_mut().zip(self.means.chunks_exact(d)).zip(&self.ln_w) {
+                let d2: f64 = y.iter().zip(mu).map(|(&a, &m)| (a as f64 - m as f64).powi(2)).sum();
+                *l = lw - d2 / (2.0 * v);
+            }
+            let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let mut z = 0.0;
+            acc.iter_mut().for_each(|a| *a = 0.0);
+            for (l, mu) in logits.iter().zip(self.means.chunks_exact(d)) {
+                let e = weight(l - max);
+                z += e;
+                acc.iter_mut().zip(mu).for_each(|(a, &m)| *a += e * m as f64);
+            }
+            for ((o, &a), &yv) in o.iter_mut().zip(acc.iter()).zip(y) {
+                *o = ((a / z - yv as f64) / v) as f32;
+            }
+        }
+    }
+
+    /// The score of a chunk of rows; returns how many rows had their logits refined.
+    fn score_rows(&self, points: &[f32], sigma: f64, out: &mut [f32]) -> usize {
+        let (d, k) = (self.dim, self.k);
+        if k * d <= 64 {
+            self.score_rows_direct(points, sigma, out);
+            return 0;
+        }
         let b = points.len() / d;
-        self.g.resize(b * k, 0.0);
-        self.r.resize(b * k, 0.0);
-        self.logits.resize(k, 0.0);
-        // SAFETY (matrixmultiply's contract): the pointers cover b×d, d×k (M read transposed
-        // through its strides) and b×k elements with the given strides.
+        let mut g = vec![0.0f32; b * k];
+        let mut r = vec![0.0f32; b * k];
+        let mut logits = vec![0.0f64; k];
+        // SAFETY: points is b×d, M (read transposed through its strides) d×k, g b×k.
         unsafe {
-            matrixmultiply::sgemm(
+            sgemm_by_columns(
                 b,
                 d,
                 k,
-                1.0,
                 points.as_ptr(),
-                d as isize,
-                1,
+                d,
                 self.means.as_ptr(),
                 1,
                 d as isize,
-                0.0,
-                self.g.as_mut_ptr(),
-                k as isize,
-                1,
+                g.as_mut_ptr(),
+                k,
             );
         }
         let v = self.tau * self.tau + sigma * sigma;
         let mut refined = 0;
-        for (y, (g, r)) in
-            points.chunks_exact(d).zip(self.g.chunks_exact(k).zip(self.r.chunks_exact_mut(k)))
+        for (y, (g, r)) in points.chunks_exact(d).zip(g.chunks_exact(k).zip(r.chunks_exact_mut(k)))
         {
             let y2: f64 = y.iter().map(|&a| a as f64 * a as f64).sum();
-            for (j, l) in self.logits.iter_mut().enumerate() {
+            for (j, l) in logits.iter_mut().enumerate() {
                 *l = self.ln_w[j] - (y2 - 2.0 * g[j] as f64 + self.norms2[j]) / (2.0 * v);
             }
             let err = d as f64 * f32::EPSILON as f64 * 0.5 * y2.sqrt() * self.max_norm / v;
-            let mut max = self.logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let mut max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             if err > 1e-4 {
                 let cut = max - 36.0 - 2.0 * err;
-                for (j, l) in self.logits.iter_mut().enumerate() {
+                for (j, l) in logits.iter_mut().enumerate() {
                     if *l >= cut {
                         let mu = &self.means[j * d..(j + 1) * d];
                         let d2: f64 =
@@ -106,12 +195,36 @@ impl<'a> GemmMixture<'a> {
                 }
                 refined += 1;
                 // The refined logits are exact; the rest are at least 36 nats below.
-                max = self.logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             }
-            let z: f64 = self.logits.iter().map(|l| (l - max).exp()).sum();
-            for (o, l) in r.iter_mut().zip(&self.logits) {
-                *o = ((l - max).exp() / z) as f32;
+            // Weights below e⁻⁴⁰ (4e-18) are 0: no exp for the (usually many) far components.
+            let mut z = 0.0f64;
+            for (o, l) in r.iter_mut().zip(&logits) {
+                let e = weight(l - max);
+                z += e;
+                *o = e as f32;
             }
+            let inv = (1.0 / z) as f32;
+            r.iter_mut().for_each(|o| *o *= inv);
+        }
+        // SAFETY: R is b×k, M is k×d, out is b×d, all row-major.
+        unsafe {
+            sgemm_by_columns(
+                b,
+                k,
+                d,
+                r.as_ptr(),
+                k,
+                self.means.as_ptr(),
+                d as isize,
+                1,
+                out.as_mut_ptr(),
+                d,
+            );
+        }
+        let inv_v = (1.0 / v) as f32;
+        for (o, &y) in out.iter_mut().zip(points) {
+            *o = (*o - y) * inv_v;
         }
         refined
     }
@@ -123,35 +236,20 @@ impl BatchScore<f32> for GemmMixture<'_> {
     }
 
     fn score_batch(&mut self, points: &[f32], sigma: f64, out: &mut [f32]) -> Result<(), Error> {
-        let (d, k) = (self.dim, self.k);
+        let d = self.dim;
         if points.len() != out.len() || !points.len().is_multiple_of(d) {
             return Err(Error::DimensionMismatch { expected: points.len(), found: out.len() });
         }
         let b = points.len() / d;
-        self.refined = self.responsibilities(points, sigma);
-        // SAFETY (matrixmultiply's contract): R is b×k, M is k×d, out is b×d, all row-major.
-        unsafe {
-            matrixmultiply::sgemm(
-                b,
-                k,
-                d,
-                1.0,
-                self.r.as_ptr(),
-                k as isize,
-                1,
-                self.means.as_ptr(),
-                d as isize,
-                1,
-                0.0,
-                out.as_mut_ptr(),
-                d as isize,
-                1,
-            );
+        if self.k * d <= 64 {
+            self.refined = 0;
+            self.score_rows_direct(points, sigma, out);
+            return Ok(());
         }
-        let inv_v = (1.0 / (self.tau * self.tau + sigma * sigma)) as f32;
-        for (o, &y) in out.iter_mut().zip(points) {
-            *o = (*o - y) * inv_v;
-        }
+        // One GEMM per batch (matrixmultiply threads inside it): splitting rows would re-pack
+        // the K × D means for every piece.
+        let _ = b;
+        self.refined = self.score_rows(points, sigma, out);
         Ok(())
     }
 }

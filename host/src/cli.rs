@@ -25,6 +25,28 @@ pub enum Command {
     /// Sample from a built-in or file dataset's exact score; write samples, metrics, a picture
     /// and the configuration into a folder.
     Sample(Box<SampleArgs>),
+    /// Time one sampler step (GEMM score + noise + update) at fixed sizes beside NumPy.
+    Bench(BenchArgs),
+}
+
+/// Flags of `anneal bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Runs per figure (the median is reported).
+    #[arg(long, default_value_t = 30)]
+    pub repeats: usize,
+    /// The Python that runs host/bench/numpy_step.py.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Skip the NumPy reference.
+    #[arg(long)]
+    pub no_numpy: bool,
+    /// Also time the score and the noise of one batch alone (stderr).
+    #[arg(long)]
+    pub breakdown: bool,
+    /// Samples per batch, as in `anneal sample` (batches run in parallel).
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
 }
 
 /// The samplers of anneal-core.

@@ -4,6 +4,7 @@
 //! (one line on stderr naming the flag, the value and the bound), 1 for anything else.
 
 mod batch_score;
+mod bench;
 mod cli;
 mod data;
 mod metrics;
@@ -30,6 +31,7 @@ fn run() -> anyhow::Result<ExitCode> {
     match args.command {
         cli::Command::Schedule(a) => schedule::run(&a)?,
         cli::Command::Sample(a) => sample::run(&a)?,
+        cli::Command::Bench(a) => bench::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,204 @@
+//! `anneal bench`: one sampler step (GEMM score + noise + CAS update) at fixed sizes, beside this
+//! machine's SGEMM rate and the NumPy reference in `host/bench/numpy_step.py`.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anneal_core::noise::{Keyed, Noise, Stream};
+use anneal_core::plan::{self, Batch};
+use anneal_core::samplers::cas::Cas;
+use anneal_core::{EtaRule, Geometric};
+use rayon::prelude::*;
+
+use crate::batch_score::GemmMixture;
+use crate::cli::BenchArgs;
+
+/// A benchmark size.
+struct Case {
+    name: &'static str,
+    b: usize,
+    k: usize,
+    d: usize,
+}
+
+const CASES: [Case; 3] = [
+    Case { name: "digits-like B=256 K=1797 D=64", b: 256, k: 1797, d: 64 },
+    Case { name: "large B=64 K=1000 D=3072", b: 64, k: 1000, d: 3072 },
+    Case { name: "toy2d B=1280 K=2 D=2", b: 1280, k: 2, d: 2 },
+];
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time<F: FnMut()>(repeats: usize, mut f: F) -> f64 {
+    f();
+    median(
+        (0..repeats)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+/// SGEMM GFLOP/s of matrixmultiply on n×n×n, on `threads` threads (disjoint row blocks).
+fn sgemm_rate(n: usize, threads: usize, repeats: usize) -> f64 {
+    let a: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+    let mut c = vec![0.0f32; n * n];
+    let rows = n.div_ceil(threads);
+    let t = time(repeats, || {
+        a.par_chunks(rows * n).zip(c.par_chunks_mut(rows * n)).for_each(|(ab, cb)| {
+            let m = ab.len() / n;
+            // SAFETY: ab is m×n, a is n×n, cb is m×n, row-major.
+            unsafe {
+                matrixmultiply::sgemm(
+                    m,
+                    n,
+                    n,
+                    1.0,
+                    ab.as_ptr(),
+                    n as isize,
+                    1,
+                    a.as_ptr(),
+                    n as isize,
+                    1,
+                    0.0,
+                    cb.as_mut_ptr(),
+                    n as isize,
+                    1,
+                );
+            }
+        })
+    });
+    2.0 * (n * n * n) as f64 / t / 1e9
+}
+
+/// Runs `anneal bench`.
+pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
+    let threads = rayon::current_num_threads();
+    let repeats = a.repeats.max(3);
+    println!("anneal bench: {threads} threads, median of {repeats} runs per figure");
+    let peak = sgemm_rate(1024, threads, repeats.min(10));
+    println!("matrixmultiply SGEMM 1024³ on {threads} threads: {peak:.1} GFLOP/s");
+    let numpy = if a.no_numpy {
+        None
+    } else {
+        let cases: Vec<serde_json::Value> = CASES
+            .iter()
+            .map(|c| serde_json::json!({"name": c.name, "B": c.b, "K": c.k, "D": c.d}))
+            .collect();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/numpy_step.py");
+        match Command::new(&a.python)
+            .arg(script)
+            .arg(serde_json::to_string(&cases)?)
+            .arg(repeats.to_string())
+            .output()
+        {
+            Ok(o) if o.status.success() => {
+                Some(serde_json::from_slice::<serde_json::Value>(&o.stdout)?)
+            }
+            Ok(o) => {
+                eprintln!(
+                    "NumPy reference failed: {}",
+                    String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("NumPy reference not run ({}: {e})", a.python);
+                None
+            }
+        }
+    };
+    if let Some(np) = &numpy {
+        println!(
+            "NumPy {} SGEMM 1024³: {:.1} GFLOP/s",
+            np["numpy"].as_str().unwrap_or("?"),
+            np["sgemm_gflops"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    println!(
+        "{:<32} {:>12} {:>12} {:>10} {:>12} {:>10}",
+        "case", "anneal ms", "numpy ms", "speed-up", "GEMM GFLOP/s", "of SGEMM"
+    );
+    for c in &CASES {
+        let mut means = vec![0.0f32; c.k * c.d];
+        for (j, row) in means.chunks_exact_mut(c.d).enumerate() {
+            Keyed::new(1).normals(j as u64, Stream::Init, row);
+        }
+        let weights = vec![1.0 / c.k as f64; c.k];
+        let schedule = Geometric::new(0.5, 0.45, 2)?;
+        let cas = Cas::new(&schedule, EtaRule::eps_c(2.0)?, false)?;
+        // As `anneal sample` runs it: batches of at most --batch samples, in parallel; when there
+        // are several, their count is rounded up to a multiple of the threads (balance).
+        let mut nb = c.b.div_ceil(a.batch.max(1));
+        if nb > 1 {
+            nb = nb.div_ceil(threads) * threads;
+        }
+        let per = c.b.div_ceil(nb);
+        let mut x = vec![0.0f32; c.b * c.d];
+        plan::init_normal(&mut Keyed::new(2), 0, c.d, 1.0, &mut x)?;
+        let mut scratch: Vec<[Vec<f32>; 4]> = (0..c.b.div_ceil(per))
+            .map(|_| std::array::from_fn(|_| vec![0.0f32; per * c.d]))
+            .collect();
+        // The score's set-up (‖μ_k‖², ln w) is done once per batch per run, as in `sample`.
+        let mut scores: Vec<GemmMixture> =
+            (0..scratch.len()).map(|_| GemmMixture::new(&means, c.d, &weights, 0.1)).collect();
+        let t = time(repeats, || {
+            x.par_chunks_mut(per * c.d)
+                .zip(scratch.par_iter_mut().zip(scores.par_iter_mut()))
+                .enumerate()
+                .for_each(|(i, (xs, (sc, score)))| {
+                    let len = xs.len();
+                    let [aux, s, xi, pt] = sc;
+                    let batch = Batch {
+                        dim: c.d,
+                        first_sample: (i * per) as u64,
+                        x: xs,
+                        aux: &mut aux[..len],
+                        score: &mut s[..len],
+                        noise: &mut xi[..len],
+                        point: &mut pt[..len],
+                    };
+                    plan::run(&cas, score, &mut Keyed::new(2), batch, None, &mut ())
+                        .expect("a finite benchmark step");
+                })
+        });
+        if a.breakdown {
+            let xs = &x[..per * c.d];
+            let mut out = vec![0.0f32; per * c.d];
+            let mut score = GemmMixture::new(&means, c.d, &weights, 0.1);
+            let ts = time(repeats, || {
+                anneal_core::BatchScore::score_batch(&mut score, xs, 0.5, &mut out).expect("score");
+            });
+            let mut z = vec![0.0f32; per * c.d];
+            let tn = time(repeats, || {
+                for (j, row) in z.chunks_exact_mut(c.d).enumerate() {
+                    Keyed::new(3).normals(j as u64, Stream::Step(0), row);
+                }
+            });
+            eprintln!(
+                "  {}: one batch of {per}: score {:.4} ms, noise {:.4} ms",
+                c.name,
+                ts * 1e3,
+                tn * 1e3
+            );
+        }
+        let gflops = 4.0 * (c.b * c.k * c.d) as f64 / t / 1e9;
+        let np_t = numpy.as_ref().and_then(|v| v["cases"][c.name].as_f64());
+        println!(
+            "{:<32} {:>12.4} {:>12} {:>10} {:>12.1} {:>9.0}%",
+            c.name,
+            t * 1e3,
+            np_t.map_or("-".into(), |v| format!("{:.4}", v * 1e3)),
+            np_t.map_or("-".into(), |v| format!("{:.2}x", v / t)),
+            gflops,
+            100.0 * gflops / peak
+        );
+    }
+    Ok(())
+}
