@@ -42,6 +42,7 @@ const W0: u32 = 0x9E37_79B9;
 const W1: u32 = 0xBB67_AE85;
 
 /// Philox4x32-10 of `counter` under `key`.
+#[inline]
 pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     let [mut c0, mut c1, mut c2, mut c3] = counter;
     let [mut k0, mut k1] = key;
@@ -77,6 +78,7 @@ pub enum Stream {
 }
 
 impl Stream {
+    #[inline]
     fn index_and_tag(self) -> (u32, u32) {
         match self {
             Stream::Step(k) => (k, 0),
@@ -88,12 +90,14 @@ impl Stream {
 }
 
 /// The Philox counter of block `block` of sample `sample`'s `stream` (see the module docs).
+#[inline]
 pub fn counter(sample: u64, stream: Stream, block: u32) -> [u32; 4] {
     let (index, tag) = stream.index_and_tag();
     [block, index, sample as u32, ((sample >> 32) as u32 & 0x00FF_FFFF) | (tag << 24)]
 }
 
 /// The Philox key of a seed.
+#[inline]
 pub fn key(seed: u64) -> [u32; 2] {
     [seed as u32, (seed >> 32) as u32]
 }
@@ -104,6 +108,23 @@ pub trait Noise {
     fn normals<F: Real>(&mut self, sample: u64, stream: Stream, out: &mut [F]);
     /// Fills `out` with uniforms in [0, 1) for `sample`'s `stream`.
     fn uniforms<F: Real>(&mut self, sample: u64, stream: Stream, out: &mut [F]);
+    /// Fills the rows of `out` (`dim` values each) with the normals of samples `first_sample`,
+    /// `first_sample + 1`, …, in that order. The default draws row by row; a source may do the
+    /// rows in parallel (the host does) as long as each row is what [`Noise::normals`] gives.
+    fn normals_rows<F: Real>(
+        &mut self,
+        first_sample: u64,
+        stream: Stream,
+        dim: usize,
+        out: &mut [F],
+    ) {
+        let Some(dim) = core::num::NonZeroUsize::new(dim) else {
+            return;
+        };
+        for (b, row) in out.chunks_exact_mut(dim.get()).enumerate() {
+            self.normals(first_sample + b as u64, stream, row);
+        }
+    }
 }
 
 /// The keyed, counter-based stream of the module docs: a pure function of its arguments.

@@ -440,12 +440,10 @@ where
         let Some(step) = plan.step(k) else { break };
         let stream = Stream::Step(k as u32);
         // 1. Noise.
-        for (b, row) in xi.chunks_exact_mut(dim).enumerate() {
-            if step.noise {
-                noise.normals(first_sample + b as u64, stream, row);
-            } else {
-                row.iter_mut().for_each(|v| *v = F::ZERO);
-            }
+        if step.noise {
+            noise.normals_rows(first_sample, stream, dim, xi);
+        } else {
+            xi.iter_mut().for_each(|v| *v = F::ZERO);
         }
         // 2. Score at y = x + p.aux a + p.noise ξ (at x itself without a copy).
         let p = step.point;

@@ -17,6 +17,8 @@ pub trait Real:
     + Neg<Output = Self>
     + AddAssign
     + MulAssign
+    + Send
+    + Sync
     + sealed::Sealed
     + 'static
 {
@@ -45,6 +47,7 @@ const P_SCALE: f32 = 1.0 / 16_777_216.0;
     clippy::excessive_precision,
     reason = "the coefficients as published (AS 241); f32 rounds them as any port would"
 )]
+#[inline]
 fn ppnd7(w: u32) -> f32 {
     let k = (w >> 9) as i32;
     let q = (2 * k + 1 - (1 << 23)) as f32 * P_SCALE;
@@ -76,18 +79,23 @@ mod sealed {
 
 impl Real for f32 {
     const ZERO: Self = 0.0;
+    #[inline]
     fn from_f64(v: f64) -> Self {
         v as f32
     }
+    #[inline]
     fn to_f64(self) -> f64 {
         self as f64
     }
+    #[inline]
     fn is_finite(self) -> bool {
         f32::is_finite(self)
     }
+    #[inline]
     fn normal(w: u32) -> Self {
         ppnd7(w)
     }
+    #[inline]
     fn uniform(w: u32) -> Self {
         (w >> 8) as f32 * (1.0 / 16_777_216.0)
     }
@@ -95,15 +103,19 @@ impl Real for f32 {
 
 impl Real for f64 {
     const ZERO: Self = 0.0;
+    #[inline]
     fn from_f64(v: f64) -> Self {
         v
     }
+    #[inline]
     fn to_f64(self) -> f64 {
         self
     }
+    #[inline]
     fn is_finite(self) -> bool {
         f64::is_finite(self)
     }
+    #[inline]
     fn normal(w: u32) -> Self {
         // PPND7 in f64, then two Newton steps on Φ(z) = p in the lower tail (erfc keeps the
         // tail's relative precision): quadratic convergence from 1e-7 to full precision.
@@ -118,6 +130,7 @@ impl Real for f64 {
         }
         if k >= 1 << 22 { -z } else { z }
     }
+    #[inline]
     fn uniform(w: u32) -> Self {
         (w >> 8) as f64 * (1.0 / 16_777_216.0)
     }

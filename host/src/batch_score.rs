@@ -9,12 +9,15 @@
 //!    `e > 1e-4` the logits within `36 + 2e` nats of the row's maximum (the only ones whose weight
 //!    can exceed e⁻³⁶) are recomputed exactly in f64 from `‖y − μ_k‖²`;
 //! 3. row softmax in f64 → R (B × K);
-//! 4. `S = R M` (B × D, SGEMM) and `s = (S − y)/v`.
+//! 4. `S = R M` (B × D) and `s = (S − y)/v`: a row with at most K/16 non-zero responsibilities
+//!    (weights below e⁻⁴⁰ are 0 — most rows once σ is small against the data's spacing) is summed
+//!    over its non-zeros; the other rows go through one SGEMM.
 //!
 //! Rows are independent: a row's result does not depend on the other rows of the batch (the
 //! GEMM's summation order depends only on D and K), so samples are the same for any batch size.
 
 use anneal_core::{BatchScore, Error};
+use rayon::prelude::*;
 
 /// exp(t) for t ≤ 0, with 0 below −40 (and exactly 1 at 0) without calling exp.
 #[inline]
@@ -124,6 +127,7 @@ impl<'a> GemmMixture<'a> {
     fn score_rows_direct(&self, points: &[f32], sigma: f64, out: &mut [f32]) {
         let (d, k) = (self.dim, self.k);
         let v = self.tau * self.tau + sigma * sigma;
+        let (inv_v, half_inv_v) = (1.0 / v, 0.5 / v);
         let mut logits = [0.0f64; 64];
         let logits = &mut logits[..k];
         let mut acc = [0.0f64; 64];
@@ -131,7 +135,7 @@ impl<'a> GemmMixture<'a> {
         for (y, o) in points.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
             for ((l, mu), lw) in logits.iter_mut().zip(self.means.chunks_exact(d)).zip(&self.ln_w) {
                 let d2: f64 = y.iter().zip(mu).map(|(&a, &m)| (a as f64 - m as f64).powi(2)).sum();
-                *l = lw - d2 / (2.0 * v);
+                *l = lw - d2 * half_inv_v;
             }
             let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let mut z = 0.0;
@@ -141,10 +145,58 @@ impl<'a> GemmMixture<'a> {
                 z += e;
                 acc.iter_mut().zip(mu).for_each(|(a, &m)| *a += e * m as f64);
             }
+            let inv_z = 1.0 / z;
             for ((o, &a), &yv) in o.iter_mut().zip(acc.iter()).zip(y) {
-                *o = ((a / z - yv as f64) / v) as f32;
+                *o = ((a * inv_z - yv as f64) * inv_v) as f32;
             }
         }
+    }
+
+    /// One row's responsibilities `r` from its GEMM products `g` (step 2–3 of the module docs);
+    /// returns 1 if its logits were refined.
+    fn softmax_row(
+        &self,
+        y: &[f32],
+        g: &[f32],
+        v: f64,
+        logits: &mut [f64],
+        r: &mut [f32],
+    ) -> usize {
+        let d = self.dim;
+        let y2: f64 = y.iter().map(|&a| a as f64 * a as f64).sum();
+        let half_inv_v = 0.5 / v;
+        for ((l, (&lw, &n2)), &gj) in
+            logits.iter_mut().zip(self.ln_w.iter().zip(&self.norms2)).zip(g)
+        {
+            *l = lw - (y2 - 2.0 * gj as f64 + n2) * half_inv_v;
+        }
+        let err = d as f64 * f32::EPSILON as f64 * 0.5 * y2.sqrt() * self.max_norm / v;
+        let mut max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let mut refined = 0;
+        if err > 1e-4 {
+            let cut = max - 36.0 - 2.0 * err;
+            for (j, l) in logits.iter_mut().enumerate() {
+                if *l >= cut {
+                    let mu = &self.means[j * d..(j + 1) * d];
+                    let d2: f64 =
+                        y.iter().zip(mu).map(|(&a, &m)| (a as f64 - m as f64).powi(2)).sum();
+                    *l = self.ln_w[j] - d2 * half_inv_v;
+                }
+            }
+            refined = 1;
+            // The refined logits are exact; the rest are at least 36 nats below.
+            max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        }
+        // Weights below e⁻⁴⁰ (4e-18) are 0: no exp for the (usually many) far components.
+        let mut z = 0.0f64;
+        for (o, l) in r.iter_mut().zip(logits.iter()) {
+            let e = weight(l - max);
+            z += e;
+            *o = e as f32;
+        }
+        let inv = (1.0 / z) as f32;
+        r.iter_mut().for_each(|o| *o *= inv);
+        refined
     }
 
     /// The score of a chunk of rows; returns how many rows had their logits refined.
@@ -157,7 +209,6 @@ impl<'a> GemmMixture<'a> {
         let b = points.len() / d;
         let mut g = vec![0.0f32; b * k];
         let mut r = vec![0.0f32; b * k];
-        let mut logits = vec![0.0f64; k];
         // SAFETY: points is b×d, M (read transposed through its strides) d×k, g b×k.
         unsafe {
             sgemm_by_columns(
@@ -174,53 +225,65 @@ impl<'a> GemmMixture<'a> {
             );
         }
         let v = self.tau * self.tau + sigma * sigma;
-        let mut refined = 0;
-        for (y, (g, r)) in points.chunks_exact(d).zip(g.chunks_exact(k).zip(r.chunks_exact_mut(k)))
-        {
-            let y2: f64 = y.iter().map(|&a| a as f64 * a as f64).sum();
-            for (j, l) in logits.iter_mut().enumerate() {
-                *l = self.ln_w[j] - (y2 - 2.0 * g[j] as f64 + self.norms2[j]) / (2.0 * v);
+        let refined = if b * k >= 1 << 14 {
+            points
+                .par_chunks(d)
+                .zip(g.par_chunks(k).zip(r.par_chunks_mut(k)))
+                .map_init(
+                    || vec![0.0f64; k],
+                    |logits, (y, (g, r))| self.softmax_row(y, g, v, logits, r),
+                )
+                .sum()
+        } else {
+            let mut logits = vec![0.0f64; k];
+            points
+                .chunks_exact(d)
+                .zip(g.chunks_exact(k).zip(r.chunks_exact_mut(k)))
+                .map(|(y, (g, r))| self.softmax_row(y, g, v, &mut logits, r))
+                .sum()
+        };
+        // S = R M. Rows with few non-zero responsibilities (most rows once σ is small against the
+        // spacing of the data) are summed directly over their non-zeros, in component order;
+        // the others go through one GEMM. The choice depends on the row alone.
+        let sparse_max = k / 16;
+        let mut dense: Vec<usize> = Vec::new();
+        for (i, (rr, o)) in r.chunks_exact(k).zip(out.chunks_exact_mut(d)).enumerate() {
+            let nnz = rr.iter().filter(|&&w| w != 0.0).count();
+            if nnz > sparse_max {
+                dense.push(i);
+                continue;
             }
-            let err = d as f64 * f32::EPSILON as f64 * 0.5 * y2.sqrt() * self.max_norm / v;
-            let mut max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            if err > 1e-4 {
-                let cut = max - 36.0 - 2.0 * err;
-                for (j, l) in logits.iter_mut().enumerate() {
-                    if *l >= cut {
-                        let mu = &self.means[j * d..(j + 1) * d];
-                        let d2: f64 =
-                            y.iter().zip(mu).map(|(&a, &m)| (a as f64 - m as f64).powi(2)).sum();
-                        *l = self.ln_w[j] - d2 / (2.0 * v);
-                    }
+            o.iter_mut().for_each(|v| *v = 0.0);
+            for (j, &w) in rr.iter().enumerate() {
+                if w != 0.0 {
+                    o.iter_mut()
+                        .zip(&self.means[j * d..(j + 1) * d])
+                        .for_each(|(v, &m)| *v += w * m);
                 }
-                refined += 1;
-                // The refined logits are exact; the rest are at least 36 nats below.
-                max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             }
-            // Weights below e⁻⁴⁰ (4e-18) are 0: no exp for the (usually many) far components.
-            let mut z = 0.0f64;
-            for (o, l) in r.iter_mut().zip(&logits) {
-                let e = weight(l - max);
-                z += e;
-                *o = e as f32;
-            }
-            let inv = (1.0 / z) as f32;
-            r.iter_mut().for_each(|o| *o *= inv);
         }
-        // SAFETY: R is b×k, M is k×d, out is b×d, all row-major.
-        unsafe {
-            sgemm_by_columns(
-                b,
-                k,
-                d,
-                r.as_ptr(),
-                k,
-                self.means.as_ptr(),
-                d as isize,
-                1,
-                out.as_mut_ptr(),
-                d,
-            );
+        if !dense.is_empty() {
+            let rd: Vec<f32> =
+                dense.iter().flat_map(|&i| r[i * k..(i + 1) * k].iter().copied()).collect();
+            let mut sd = vec![0.0f32; dense.len() * d];
+            // SAFETY: rd is |dense|×k, M is k×d, sd is |dense|×d, all row-major.
+            unsafe {
+                sgemm_by_columns(
+                    dense.len(),
+                    k,
+                    d,
+                    rd.as_ptr(),
+                    k,
+                    self.means.as_ptr(),
+                    d as isize,
+                    1,
+                    sd.as_mut_ptr(),
+                    d,
+                );
+            }
+            for (&i, row) in dense.iter().zip(sd.chunks_exact(d)) {
+                out[i * d..(i + 1) * d].copy_from_slice(row);
+            }
         }
         let inv_v = (1.0 / v) as f32;
         for (o, &y) in out.iter_mut().zip(points) {

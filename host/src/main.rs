@@ -9,6 +9,7 @@ mod cli;
 mod data;
 mod metrics;
 mod npy;
+mod par_noise;
 mod plot;
 mod progress;
 mod sample;

@@ -462,7 +462,14 @@ pub fn sample(
                 point: &mut pt,
             };
             let mut obs = |_k: usize, _s: &Step, _x: &[f32]| progress.inc(1);
-            plan::run(&p.plan, &mut score, &mut noise, batch, None, &mut obs)?;
+            plan::run(
+                &p.plan,
+                &mut score,
+                &mut crate::par_noise::ParKeyed(noise),
+                batch,
+                None,
+                &mut obs,
+            )?;
             Ok(x)
         })
         .collect();
