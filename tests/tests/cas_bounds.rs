@@ -1,6 +1,8 @@
 //! Property tests of CAS's η/β over the whole valid domain, and of every constructor over invalid
 //! input (the named error, never a panic, never a NaN).
 
+mod common;
+
 use anneal_core::params::{cas_step, check_cas, check_langevin, eta_beta};
 use anneal_core::{
     Borrowed, Error, EtaRule, Geometric, LangevinStep, Param, Schedule, StepConvention,
@@ -33,7 +35,7 @@ fn steps_of(n: usize) -> impl Iterator<Item = usize> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(common::fixed(512))]
 
     #[test]
     fn eps_c_stays_in_bounds(s in geometric(), e in eps_c()) {

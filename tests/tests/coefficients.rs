@@ -2,6 +2,8 @@
 //! `s = −y/σ²`, so a step `x ← x + c_s s(x + p_n ξ) + c_n ξ` maps Var(x) to
 //! `(1 − c_s/σ²)² Var + (c_n − c_s p_n/σ²)²` (per coordinate, independent noise).
 
+mod common;
+
 use anneal_core::ncsnv2::prop3_ratio;
 use anneal_core::plan::{Lin, Plan, Step, Update};
 use anneal_core::samplers::als::Als;
@@ -31,6 +33,14 @@ fn variance_map(step: &Step, var: f64) -> f64 {
     a * a * var + b * b
 }
 
+/// 1e-12, plus what this test's own arithmetic loses: it recovers 1 − η from the rounded
+/// coefficient ησ_i², so η's last ulp (ε) moves the (1 − η)²σ_i² term by 2|1 − η|·2ε·σ_i²,
+/// i.e. 4ε|1 − η|σ_i²/σ_{i+1}² relative to σ_{i+1}² — up to ~1e-11 when γ = σ_{i+1}/σ_i is 1e-4.
+fn tolerance(step: &Step, si: f64, sn: f64) -> f64 {
+    let a = (1.0 - lin(step).score / (si * si)).abs();
+    1e-12 + 4.0 * f64::EPSILON * a * si * si / (sn * sn)
+}
+
 fn schedule() -> impl Strategy<Value = Geometric> {
     (-2.0f64..1.0, 0.2f64..4.0, prop_oneof![2usize..12, 12usize..300, 300usize..100_000]).prop_map(
         |(lmin, span, n)| {
@@ -49,7 +59,7 @@ fn steps_of(n: usize) -> impl Iterator<Item = usize> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(common::fixed(256))]
 
     /// CAS consistency: each step maps σ_i² to σ_{i+1}² within 1e-12, for every εc ∈ [1, ∞].
     #[test]
@@ -60,7 +70,7 @@ proptest! {
             let st = plan.step(i).unwrap();
             let (si, sn) = (s.sigma(i).unwrap(), s.sigma(i + 1).unwrap());
             let v = variance_map(&st, si * si);
-            prop_assert!((v / (sn * sn) - 1.0).abs() < 1e-12, "step {i}: {v} vs {}", sn * sn);
+            prop_assert!((v / (sn * sn) - 1.0).abs() < tolerance(&st, si, sn), "step {i}: {v} vs {}", sn * sn);
         }
         // The final step is the denoiser: it maps any variance to 0 for one-point data.
         let last = plan.step(s.levels() - 1).unwrap();
@@ -82,7 +92,7 @@ proptest! {
             let st = plan.step(i).unwrap();
             let (si, sn) = (s.sigma(i).unwrap(), s.sigma(i + 1).unwrap());
             let v = variance_map(&st, si * si);
-            prop_assert!((v / (sn * sn) - 1.0).abs() < 1e-12);
+            prop_assert!((v / (sn * sn) - 1.0).abs() < tolerance(&st, si, sn));
         }
     }
 

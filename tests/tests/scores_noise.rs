@@ -1,6 +1,8 @@
 //! Analytic scores against finite differences of the log density, the mixture's numerical safety
 //! at small σ, and the noise streams' statistics and addressing.
 
+mod common;
+
 use anneal_core::noise::{Keyed, Noise, RngNormals, Stream, counter, key, philox4x32_10};
 use anneal_core::score::{FullCovMixture, Gaussian, IsotropicMixture, Taus};
 use anneal_core::{Error, Param, Score};
@@ -25,7 +27,7 @@ fn log_density(means: &[f64], d: usize, w: &[f64], taus: &[f64], sigma: f64, x: 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(common::fixed(128))]
 
     /// The mixture score equals the gradient of log p_σ (central differences, h = 1e-5·scale:
     /// truncation ~h², rounding ~1e-16/h; tolerance 1e-5 of the gradient's scale).

@@ -32,3 +32,14 @@ pub fn rel_err(got: f64, want: &BigFloat) -> f64 {
     }
     ((big(got) - *want) / *want).abs().to_f64()
 }
+
+/// Property-test configuration: `cases` cases from a fixed seed (the same cases on every run),
+/// without failure-persistence files.
+pub fn fixed(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5EED_A22E_A100),
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
