@@ -27,6 +27,73 @@ pub enum Command {
     Sample(Box<SampleArgs>),
     /// Time one sampler step (GEMM score + noise + update) at fixed sizes beside NumPy.
     Bench(BenchArgs),
+    /// Sweep levels × εc / ε_b / ε × seeds (the CAS note's Figure 1); resumable.
+    Tune(TuneArgs),
+}
+
+/// Flags of `anneal tune`. Lists are `a,b,c` or `logspace:LO:HI:COUNT`.
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    /// toy2d, digits, or a .npy/.csv file.
+    #[arg(long, default_value = "toy2d")]
+    pub data: String,
+    /// τ (default: the dataset's).
+    #[arg(long, allow_negative_numbers = true)]
+    pub tau: Option<f64>,
+    /// The sampler (cas: --eps-c/--eps-b lists; others: --eps list, default Technique 4).
+    #[arg(long, value_enum, default_value_t = SamplerKind::Cas)]
+    pub sampler: SamplerKind,
+    /// σ_1, or `auto`.
+    #[arg(long, default_value = "auto", allow_negative_numbers = true)]
+    pub sigma_max: String,
+    /// σ_N.
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
+    pub sigma_min: f64,
+    /// The numbers of levels.
+    #[arg(long, default_value = "8,16,32,64,128,256")]
+    pub levels: String,
+    /// εc values (`inf` allowed); default 1,1.25,1.5,2,3,5,10,inf when neither list is given.
+    #[arg(long)]
+    pub eps_c: Option<String>,
+    /// ε_b values.
+    #[arg(long)]
+    pub eps_b: Option<String>,
+    /// ε values (NCSNv2 convention) for the Langevin-type samplers.
+    #[arg(long)]
+    pub eps: Option<String>,
+    /// T for the Langevin-type samplers.
+    #[arg(long)]
+    pub steps_per_level: Option<u32>,
+    /// Samples per cell.
+    #[arg(long, default_value_t = 500)]
+    pub n: usize,
+    /// Seeds.
+    #[arg(long, default_value = "0,1,2")]
+    pub seeds: String,
+    /// Initialisation.
+    #[arg(long, value_enum, default_value_t = InitKind::Normal)]
+    pub init: InitKind,
+    /// Samples per batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Output folder; a folder with a sweep.json is resumed.
+    #[arg(long, default_value = "anneal-tune")]
+    pub out: PathBuf,
+    /// The quality plotted and ranked (lower is better).
+    #[arg(long, value_enum, default_value_t = MetricKind::SlicedW2)]
+    pub metric: MetricKind,
+}
+
+/// A quality measure of `tune`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MetricKind {
+    /// Sliced W2 to exact samples.
+    SlicedW2,
+    /// Total variation between mode weights and true weights (for few, separated modes).
+    ModeTv,
 }
 
 /// Flags of `anneal bench`.
@@ -199,6 +266,9 @@ pub struct SampleArgs {
     /// Overwrite the files in an existing --out folder.
     #[arg(long)]
     pub force: bool,
+    /// Also write trace.csv and trace.png: per level, σ_eff = RMS ‖σ_i² s(x_i, σ_i)‖/√D against σ_i.
+    #[arg(long)]
+    pub trace: bool,
 }
 
 /// Flags of `anneal schedule`.

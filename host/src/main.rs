@@ -14,6 +14,7 @@ mod plot;
 mod progress;
 mod sample;
 mod schedule;
+mod tune;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,7 @@ fn run() -> anyhow::Result<ExitCode> {
         cli::Command::Schedule(a) => schedule::run(&a)?,
         cli::Command::Sample(a) => sample::run(&a)?,
         cli::Command::Bench(a) => bench::run(&a)?,
+        cli::Command::Tune(a) => tune::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

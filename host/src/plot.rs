@@ -146,3 +146,191 @@ fn scatter(p: &Prepared, samples: &[f32]) -> anyhow::Result<Vec<u8>> {
     }
     c.png()
 }
+
+/// One line of a chart.
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// (x, y) points, drawn in x order; non-finite points are skipped (a gap).
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A 3 × 5 bitmap font for axis numbers and short labels (rows top to bottom, 3 bits each).
+fn glyph(c: char) -> Option<[u8; 5]> {
+    Some(match c {
+        '0' => [7, 5, 5, 5, 7],
+        '1' => [2, 6, 2, 2, 7],
+        '2' => [7, 1, 7, 4, 7],
+        '3' => [7, 1, 7, 1, 7],
+        '4' => [5, 5, 7, 1, 1],
+        '5' => [7, 4, 7, 1, 7],
+        '6' => [7, 4, 7, 5, 7],
+        '7' => [7, 1, 1, 2, 2],
+        '8' => [7, 5, 7, 5, 7],
+        '9' => [7, 5, 7, 1, 7],
+        '.' => [0, 0, 0, 0, 2],
+        '-' => [0, 0, 7, 0, 0],
+        '+' => [0, 2, 7, 2, 0],
+        '=' => [0, 7, 0, 7, 0],
+        '/' => [1, 1, 2, 4, 4],
+        '_' => [0, 0, 0, 0, 7],
+        ' ' => [0, 0, 0, 0, 0],
+        'a' => [0, 7, 1, 7, 7],
+        'b' => [4, 4, 7, 5, 7],
+        'c' => [0, 7, 4, 4, 7],
+        'd' => [1, 1, 7, 5, 7],
+        'e' => [7, 5, 7, 4, 7],
+        'f' => [3, 4, 6, 4, 4],
+        'g' => [7, 5, 7, 1, 6],
+        'h' => [4, 4, 7, 5, 5],
+        'i' => [2, 0, 2, 2, 2],
+        'k' => [4, 5, 6, 5, 5],
+        'l' => [2, 2, 2, 2, 3],
+        'm' => [0, 7, 7, 5, 5],
+        'n' => [0, 6, 5, 5, 5],
+        'o' => [0, 7, 5, 5, 7],
+        'p' => [7, 5, 7, 4, 4],
+        'r' => [0, 7, 4, 4, 4],
+        's' => [7, 4, 7, 1, 7],
+        't' => [4, 7, 4, 4, 3],
+        'u' => [0, 5, 5, 5, 7],
+        'v' => [0, 5, 5, 5, 2],
+        'w' => [0, 5, 7, 7, 5],
+        'x' => [0, 5, 2, 2, 5],
+        'y' => [5, 5, 7, 1, 6],
+        'N' => [5, 7, 7, 7, 5],
+        'W' => [5, 5, 7, 7, 5],
+        'S' => [7, 4, 7, 1, 7],
+        _ => return None,
+    })
+}
+
+impl Canvas {
+    /// Text at (x, y) (top left), each glyph scaled by 2; unknown characters are skipped.
+    fn text(&mut self, x: usize, y: usize, s: &str, c: [u8; 3]) {
+        for (i, ch) in s.chars().enumerate() {
+            let Some(g) = glyph(ch) else { continue };
+            for (row, bits) in g.iter().enumerate() {
+                for col in 0..3 {
+                    if bits & (4 >> col) != 0 {
+                        for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                            self.set(x + i * 8 + col * 2 + dx, y + row * 2 + dy, c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn line(&mut self, (x0, y0): (f64, f64), (x1, y1): (f64, f64), c: [u8; 3]) {
+        let steps = ((x1 - x0).abs().max((y1 - y0).abs()) as usize).max(1);
+        for t in 0..=steps {
+            let f = t as f64 / steps as f64;
+            let (x, y) = (x0 + f * (x1 - x0), y0 + f * (y1 - y0));
+            if x >= 0.0 && y >= 0.0 {
+                self.set(x as usize, y as usize, c);
+                self.set(x as usize + 1, y as usize, c);
+            }
+        }
+    }
+}
+
+const COLORS: [[u8; 3]; 8] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [23, 190, 207],
+];
+
+fn tick(v: f64) -> String {
+    if v != 0.0 && (v.abs() >= 1e4 || v.abs() < 1e-2) {
+        format!("{v:.0e}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// A line chart (x optionally on a log scale) with axis ticks and a legend.
+pub fn line_chart(
+    series: &[Series],
+    x_log: bool,
+    x_label: &str,
+    y_label: &str,
+) -> anyhow::Result<Vec<u8>> {
+    let (w, h) = (640usize, 420usize);
+    let (left, right, top, bottom) = (70.0, 150.0, 20.0, 50.0);
+    let tx = |x: f64| if x_log { x.log10() } else { x };
+    let pts = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|(x, y)| tx(*x).is_finite() && y.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) =
+        (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in pts {
+        x0 = x0.min(tx(x));
+        x1 = x1.max(tx(x));
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if !x0.is_finite() {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    y0 = y0.min(0.0);
+    if y1 <= y0 {
+        y1 = y0 + 1.0;
+    }
+    y1 += 0.05 * (y1 - y0);
+    let px = |x: f64| left + (tx(x) - x0) / (x1 - x0) * (w as f64 - left - right);
+    let py = |y: f64| h as f64 - bottom - (y - y0) / (y1 - y0) * (h as f64 - top - bottom);
+    let mut c = Canvas::new(w, h, 255);
+    let axis = [0, 0, 0];
+    c.line((left, top), (left, h as f64 - bottom), axis);
+    c.line((left, h as f64 - bottom), (w as f64 - right, h as f64 - bottom), axis);
+    for t in 0..=4 {
+        let yv = y0 + (y1 - y0) * t as f64 / 4.0;
+        let y = py(yv);
+        c.line((left - 5.0, y), (left, y), axis);
+        c.text(2, (y as usize).saturating_sub(5), &tick(yv), axis);
+        let xv = x0 + (x1 - x0) * t as f64 / 4.0;
+        let xr = if x_log { 10f64.powf(xv) } else { xv };
+        let x = left + (xv - x0) / (x1 - x0) * (w as f64 - left - right);
+        c.line((x, h as f64 - bottom), (x, h as f64 - bottom + 5.0), axis);
+        c.text((x as usize).saturating_sub(12), h - bottom as usize + 10, &tick(xr), axis);
+    }
+    c.text(w / 2 - 60, h - 18, x_label, axis);
+    c.text(left as usize + 5, 4, y_label, axis);
+    for (i, s) in series.iter().enumerate() {
+        let col = COLORS[i % COLORS.len()];
+        let mut last: Option<(f64, f64)> = None;
+        for &(x, y) in &s.points {
+            if !(tx(x).is_finite() && y.is_finite()) {
+                last = None;
+                continue;
+            }
+            let p = (px(x), py(y));
+            if let Some(q) = last {
+                c.line(q, p, col);
+            }
+            for (dx, dy) in [(-2.0, 0.0), (2.0, 0.0), (0.0, -2.0), (0.0, 2.0), (0.0, 0.0)] {
+                c.line((p.0 + dx, p.1 + dy), (p.0 + dx, p.1 + dy), col);
+            }
+            last = Some(p);
+        }
+        let ly = top as usize + 10 + 16 * i;
+        c.line(
+            ((w as f64 - right + 10.0), ly as f64 + 4.0),
+            ((w as f64 - right + 30.0), ly as f64 + 4.0),
+            col,
+        );
+        c.text(w - right as usize + 36, ly, &s.label, col);
+    }
+    c.png()
+}

@@ -382,6 +382,31 @@ pub const DEFAULT_STEPS_PER_LEVEL: u32 = 100;
 pub const DEFAULT_EPS_C: f64 = 2.0;
 
 /// Runs the plan for samples `0..n` in batches of `batch`, in parallel; returns the n × D samples.
+/// The consistency trace: per level i, σ_i and σ_eff(i) = RMS over samples of
+/// ‖σ_i² s(x_i, σ_i)‖/√D, where x_i is the state at the end of the steps that leave it at σ_i.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trace {
+    /// The traced levels i (1-based).
+    pub level: Vec<usize>,
+    /// σ_i of each traced level (in schedule order).
+    pub sigma: Vec<f64>,
+    /// σ_eff(i).
+    pub sigma_eff: Vec<f64>,
+}
+
+impl Trace {
+    /// trace.csv.
+    pub fn csv(&self) -> String {
+        let mut s = String::from("level,sigma,sigma_eff,ratio\n");
+        for ((i, a), b) in self.level.iter().zip(&self.sigma).zip(&self.sigma_eff) {
+            s.push_str(&format!("{i},{a},{b},{}\n", b / a));
+        }
+        s
+    }
+}
+
+/// Runs the plan for samples `0..n` in batches of `batch`, in parallel; returns the n × D samples
+/// and, with `trace`, the consistency trace.
 pub fn sample(
     p: &Prepared,
     n: usize,
@@ -389,7 +414,9 @@ pub fn sample(
     seed: u64,
     init: InitKind,
     progress: &indicatif::ProgressBar,
-) -> anyhow::Result<Vec<f32>> {
+    trace: bool,
+) -> anyhow::Result<(Vec<f32>, Option<Trace>)> {
+    let levels = p.schedule.levels();
     let d = p.data.dim;
     let mean: Vec<f32> = (0..d)
         .map(|j| {
@@ -406,7 +433,8 @@ pub fn sample(
     });
     let margin = 3.0 * p.tau.max(p.schedule.sigma_min());
     let starts: Vec<usize> = (0..n).step_by(batch).collect();
-    let results: Vec<Result<Vec<f32>, Error>> = starts
+    type BatchOut = (Vec<f32>, Vec<f64>);
+    let results: Vec<Result<BatchOut, Error>> = starts
         .par_iter()
         .map(|&first| {
             let count = batch.min(n - first);
@@ -461,7 +489,28 @@ pub fn sample(
                 noise: &mut xi,
                 point: &mut pt,
             };
-            let mut obs = |_k: usize, _s: &Step, _x: &[f32]| progress.inc(1);
+            // The trace scores the state where it leaves a level: after a step whose successor
+            // puts the state at another noise level.
+            let mut sumsq = vec![0.0f64; if trace { levels } else { 0 }];
+            let mut trace_score = GemmMixture::new(&p.data.means, d, &p.data.weights, p.tau);
+            let mut s_trace = if trace { vec![0.0f32; len] } else { Vec::new() };
+            let mut obs = |k: usize, st: &Step, xs: &[f32]| {
+                progress.inc(1);
+                let last_of_level = p.plan.step(k + 1).is_none_or(|nx| {
+                    nx.level_after != st.level_after || nx.sigma_after != st.sigma_after
+                });
+                if trace && st.sigma_after > 0.0 && last_of_level {
+                    let sig = st.sigma_after;
+                    if anneal_core::BatchScore::score_batch(&mut trace_score, xs, sig, &mut s_trace)
+                        .is_ok()
+                    {
+                        let s2: f64 = s_trace.iter().map(|&v| (v as f64 * sig * sig).powi(2)).sum();
+                        if let Some(acc) = sumsq.get_mut(st.level_after) {
+                            *acc += s2;
+                        }
+                    }
+                }
+            };
             plan::run(
                 &p.plan,
                 &mut score,
@@ -470,13 +519,17 @@ pub fn sample(
                 None,
                 &mut obs,
             )?;
-            Ok(x)
+            Ok((x, sumsq))
         })
         .collect();
     let mut out = Vec::with_capacity(n * d);
+    let mut total = vec![0.0f64; if trace { levels } else { 0 }];
     for (r, &first) in results.into_iter().zip(&starts) {
         match r {
-            Ok(x) => out.extend(x),
+            Ok((x, sumsq)) => {
+                out.extend(x);
+                total.iter_mut().zip(sumsq).for_each(|(t, v)| *t += v);
+            }
             Err(e @ Error::NonFinite { .. }) => {
                 anyhow::bail!(
                     "sampling stopped in the batch starting at sample {first}: {e}; nothing was written"
@@ -485,7 +538,19 @@ pub fn sample(
             Err(e) => anyhow::bail!("sampling failed: {e}"),
         }
     }
-    Ok(out)
+    let trace = trace.then(|| {
+        // Levels the plan never leaves the state at (ALS's denoised end, CAS's σ_1) are skipped.
+        let (mut level, mut sigma, mut sigma_eff) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, &t) in total.iter().enumerate() {
+            if t > 0.0 {
+                level.push(i + 1);
+                sigma.push(p.schedule.sigma(i).unwrap_or(f64::NAN));
+                sigma_eff.push((t / (n * d) as f64).sqrt());
+            }
+        }
+        Trace { level, sigma, sigma_eff }
+    });
+    Ok((out, trace))
 }
 
 /// Writes `bytes` to `dir/name` through a temporary file and a rename.
@@ -516,7 +581,8 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     let batches = a.n.div_ceil(a.batch);
     let progress = crate::progress::bar((batches * p.plan.len()) as u64, "steps");
     let start = Instant::now();
-    let samples = pool.install(|| sample(&p, a.n, a.batch, a.seed, a.init, &progress))?;
+    let (samples, trace) =
+        pool.install(|| sample(&p, a.n, a.batch, a.seed, a.init, &progress, a.trace))?;
     let seconds = start.elapsed().as_secs_f64();
     progress.finish_and_clear();
     let metrics = pool.install(|| crate::metrics::compute(&p, &samples, a.seed, seconds));
@@ -528,6 +594,22 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     write_atomic(&a.out, "config.json", serde_json::to_string_pretty(&p.config)?.as_bytes())?;
     write_atomic(&a.out, "metrics.json", serde_json::to_string_pretty(&metrics)?.as_bytes())?;
     write_atomic(&a.out, "samples.png", &png?)?;
+    if let Some(t) = &trace {
+        write_atomic(&a.out, "trace.csv", t.csv().as_bytes())?;
+        let points: Vec<(f64, f64)> = t
+            .level
+            .iter()
+            .zip(t.sigma_eff.iter().zip(&t.sigma))
+            .map(|(&i, (e, s))| (i as f64, e / s))
+            .collect();
+        let series =
+            [crate::plot::Series { label: format!("{:?}", a.sampler).to_lowercase(), points }];
+        write_atomic(
+            &a.out,
+            "trace.png",
+            &crate::plot::line_chart(&series, false, "level i", "sigma_eff/sigma_i")?,
+        )?;
+    }
     write_atomic(&a.out, "samples.npy", &crate::npy::write_f32(&samples, a.n, p.data.dim))?;
 
     println!(

@@ -1,0 +1,543 @@
+//! `anneal tune`: the CAS note's Figure 1 as a command. A grid of levels × (εc | ε_b | ε) × seeds,
+//! each cell an `anneal sample` run with its metrics; `sweep.csv` and `sweep.json` are rewritten
+//! (atomically) after every cell, so an interrupted sweep resumes: cells whose full configuration
+//! is already in `sweep.json` are not recomputed.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::UsageError;
+use crate::cli::{MetricKind, SampleArgs, SamplerKind, TuneArgs};
+
+/// Parses a list: `a,b,c` (numbers or `inf`) or `logspace:LO:HI:COUNT`.
+pub fn parse_list(flag: &str, s: &str) -> Result<Vec<f64>, UsageError> {
+    let bad = |why: &str| {
+        UsageError(format!("--{flag} = {s}: {why} (use a,b,c or logspace:LO:HI:COUNT)"))
+    };
+    if let Some(rest) = s.strip_prefix("logspace:") {
+        let parts: Vec<&str> = rest.split(':').collect();
+        let [lo, hi, n] = parts[..] else { return Err(bad("logspace needs LO:HI:COUNT")) };
+        let (lo, hi): (f64, f64) = (
+            lo.parse().map_err(|_| bad("LO is not a number"))?,
+            hi.parse().map_err(|_| bad("HI is not a number"))?,
+        );
+        let n: usize = n.parse().map_err(|_| bad("COUNT is not a whole number"))?;
+        if !(lo > 0.0 && hi > lo && lo.is_finite() && hi.is_finite() && n >= 2) {
+            return Err(bad("needs 0 < LO < HI and COUNT ≥ 2"));
+        }
+        return Ok((0..n).map(|i| lo * (hi / lo).powf(i as f64 / (n - 1) as f64)).collect());
+    }
+    s.split(',')
+        .map(|v| v.trim().parse::<f64>().map_err(|_| bad(&format!("'{v}' is not a number"))))
+        .collect()
+}
+
+/// Everything that defines a cell; its JSON is the cell's key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CellConfig {
+    /// anneal's version.
+    pub version: String,
+    /// --data.
+    pub data: String,
+    /// --tau as given (null: the dataset's default).
+    pub tau: Option<f64>,
+    /// --sampler.
+    pub sampler: String,
+    /// --sigma-max.
+    pub sigma_max: String,
+    /// --sigma-min.
+    pub sigma_min: f64,
+    /// N.
+    pub levels: usize,
+    /// `eps_c`, `eps_b` or `eps` (`eps` absent: Technique 4).
+    pub param: String,
+    /// Its value as written (`inf` allowed).
+    pub value: String,
+    /// --steps-per-level.
+    pub steps_per_level: Option<u32>,
+    /// --n.
+    pub n: usize,
+    /// --seed.
+    pub seed: u64,
+    /// --init.
+    pub init: String,
+}
+
+/// One row of sweep.csv / sweep.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    /// The cell.
+    pub config: CellConfig,
+    /// `ok`, `out_of_bounds` (η outside [1 − γ, 1]), `unstable` (a Langevin step above its
+    /// bound), or `error`.
+    pub status: String,
+    /// The reason, for cells that did not run.
+    pub message: String,
+    /// Total variation between the mode weights and the true weights.
+    pub mode_tv: Option<f64>,
+    /// Sliced W2 to exact samples.
+    pub sliced_w2: Option<f64>,
+    /// Sliced W2 between two exact sample sets of the same size.
+    pub noise_floor: Option<f64>,
+    /// Mean distance to the nearest component.
+    pub nearest: Option<f64>,
+    /// Sampling seconds.
+    pub seconds: Option<f64>,
+    /// σ_eff/σ_i per traced level (the consistency trace).
+    pub trace: Option<Vec<f64>>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Sweep {
+    rows: Vec<Row>,
+}
+
+fn key(c: &CellConfig) -> String {
+    serde_json::to_string(c).unwrap_or_default()
+}
+
+fn csv(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "data,sampler,levels,param,value,seed,n,status,mode_tv,sliced_w2,noise_floor,nearest,seconds,message\n",
+    );
+    let f = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
+    for r in rows {
+        let c = &r.config;
+        s.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"\n",
+            c.data,
+            c.sampler,
+            c.levels,
+            c.param,
+            c.value,
+            c.seed,
+            c.n,
+            r.status,
+            f(r.mode_tv),
+            f(r.sliced_w2),
+            f(r.noise_floor),
+            f(r.nearest),
+            f(r.seconds),
+            r.message.replace('"', "'")
+        ));
+    }
+    s
+}
+
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    Ok(())
+}
+
+fn sample_args(a: &TuneArgs, c: &CellConfig) -> SampleArgs {
+    let value: f64 = c.value.parse().unwrap_or(f64::NAN);
+    SampleArgs {
+        data: a.data.clone(),
+        tau: a.tau,
+        sampler: a.sampler,
+        sigma_max: a.sigma_max.clone(),
+        sigma_min: a.sigma_min,
+        levels: Some(c.levels),
+        technique2: false,
+        c: 0.5,
+        eps_c: (c.param == "eps_c").then_some(value),
+        eps_b: (c.param == "eps_b").then_some(value),
+        eps: (c.param == "eps").then_some(value),
+        step_convention: crate::cli::ConventionKind::Ncsnv2,
+        steps_per_level: a.steps_per_level,
+        corrector_steps: 1,
+        snr: None,
+        snr_norms: crate::cli::SnrNormsKind::PerSample,
+        order: crate::cli::OrderKind::PredictorFirst,
+        lambda: 1.0,
+        friction: 1.0,
+        denoise: true,
+        init: a.init,
+        n: a.n,
+        seed: c.seed,
+        batch: a.batch,
+        threads: a.threads,
+        out: a.out.clone(),
+        force: true,
+        trace: true,
+    }
+}
+
+/// Runs one cell.
+fn run_cell(a: &TuneArgs, c: &CellConfig) -> Row {
+    let mut row = Row {
+        config: c.clone(),
+        status: "ok".into(),
+        message: String::new(),
+        mode_tv: None,
+        sliced_w2: None,
+        noise_floor: None,
+        nearest: None,
+        seconds: None,
+        trace: None,
+    };
+    let sa = sample_args(a, c);
+    let p = match crate::sample::prepare(&sa) {
+        Ok(p) => p,
+        Err(UsageError(m)) => {
+            row.status = if m.contains("outside [1−γ, 1]") {
+                "out_of_bounds"
+            } else if m.contains("stability bound") {
+                "unstable"
+            } else {
+                "error"
+            }
+            .into();
+            row.message = m;
+            return row;
+        }
+    };
+    let start = Instant::now();
+    let hidden = indicatif::ProgressBar::hidden();
+    match crate::sample::sample(&p, sa.n, sa.batch, sa.seed, sa.init, &hidden, true) {
+        Ok((samples, trace)) => {
+            let seconds = start.elapsed().as_secs_f64();
+            let m = crate::metrics::compute(&p, &samples, sa.seed, seconds);
+            row.mode_tv = Some(
+                m.mode_weights.iter().zip(&m.true_weights).map(|(x, y)| (x - y).abs()).sum::<f64>()
+                    / 2.0,
+            );
+            row.sliced_w2 = Some(m.sliced_wasserstein.value);
+            row.noise_floor = Some(m.sliced_wasserstein.noise_floor);
+            row.nearest = Some(m.mean_nearest_component_distance);
+            row.seconds = Some(seconds);
+            row.trace =
+                trace.map(|t| t.sigma_eff.iter().zip(&t.sigma).map(|(e, s)| e / s).collect());
+        }
+        Err(e) => {
+            row.status = "error".into();
+            row.message = e.to_string();
+        }
+    }
+    row
+}
+
+/// The cells of the grid, in order.
+fn cells(a: &TuneArgs) -> Result<Vec<CellConfig>, UsageError> {
+    let levels: Vec<usize> = parse_list("levels", &a.levels)?
+        .into_iter()
+        .map(|v| {
+            if v >= 2.0 && v.fract() == 0.0 && v < 1e9 {
+                Ok(v as usize)
+            } else {
+                Err(UsageError(format!("--levels: {v} is not a whole number ≥ 2")))
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    let seeds: Vec<u64> = parse_list("seeds", &a.seeds)?
+        .into_iter()
+        .map(|v| {
+            if v >= 0.0 && v.fract() == 0.0 {
+                Ok(v as u64)
+            } else {
+                Err(UsageError(format!("--seeds: {v} is not a whole number ≥ 0")))
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    let mut params: Vec<(&str, f64)> = Vec::new();
+    let fmt = |v: f64| if v.is_infinite() { "inf".to_string() } else { format!("{v}") };
+    if a.sampler == SamplerKind::Cas {
+        let eps_c = match (&a.eps_c, &a.eps_b) {
+            (None, None) => Some("1,1.25,1.5,2,3,5,10,inf".to_string()),
+            (c, _) => c.clone(),
+        };
+        if let Some(l) = eps_c {
+            params.extend(parse_list("eps-c", &l)?.into_iter().map(|v| ("eps_c", v)));
+        }
+        if let Some(l) = &a.eps_b {
+            params.extend(parse_list("eps-b", l)?.into_iter().map(|v| ("eps_b", v)));
+        }
+    } else {
+        if a.eps_c.is_some() || a.eps_b.is_some() {
+            return Err(UsageError(
+                "--eps-c/--eps-b apply to --sampler cas; use --eps for the others".into(),
+            ));
+        }
+        match &a.eps {
+            Some(l) => params.extend(parse_list("eps", l)?.into_iter().map(|v| ("eps", v))),
+            None => params.push(("technique4", f64::NAN)),
+        }
+    }
+    let mut out = Vec::new();
+    for &n in &levels {
+        for &(param, value) in &params {
+            for &seed in &seeds {
+                out.push(CellConfig {
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    data: a.data.clone(),
+                    tau: a.tau,
+                    sampler: format!("{:?}", a.sampler).to_lowercase(),
+                    sigma_max: a.sigma_max.clone(),
+                    sigma_min: a.sigma_min,
+                    levels: n,
+                    param: param.into(),
+                    value: if value.is_nan() { String::new() } else { fmt(value) },
+                    steps_per_level: a.steps_per_level,
+                    n: a.n,
+                    seed,
+                    init: format!("{:?}", a.init).to_lowercase(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A (levels, parameter, value) group's quality over its seeds.
+struct Agg {
+    levels: usize,
+    param: String,
+    value: String,
+    mean: f64,
+    sd: f64,
+    seeds: usize,
+}
+
+/// Mean and standard deviation over seeds of the chosen quality of each (levels, param, value),
+/// for groups in which every seed ran.
+fn aggregate(rows: &[Row], metric: MetricKind) -> Vec<Agg> {
+    let mut groups: Vec<(Agg, Vec<Option<f64>>)> = Vec::new();
+    for r in rows {
+        let q = match metric {
+            MetricKind::SlicedW2 => r.sliced_w2,
+            MetricKind::ModeTv => r.mode_tv,
+        };
+        let v = if r.status == "ok" { q } else { None };
+        let c = &r.config;
+        match groups
+            .iter_mut()
+            .find(|(g, _)| g.levels == c.levels && g.param == c.param && g.value == c.value)
+        {
+            Some((_, vs)) => vs.push(v),
+            None => groups.push((
+                Agg {
+                    levels: c.levels,
+                    param: c.param.clone(),
+                    value: c.value.clone(),
+                    mean: 0.0,
+                    sd: 0.0,
+                    seeds: 0,
+                },
+                vec![v],
+            )),
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|(mut g, vs)| {
+            let vals: Vec<f64> = vs.into_iter().collect::<Option<_>>()?;
+            let n = vals.len() as f64;
+            g.mean = vals.iter().sum::<f64>() / n;
+            g.sd = (vals.iter().map(|x| (x - g.mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0))
+                .sqrt();
+            g.seeds = vals.len();
+            Some(g)
+        })
+        .collect()
+}
+
+/// Runs `anneal tune`.
+pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
+    let grid = cells(a)?;
+    if a.n == 0 || a.batch == 0 {
+        return Err(UsageError("--n and --batch must be ≥ 1".into()).into());
+    }
+    // Flags shared by every cell (data, σ, τ, …) are checked once on the first cell: only the
+    // per-cell bounds (η, Langevin step) become rows instead of an exit.
+    if let Some(first) = grid.first()
+        && let Err(UsageError(m)) = crate::sample::prepare(&sample_args(a, first))
+        && !(m.contains("outside [1−γ, 1]") || m.contains("stability bound"))
+    {
+        return Err(UsageError(m).into());
+    }
+    std::fs::create_dir_all(&a.out)?;
+    let previous: Sweep = std::fs::read(a.out.join("sweep.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut done: HashMap<String, Row> =
+        previous.rows.into_iter().map(|r| (key(&r.config), r)).collect();
+    let todo = grid.iter().filter(|c| !done.contains_key(&key(c))).count();
+    println!(
+        "{} cells: {} already in {}, {todo} to run",
+        grid.len(),
+        grid.len() - todo,
+        a.out.display()
+    );
+    let progress = crate::progress::bar(todo as u64, "cells");
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(a.threads).build()?;
+    let mut computed = 0usize;
+    for c in &grid {
+        if done.contains_key(&key(c)) {
+            continue;
+        }
+        let row = pool.install(|| run_cell(a, c));
+        done.insert(key(c), row);
+        computed += 1;
+        progress.inc(1);
+        let rows: Vec<Row> = grid.iter().filter_map(|c| done.get(&key(c)).cloned()).collect();
+        write_atomic(
+            &a.out,
+            "sweep.json",
+            serde_json::to_string_pretty(&Sweep { rows: rows.clone() })?.as_bytes(),
+        )?;
+        write_atomic(&a.out, "sweep.csv", csv(&rows).as_bytes())?;
+    }
+    progress.finish_and_clear();
+    let rows: Vec<Row> = grid.iter().filter_map(|c| done.get(&key(c)).cloned()).collect();
+    write_atomic(
+        &a.out,
+        "sweep.json",
+        serde_json::to_string_pretty(&Sweep { rows: rows.clone() })?.as_bytes(),
+    )?;
+    write_atomic(&a.out, "sweep.csv", csv(&rows).as_bytes())?;
+
+    // Figures: quality (sliced W2, mean over seeds) against the parameter, one line per N.
+    let agg = aggregate(&rows, a.metric);
+    let metric_name = match a.metric {
+        MetricKind::SlicedW2 => "sliced W2",
+        MetricKind::ModeTv => "mode weights TV",
+    };
+    let mut levels: Vec<usize> = rows.iter().map(|r| r.config.levels).collect();
+    levels.dedup();
+    levels.sort_unstable();
+    levels.dedup();
+    for (param, file) in
+        [("eps_c", "fig_eps_c.png"), ("eps_b", "fig_eps_b.png"), ("eps", "fig_eps.png")]
+    {
+        if !rows.iter().any(|r| r.config.param == param) {
+            continue;
+        }
+        let values: Vec<String> = {
+            let mut v: Vec<String> = Vec::new();
+            for r in rows.iter().filter(|r| r.config.param == param) {
+                if !v.contains(&r.config.value) {
+                    v.push(r.config.value.clone());
+                }
+            }
+            v
+        };
+        let series: Vec<crate::plot::Series> = levels
+            .iter()
+            .map(|&n| crate::plot::Series {
+                label: format!("N={n}"),
+                points: values
+                    .iter()
+                    .map(|v| {
+                        let x: f64 = v.parse().unwrap_or(f64::NAN);
+                        let y = agg
+                            .iter()
+                            .find(|g| g.levels == n && g.param == param && &g.value == v)
+                            .map_or(f64::NAN, |g| g.mean);
+                        (x, y)
+                    })
+                    .collect(),
+            })
+            .collect();
+        let x_label = match param {
+            "eps_c" => "eps_c",
+            "eps_b" => "eps_b",
+            _ => "eps",
+        };
+        let png = crate::plot::line_chart(&series, true, x_label, metric_name)?;
+        write_atomic(&a.out, file, &png)?;
+    }
+    // Summary: the best value per N and parameterisation, with its spread over seeds.
+    #[derive(Serialize)]
+    struct Best {
+        levels: usize,
+        param: String,
+        best_value: String,
+        metric: &'static str,
+        mean: f64,
+        sd: f64,
+        seeds: usize,
+        out_of_bounds_values: Vec<String>,
+    }
+    let mut summary = Vec::new();
+    for &n in &levels {
+        for param in ["eps_c", "eps_b", "eps", "technique4"] {
+            let best = agg
+                .iter()
+                .filter(|g| g.levels == n && g.param == param)
+                .min_by(|x, y| x.mean.total_cmp(&y.mean));
+            let oob: Vec<String> = {
+                let mut v: Vec<String> = Vec::new();
+                for r in rows
+                    .iter()
+                    .filter(|r| r.config.levels == n && r.config.param == param && r.status != "ok")
+                {
+                    if !v.contains(&r.config.value) {
+                        v.push(r.config.value.clone());
+                    }
+                }
+                v
+            };
+            if let Some(b) = best {
+                summary.push(Best {
+                    levels: n,
+                    param: param.into(),
+                    best_value: b.value.clone(),
+                    metric: metric_name,
+                    mean: b.mean,
+                    sd: b.sd,
+                    seeds: b.seeds,
+                    out_of_bounds_values: oob,
+                });
+            } else if !oob.is_empty() {
+                summary.push(Best {
+                    levels: n,
+                    param: param.into(),
+                    best_value: String::new(),
+                    metric: metric_name,
+                    mean: f64::NAN,
+                    sd: f64::NAN,
+                    seeds: 0,
+                    out_of_bounds_values: oob,
+                });
+            }
+        }
+    }
+    write_atomic(&a.out, "summary.json", serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    println!("computed {computed} cells, reused {}", rows.len() - computed);
+    println!(
+        "{:>6} {:>8} {:>10} {:>18} values that did not run",
+        "N",
+        "param",
+        "best",
+        format!("{metric_name} (sd)")
+    );
+    for b in &summary {
+        println!(
+            "{:>6} {:>8} {:>10} {:>10.4} ({:.4}) {}",
+            b.levels,
+            b.param,
+            b.best_value,
+            b.mean,
+            b.sd,
+            b.out_of_bounds_values.join(",")
+        );
+    }
+    let bad: Vec<&Row> = rows.iter().filter(|r| r.status != "ok").collect();
+    for r in bad.iter().take(5) {
+        println!(
+            "N = {}, {} = {}: {}: {}",
+            r.config.levels, r.config.param, r.config.value, r.status, r.message
+        );
+    }
+    if bad.len() > 5 {
+        println!("… and {} more cells that did not run (see sweep.csv)", bad.len() - 5);
+    }
+    println!("wrote {}/{{sweep.csv, sweep.json, summary.json, fig_*.png}}", a.out.display());
+    Ok(())
+}

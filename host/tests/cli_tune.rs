@@ -1,0 +1,132 @@
+//! `anneal tune` and the consistency trace, end to end.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn anneal() -> Command {
+    Command::cargo_bin("anneal").unwrap()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("anneal-tune-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn tune(out: &PathBuf) -> String {
+    let o = anneal()
+        .args([
+            "tune", "--levels", "4,16", "--eps-c", "1,2", "--eps-b", "0.00005", "--seeds", "0,1",
+            "--n", "100", "--out",
+        ])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// Every cell is in sweep.csv; ε_b out of bounds at N = 4 (η = 0.5 < 1 − γ) is flagged with its
+/// step, never NaN; removing cells from sweep.json recomputes exactly those.
+#[test]
+fn sweep_covers_the_grid_flags_bounds_and_resumes() {
+    let out = tmp("grid");
+    let first = tune(&out);
+    assert!(first.contains("computed 12 cells, reused 0"), "{first}");
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2 * 3 * 2, "{csv}");
+    for n in ["4", "16"] {
+        for (p, v) in [("eps_c", "1"), ("eps_c", "2"), ("eps_b", "0.00005")] {
+            for seed in ["0", "1"] {
+                let prefix = format!("toy2d,cas,{n},{p},{v},{seed},");
+                assert!(rows.iter().any(|r| r.starts_with(&prefix)), "missing {prefix}");
+            }
+        }
+    }
+    let oob: Vec<&&str> = rows.iter().filter(|r| r.contains(",out_of_bounds,")).collect();
+    assert!(!oob.is_empty());
+    for r in &oob {
+        assert!(r.contains("η = 0.5 outside [1−γ, 1]") && r.contains("at step 1"), "{r}");
+        assert!(!r.contains("NaN"), "{r}");
+    }
+    assert!(rows.iter().filter(|r| r.contains(",ok,")).all(|r| !r.contains("NaN")));
+    assert!(out.join("fig_eps_c.png").exists() && out.join("fig_eps_b.png").exists());
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert!(summary.as_array().unwrap().iter().any(|b| b["levels"] == 16 && b["param"] == "eps_c"));
+
+    // Remove three cells, run again: exactly those are recomputed, with the same results.
+    let mut sweep: Value =
+        serde_json::from_slice(&std::fs::read(out.join("sweep.json")).unwrap()).unwrap();
+    let removed: Vec<Value> = sweep["rows"].as_array_mut().unwrap().drain(2..5).collect();
+    std::fs::write(out.join("sweep.json"), serde_json::to_vec(&sweep).unwrap()).unwrap();
+    let second = tune(&out);
+    assert!(second.contains("computed 3 cells, reused 9"), "{second}");
+    let again: Value =
+        serde_json::from_slice(&std::fs::read(out.join("sweep.json")).unwrap()).unwrap();
+    for r in removed {
+        let same =
+            again["rows"].as_array().unwrap().iter().find(|x| x["config"] == r["config"]).unwrap();
+        assert_eq!(same["sliced_w2"], r["sliced_w2"]);
+        assert_eq!(same["status"], r["status"]);
+    }
+    let third = tune(&out);
+    assert!(third.contains("computed 0 cells, reused 12"), "{third}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The trace on one-point data in D = 200 (50 samples: 10 000 values, so σ_eff has a relative
+/// standard error of 1/√20 000 = 0.7%): CAS stays within 5 of them (3.5%) of σ_i at every level;
+/// ALS with one step of ε = 1.5σ_N² per level (inside the bound, far from consistent) departs by
+/// more than 50% somewhere.
+#[test]
+fn trace_shows_cas_consistent_and_als_not() {
+    let dir = tmp("trace");
+    std::fs::create_dir_all(&dir).unwrap();
+    let point = dir.join("one.csv");
+    std::fs::write(&point, vec!["0"; 200].join(",")).unwrap();
+    let read = |out: &PathBuf| -> Vec<f64> {
+        std::fs::read_to_string(out.join("trace.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(3).unwrap().parse().unwrap())
+            .collect()
+    };
+    let base = ["sample", "--sigma-max", "10", "--levels", "10", "--n", "50", "--trace", "--data"];
+    let cas = dir.join("cas");
+    anneal().args(base).arg(&point).arg("--out").arg(&cas).assert().success();
+    let r = read(&cas);
+    assert_eq!(r.len(), 9, "levels 2..10");
+    assert!(r.iter().all(|x| (x - 1.0).abs() < 0.035), "CAS: {r:?}");
+    let als = dir.join("als");
+    anneal()
+        .args(base)
+        .arg(&point)
+        .args(["--sampler", "als", "--steps-per-level", "1", "--eps", "1.5e-4", "--out"])
+        .arg(&als)
+        .assert()
+        .success();
+    let r = read(&als);
+    assert!(r.iter().any(|x| (x - 1.0).abs() > 0.5), "ALS: {r:?}");
+    assert!(als.join("trace.png").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_lists_exit_2() {
+    for (flag, value, want) in [
+        ("--levels", "4,x", "--levels = 4,x: 'x' is not a number"),
+        ("--levels", "1", "--levels: 1 is not a whole number ≥ 2"),
+        ("--eps-b", "logspace:1:0.1:3", "needs 0 < LO < HI and COUNT ≥ 2"),
+    ] {
+        let out = tmp("bad");
+        let o = anneal().args(["tune", flag, value, "--out"]).arg(&out).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert!(err.contains(want) && err.lines().count() == 1, "{err}");
+    }
+}
