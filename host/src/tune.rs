@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::UsageError;
 use crate::cli::{MetricKind, SampleArgs, SamplerKind, TuneArgs};
+use crate::sample::write_atomic;
 
 /// Parses a list: `a,b,c` (numbers or `inf`) or `logspace:LO:HI:COUNT`.
 pub fn parse_list(flag: &str, s: &str) -> Result<Vec<f64>, UsageError> {
@@ -127,11 +128,23 @@ fn csv(rows: &[Row]) -> String {
     s
 }
 
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, dir.join(name))?;
-    Ok(())
+/// The distinct strings of `items`, in first-seen order.
+fn unique<'a>(items: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for x in items {
+        if !v.contains(x) {
+            v.push(x.clone());
+        }
+    }
+    v
+}
+
+/// The finished rows in grid order, written to sweep.json and sweep.csv.
+fn save(dir: &Path, grid: &[CellConfig], done: &HashMap<String, Row>) -> anyhow::Result<Vec<Row>> {
+    let sweep = Sweep { rows: grid.iter().filter_map(|c| done.get(&key(c)).cloned()).collect() };
+    write_atomic(dir, "sweep.json", serde_json::to_string_pretty(&sweep)?.as_bytes())?;
+    write_atomic(dir, "sweep.csv", csv(&sweep.rows).as_bytes())?;
+    Ok(sweep.rows)
 }
 
 fn sample_args(a: &TuneArgs, c: &CellConfig) -> SampleArgs {
@@ -245,7 +258,18 @@ fn cells(a: &TuneArgs) -> Result<Vec<CellConfig>, UsageError> {
         })
         .collect::<Result<_, _>>()?;
     let mut params: Vec<(&str, f64)> = Vec::new();
-    let fmt = |v: f64| if v.is_infinite() { "inf".to_string() } else { format!("{v}") };
+    // Values as written in the cell key and the run: short ones as they are, others to four
+    // significant digits (the run uses exactly the printed value).
+    let fmt = |v: f64| {
+        let plain = format!("{v}");
+        if v.is_infinite() {
+            "inf".to_string()
+        } else if plain.len() <= 7 {
+            plain
+        } else {
+            format!("{v:.3e}")
+        }
+    };
     if a.sampler == SamplerKind::Cas {
         let eps_c = match (&a.eps_c, &a.eps_b) {
             (None, None) => Some("1,1.25,1.5,2,3,5,10,inf".to_string()),
@@ -385,22 +409,10 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
         done.insert(key(c), row);
         computed += 1;
         progress.inc(1);
-        let rows: Vec<Row> = grid.iter().filter_map(|c| done.get(&key(c)).cloned()).collect();
-        write_atomic(
-            &a.out,
-            "sweep.json",
-            serde_json::to_string_pretty(&Sweep { rows: rows.clone() })?.as_bytes(),
-        )?;
-        write_atomic(&a.out, "sweep.csv", csv(&rows).as_bytes())?;
+        save(&a.out, &grid, &done)?;
     }
     progress.finish_and_clear();
-    let rows: Vec<Row> = grid.iter().filter_map(|c| done.get(&key(c)).cloned()).collect();
-    write_atomic(
-        &a.out,
-        "sweep.json",
-        serde_json::to_string_pretty(&Sweep { rows: rows.clone() })?.as_bytes(),
-    )?;
-    write_atomic(&a.out, "sweep.csv", csv(&rows).as_bytes())?;
+    let rows = save(&a.out, &grid, &done)?;
 
     // Figures: quality (sliced W2, mean over seeds) against the parameter, one line per N.
     let agg = aggregate(&rows, a.metric);
@@ -418,15 +430,8 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
         if !rows.iter().any(|r| r.config.param == param) {
             continue;
         }
-        let values: Vec<String> = {
-            let mut v: Vec<String> = Vec::new();
-            for r in rows.iter().filter(|r| r.config.param == param) {
-                if !v.contains(&r.config.value) {
-                    v.push(r.config.value.clone());
-                }
-            }
-            v
-        };
+        let values =
+            unique(rows.iter().filter(|r| r.config.param == param).map(|r| &r.config.value));
         let series: Vec<crate::plot::Series> = levels
             .iter()
             .map(|&n| crate::plot::Series {
@@ -471,18 +476,11 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
                 .iter()
                 .filter(|g| g.levels == n && g.param == param)
                 .min_by(|x, y| x.mean.total_cmp(&y.mean));
-            let oob: Vec<String> = {
-                let mut v: Vec<String> = Vec::new();
-                for r in rows
-                    .iter()
+            let oob = unique(
+                rows.iter()
                     .filter(|r| r.config.levels == n && r.config.param == param && r.status != "ok")
-                {
-                    if !v.contains(&r.config.value) {
-                        v.push(r.config.value.clone());
-                    }
-                }
-                v
-            };
+                    .map(|r| &r.config.value),
+            );
             if let Some(b) = best {
                 summary.push(Best {
                     levels: n,
