@@ -4,12 +4,12 @@ use anneal_core::Schedule;
 use anneal_core::noise::{Keyed, Noise, Stream};
 use anneal_core::score::{IsotropicMixture, Taus};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sample::Prepared;
 
 /// Sliced Wasserstein-2 distance to exact samples of the ground truth.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SlicedWasserstein {
     /// √(mean over projections of W2² between the projected sample sets).
     pub value: f64,
@@ -26,7 +26,7 @@ pub struct SlicedWasserstein {
 }
 
 /// Mean pairwise Euclidean distance.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PairwiseDistance {
     /// Over the first `samples_used` samples.
     pub samples: f64,
@@ -39,7 +39,7 @@ pub struct PairwiseDistance {
 }
 
 /// metrics.json.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Metrics {
     /// Fraction of samples whose most responsible component at σ_N is k, in component order.
     pub mode_weights: Vec<f64>,

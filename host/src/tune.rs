@@ -89,6 +89,10 @@ pub struct Row {
     pub seconds: Option<f64>,
     /// σ_eff/σ_i per traced level (the consistency trace).
     pub trace: Option<Vec<f64>>,
+    /// Levels (1-based) of `trace`.
+    pub trace_levels: Option<Vec<usize>>,
+    /// Every metric of `anneal sample` for this cell (metrics.json).
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -193,6 +197,8 @@ fn run_cell(a: &TuneArgs, c: &CellConfig) -> Row {
         nearest: None,
         seconds: None,
         trace: None,
+        trace_levels: None,
+        metrics: None,
     };
     let sa = sample_args(a, c);
     let p = match crate::sample::prepare(&sa) {
@@ -224,8 +230,11 @@ fn run_cell(a: &TuneArgs, c: &CellConfig) -> Row {
             row.noise_floor = Some(m.sliced_wasserstein.noise_floor);
             row.nearest = Some(m.mean_nearest_component_distance);
             row.seconds = Some(seconds);
-            row.trace =
-                trace.map(|t| t.sigma_eff.iter().zip(&t.sigma).map(|(e, s)| e / s).collect());
+            if let Some(t) = trace {
+                row.trace = Some(t.sigma_eff.iter().zip(&t.sigma).map(|(e, s)| e / s).collect());
+                row.trace_levels = Some(t.level);
+            }
+            row.metrics = Some(m);
         }
         Err(e) => {
             row.status = "error".into();
@@ -457,6 +466,31 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
         let png = crate::plot::line_chart(&series, true, x_label, metric_name)?;
         write_atomic(&a.out, file, &png)?;
     }
+    // The consistency trace of each N's best cell (its first seed): σ_eff/σ_i against i.
+    let mut traces = Vec::new();
+    for &n in &levels {
+        let best = agg.iter().filter(|g| g.levels == n).min_by(|x, y| x.mean.total_cmp(&y.mean));
+        let row = best.and_then(|b| {
+            rows.iter().find(|r| {
+                r.config.levels == n && r.config.param == b.param && r.config.value == b.value
+            })
+        });
+        if let Some(r) = row
+            && let (Some(t), Some(l)) = (&r.trace, &r.trace_levels)
+        {
+            traces.push(crate::plot::Series {
+                label: format!("N={n}"),
+                points: l.iter().zip(t).map(|(&i, &v)| (i as f64 / n as f64, v)).collect(),
+            });
+        }
+    }
+    if !traces.is_empty() {
+        write_atomic(
+            &a.out,
+            "trace.png",
+            &crate::plot::line_chart(&traces, false, "level i/N", "sigma_eff/sigma_i")?,
+        )?;
+    }
     // Summary: the best value per N and parameterisation, with its spread over seeds.
     #[derive(Serialize)]
     struct Best {
@@ -536,6 +570,9 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
     if bad.len() > 5 {
         println!("… and {} more cells that did not run (see sweep.csv)", bad.len() - 5);
     }
-    println!("wrote {}/{{sweep.csv, sweep.json, summary.json, fig_*.png}}", a.out.display());
+    println!(
+        "wrote {}/{{sweep.csv, sweep.json, summary.json, fig_*.png, trace.png}}",
+        a.out.display()
+    );
     Ok(())
 }
