@@ -54,6 +54,20 @@ fn sweep_covers_the_grid_flags_bounds_and_resumes() {
     }
     assert!(rows.iter().filter(|r| r.contains(",ok,")).all(|r| !r.contains("NaN")));
     assert!(out.join("fig_eps_c.png").exists() && out.join("fig_eps_b.png").exists());
+    assert!(out.join("trace.png").exists());
+    // Each run cell carries all of sample's metrics and its trace.
+    let sweep0: Value =
+        serde_json::from_slice(&std::fs::read(out.join("sweep.json")).unwrap()).unwrap();
+    for r in sweep0["rows"].as_array().unwrap().iter().filter(|r| r["status"] == "ok") {
+        let m = &r["metrics"];
+        assert_eq!(m["mode_weights"].as_array().unwrap().len(), 2);
+        assert!(m["mean_pairwise_distance"]["samples"].as_f64().unwrap() > 0.0);
+        assert!(m["score_evals_per_second"].as_f64().unwrap() > 0.0);
+        assert_eq!(
+            r["trace"].as_array().unwrap().len(),
+            r["trace_levels"].as_array().unwrap().len()
+        );
+    }
     let summary: Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert!(summary.as_array().unwrap().iter().any(|b| b["levels"] == 16 && b["param"] == "eps_c"));
