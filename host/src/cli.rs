@@ -40,9 +40,10 @@ pub struct TuneArgs {
     /// τ (default: the dataset's).
     #[arg(long, allow_negative_numbers = true)]
     pub tau: Option<f64>,
-    /// The sampler (cas: --eps-c/--eps-b lists; others: --eps list, default Technique 4).
-    #[arg(long, value_enum, default_value_t = SamplerKind::Cas)]
-    pub sampler: SamplerKind,
+    /// The samplers, e.g. `cas,als` (cas: --eps-c/--eps-b lists; others: --eps list, default
+    /// Technique 4).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "cas")]
+    pub sampler: Vec<SamplerKind>,
     /// σ_1, or `auto`.
     #[arg(long, default_value = "auto", allow_negative_numbers = true)]
     pub sigma_max: String,

@@ -151,8 +151,10 @@ fn scatter(p: &Prepared, samples: &[f32]) -> anyhow::Result<Vec<u8>> {
 pub struct Series {
     /// Legend text.
     pub label: String,
-    /// (x, y) points, drawn in x order; non-finite points are skipped (a gap).
+    /// (x, y) points, drawn in x order; non-finite points are skipped.
     pub points: Vec<(f64, f64)>,
+    /// x positions to mark with an × on the x axis (values that could not run).
+    pub flagged: Vec<f64>,
 }
 
 /// A 3 × 5 bitmap font for axis numbers and short labels (rows top to bottom, 3 bits each).
@@ -279,8 +281,16 @@ pub fn line_chart(
         y0 = y0.min(y);
         y1 = y1.max(y);
     }
+    for x in series.iter().flat_map(|s| s.flagged.iter()).map(|&x| tx(x)).filter(|x| x.is_finite())
+    {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+    }
+    if !y0.is_finite() {
+        (y0, y1) = (0.0, 1.0);
+    }
     if !x0.is_finite() {
-        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+        (x0, x1) = (0.0, 1.0);
     }
     if x1 <= x0 {
         x1 = x0 + 1.0;
@@ -309,6 +319,14 @@ pub fn line_chart(
     }
     c.text(w / 2 - 60, h - 18, x_label, axis);
     c.text(left as usize + 5, 4, y_label, axis);
+    if series.iter().any(|s| !s.flagged.is_empty()) {
+        c.text(
+            w - right as usize + 10,
+            top as usize + 16 * (series.len() + 1),
+            "x = not run",
+            axis,
+        );
+    }
     for (i, s) in series.iter().enumerate() {
         let col = COLORS[i % COLORS.len()];
         let mut last: Option<(f64, f64)> = None;
@@ -325,6 +343,13 @@ pub fn line_chart(
                 c.line((p.0 + dx, p.1 + dy), (p.0 + dx, p.1 + dy), col);
             }
             last = Some(p);
+        }
+        for &x in &s.flagged {
+            if tx(x).is_finite() {
+                let (cx, cy) = (px(x), h as f64 - bottom - 6.0 - 3.0 * (i % 4) as f64);
+                c.line((cx - 3.0, cy - 3.0), (cx + 3.0, cy + 3.0), col);
+                c.line((cx - 3.0, cy + 3.0), (cx + 3.0, cy - 3.0), col);
+            }
         }
         let ly = top as usize + 10 + 16 * i;
         c.line(

@@ -602,8 +602,11 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
             .zip(t.sigma_eff.iter().zip(&t.sigma))
             .map(|(&i, (e, s))| (i as f64, e / s))
             .collect();
-        let series =
-            [crate::plot::Series { label: format!("{:?}", a.sampler).to_lowercase(), points }];
+        let series = [crate::plot::Series {
+            label: format!("{:?}", a.sampler).to_lowercase(),
+            points,
+            flagged: Vec::new(),
+        }];
         write_atomic(
             &a.out,
             "trace.png",

@@ -156,7 +156,8 @@ fn sample_args(a: &TuneArgs, c: &CellConfig) -> SampleArgs {
     SampleArgs {
         data: a.data.clone(),
         tau: a.tau,
-        sampler: a.sampler,
+        sampler: <SamplerKind as clap::ValueEnum>::from_str(&c.sampler, true)
+            .unwrap_or(SamplerKind::Cas),
         sigma_max: a.sigma_max.clone(),
         sigma_min: a.sigma_min,
         levels: Some(c.levels),
@@ -266,7 +267,6 @@ fn cells(a: &TuneArgs) -> Result<Vec<CellConfig>, UsageError> {
             }
         })
         .collect::<Result<_, _>>()?;
-    let mut params: Vec<(&str, f64)> = Vec::new();
     // Values as written in the cell key and the run: short ones as they are, others to four
     // significant digits (the run uses exactly the printed value).
     let fmt = |v: f64| {
@@ -279,55 +279,61 @@ fn cells(a: &TuneArgs) -> Result<Vec<CellConfig>, UsageError> {
             format!("{v:.3e}")
         }
     };
-    if a.sampler == SamplerKind::Cas {
-        let eps_c = match (&a.eps_c, &a.eps_b) {
-            (None, None) => Some("1,1.25,1.5,2,3,5,10,inf".to_string()),
-            (c, _) => c.clone(),
-        };
-        if let Some(l) = eps_c {
-            params.extend(parse_list("eps-c", &l)?.into_iter().map(|v| ("eps_c", v)));
-        }
-        if let Some(l) = &a.eps_b {
-            params.extend(parse_list("eps-b", l)?.into_iter().map(|v| ("eps_b", v)));
-        }
-    } else {
-        if a.eps_c.is_some() || a.eps_b.is_some() {
-            return Err(UsageError(
-                "--eps-c/--eps-b apply to --sampler cas; use --eps for the others".into(),
-            ));
-        }
-        match &a.eps {
-            Some(l) => params.extend(parse_list("eps", l)?.into_iter().map(|v| ("eps", v))),
-            None => params.push(("technique4", f64::NAN)),
-        }
+    if (a.eps_c.is_some() || a.eps_b.is_some()) && !a.sampler.contains(&SamplerKind::Cas) {
+        return Err(UsageError(
+            "--eps-c/--eps-b apply to --sampler cas; use --eps for the others".into(),
+        ));
     }
     let mut out = Vec::new();
-    for &n in &levels {
-        for &(param, value) in &params {
-            for &seed in &seeds {
-                out.push(CellConfig {
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    data: a.data.clone(),
-                    tau: a.tau,
-                    sampler: format!("{:?}", a.sampler).to_lowercase(),
-                    sigma_max: a.sigma_max.clone(),
-                    sigma_min: a.sigma_min,
-                    levels: n,
-                    param: param.into(),
-                    value: if value.is_nan() { String::new() } else { fmt(value) },
-                    steps_per_level: a.steps_per_level,
-                    n: a.n,
-                    seed,
-                    init: format!("{:?}", a.init).to_lowercase(),
-                });
+    for &kind in &a.sampler {
+        let mut params: Vec<(&str, f64)> = Vec::new();
+        if kind == SamplerKind::Cas {
+            let eps_c = match (&a.eps_c, &a.eps_b) {
+                (None, None) => Some("1,1.25,1.5,2,3,5,10,inf".to_string()),
+                (c, _) => c.clone(),
+            };
+            if let Some(l) = eps_c {
+                params.extend(parse_list("eps-c", &l)?.into_iter().map(|v| ("eps_c", v)));
+            }
+            if let Some(l) = &a.eps_b {
+                params.extend(parse_list("eps-b", l)?.into_iter().map(|v| ("eps_b", v)));
+            }
+        } else {
+            match &a.eps {
+                Some(l) => params.extend(parse_list("eps", l)?.into_iter().map(|v| ("eps", v))),
+                None => params.push(("technique4", f64::NAN)),
+            }
+        }
+        let name = clap::ValueEnum::to_possible_value(&kind)
+            .map_or("cas".to_string(), |v| v.get_name().to_string());
+        for &n in &levels {
+            for &(param, value) in &params {
+                for &seed in &seeds {
+                    out.push(CellConfig {
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        data: a.data.clone(),
+                        tau: a.tau,
+                        sampler: name.clone(),
+                        sigma_max: a.sigma_max.clone(),
+                        sigma_min: a.sigma_min,
+                        levels: n,
+                        param: param.into(),
+                        value: if value.is_nan() { String::new() } else { fmt(value) },
+                        steps_per_level: a.steps_per_level,
+                        n: a.n,
+                        seed,
+                        init: format!("{:?}", a.init).to_lowercase(),
+                    });
+                }
             }
         }
     }
     Ok(out)
 }
 
-/// A (levels, parameter, value) group's quality over its seeds.
+/// A (sampler, levels, parameter, value) group's quality over its seeds.
 struct Agg {
+    sampler: String,
     levels: usize,
     param: String,
     value: String,
@@ -336,7 +342,8 @@ struct Agg {
     seeds: usize,
 }
 
-/// Mean and standard deviation over seeds of the chosen quality of each (levels, param, value),
+/// Mean and standard deviation over seeds of the chosen quality of each (sampler, levels, param,
+/// value),
 /// for groups in which every seed ran.
 fn aggregate(rows: &[Row], metric: MetricKind) -> Vec<Agg> {
     let mut groups: Vec<(Agg, Vec<Option<f64>>)> = Vec::new();
@@ -347,13 +354,16 @@ fn aggregate(rows: &[Row], metric: MetricKind) -> Vec<Agg> {
         };
         let v = if r.status == "ok" { q } else { None };
         let c = &r.config;
-        match groups
-            .iter_mut()
-            .find(|(g, _)| g.levels == c.levels && g.param == c.param && g.value == c.value)
-        {
+        match groups.iter_mut().find(|(g, _)| {
+            g.sampler == c.sampler
+                && g.levels == c.levels
+                && g.param == c.param
+                && g.value == c.value
+        }) {
             Some((_, vs)) => vs.push(v),
             None => groups.push((
                 Agg {
+                    sampler: c.sampler.clone(),
                     levels: c.levels,
                     param: c.param.clone(),
                     value: c.value.clone(),
@@ -423,64 +433,92 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
     let rows = save(&a.out, &grid, &done)?;
 
-    // Figures: quality (sliced W2, mean over seeds) against the parameter, one line per N.
+    // Figures: quality (mean over seeds) against the parameter, one line per (sampler, N); values
+    // that did not run (out of bounds, unstable) are marked on the x axis, not left as gaps.
     let agg = aggregate(&rows, a.metric);
     let metric_name = match a.metric {
         MetricKind::SlicedW2 => "sliced W2",
         MetricKind::ModeTv => "mode weights TV",
     };
-    let mut levels: Vec<usize> = rows.iter().map(|r| r.config.levels).collect();
-    levels.dedup();
-    levels.sort_unstable();
-    levels.dedup();
-    for (param, file) in
-        [("eps_c", "fig_eps_c.png"), ("eps_b", "fig_eps_b.png"), ("eps", "fig_eps.png")]
-    {
+    let groups: Vec<(String, usize)> = {
+        let mut g: Vec<(String, usize)> = Vec::new();
+        for r in &rows {
+            let k = (r.config.sampler.clone(), r.config.levels);
+            if !g.contains(&k) {
+                g.push(k);
+            }
+        }
+        g
+    };
+    let label = |sampler: &str, n: usize| {
+        if a.sampler.len() > 1 { format!("{sampler} N={n}") } else { format!("N={n}") }
+    };
+    for (param, file, x_label) in [
+        ("eps_c", "fig_eps_c.png", "eps_c"),
+        ("eps_b", "fig_eps_b.png", "eps_b"),
+        ("eps", "fig_eps.png", "eps"),
+    ] {
         if !rows.iter().any(|r| r.config.param == param) {
             continue;
         }
         let values =
             unique(rows.iter().filter(|r| r.config.param == param).map(|r| &r.config.value));
-        let series: Vec<crate::plot::Series> = levels
+        let series: Vec<crate::plot::Series> = groups
             .iter()
-            .map(|&n| crate::plot::Series {
-                label: format!("N={n}"),
-                points: values
-                    .iter()
-                    .map(|v| {
-                        let x: f64 = v.parse().unwrap_or(f64::NAN);
-                        let y = agg
-                            .iter()
-                            .find(|g| g.levels == n && g.param == param && &g.value == v)
-                            .map_or(f64::NAN, |g| g.mean);
-                        (x, y)
-                    })
-                    .collect(),
+            .filter(|(smp, n)| {
+                rows.iter().any(|r| {
+                    &r.config.sampler == smp && r.config.levels == *n && r.config.param == param
+                })
+            })
+            .map(|(smp, n)| {
+                let mut points = Vec::new();
+                let mut flagged = Vec::new();
+                for v in &values {
+                    let x: f64 = v.parse().unwrap_or(f64::NAN);
+                    let g = agg.iter().find(|g| {
+                        &g.sampler == smp && g.levels == *n && g.param == param && &g.value == v
+                    });
+                    points.push((x, g.map_or(f64::NAN, |g| g.mean)));
+                    let not_run = rows.iter().any(|r| {
+                        &r.config.sampler == smp
+                            && r.config.levels == *n
+                            && r.config.param == param
+                            && &r.config.value == v
+                            && r.status != "ok"
+                    });
+                    if not_run {
+                        flagged.push(x);
+                    }
+                }
+                crate::plot::Series { label: label(smp, *n), points, flagged }
             })
             .collect();
-        let x_label = match param {
-            "eps_c" => "eps_c",
-            "eps_b" => "eps_b",
-            _ => "eps",
-        };
         let png = crate::plot::line_chart(&series, true, x_label, metric_name)?;
         write_atomic(&a.out, file, &png)?;
     }
-    // The consistency trace of each N's best cell (its first seed): σ_eff/σ_i against i.
+    // The consistency trace of each (sampler, N)'s best cell (its first seed): σ_eff/σ_i against
+    // i/N — CAS and ALS side by side when both ran.
     let mut traces = Vec::new();
-    for &n in &levels {
-        let best = agg.iter().filter(|g| g.levels == n).min_by(|x, y| x.mean.total_cmp(&y.mean));
+    for (smp, n) in &groups {
+        let best = agg
+            .iter()
+            .filter(|g| &g.sampler == smp && g.levels == *n)
+            .min_by(|x, y| x.mean.total_cmp(&y.mean));
         let row = best.and_then(|b| {
             rows.iter().find(|r| {
-                r.config.levels == n && r.config.param == b.param && r.config.value == b.value
+                &r.config.sampler == smp
+                    && r.config.levels == *n
+                    && r.config.param == b.param
+                    && r.config.value == b.value
             })
         });
         if let Some(r) = row
             && let (Some(t), Some(l)) = (&r.trace, &r.trace_levels)
         {
             traces.push(crate::plot::Series {
-                label: format!("N={n}"),
-                points: l.iter().zip(t).map(|(&i, &v)| (i as f64 / n as f64, v)).collect(),
+                label: label(smp, *n),
+                points: l.iter().zip(t).map(|(&i, &v)| (i as f64 / *n as f64, v)).collect(),
+                flagged: Vec::new(),
             });
         }
     }
@@ -491,73 +529,77 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
             &crate::plot::line_chart(&traces, false, "level i/N", "sigma_eff/sigma_i")?,
         )?;
     }
-    // Summary: the best value per N and parameterisation, with its spread over seeds.
+    // Summary: the best value per sampler, N and parameterisation, with its spread over seeds,
+    // and the values that did not run.
     #[derive(Serialize)]
     struct Best {
+        sampler: String,
         levels: usize,
         param: String,
-        best_value: String,
+        /// None when no value ran for every seed.
+        best_value: Option<String>,
         metric: &'static str,
-        mean: f64,
-        sd: f64,
+        mean: Option<f64>,
+        sd: Option<f64>,
         seeds: usize,
-        out_of_bounds_values: Vec<String>,
+        not_run_values: Vec<String>,
     }
     let mut summary = Vec::new();
-    for &n in &levels {
+    for (smp, n) in &groups {
         for param in ["eps_c", "eps_b", "eps", "technique4"] {
             let best = agg
                 .iter()
-                .filter(|g| g.levels == n && g.param == param)
+                .filter(|g| &g.sampler == smp && g.levels == *n && g.param == param)
                 .min_by(|x, y| x.mean.total_cmp(&y.mean));
-            let oob = unique(
+            let not_run = unique(
                 rows.iter()
-                    .filter(|r| r.config.levels == n && r.config.param == param && r.status != "ok")
+                    .filter(|r| {
+                        &r.config.sampler == smp
+                            && r.config.levels == *n
+                            && r.config.param == param
+                            && r.status != "ok"
+                    })
                     .map(|r| &r.config.value),
             );
-            if let Some(b) = best {
-                summary.push(Best {
-                    levels: n,
-                    param: param.into(),
-                    best_value: b.value.clone(),
-                    metric: metric_name,
-                    mean: b.mean,
-                    sd: b.sd,
-                    seeds: b.seeds,
-                    out_of_bounds_values: oob,
-                });
-            } else if !oob.is_empty() {
-                summary.push(Best {
-                    levels: n,
-                    param: param.into(),
-                    best_value: String::new(),
-                    metric: metric_name,
-                    mean: f64::NAN,
-                    sd: f64::NAN,
-                    seeds: 0,
-                    out_of_bounds_values: oob,
-                });
+            if best.is_none() && not_run.is_empty() {
+                continue;
             }
+            summary.push(Best {
+                sampler: smp.clone(),
+                levels: *n,
+                param: param.into(),
+                best_value: best.map(|b| b.value.clone()),
+                metric: metric_name,
+                mean: best.map(|b| b.mean),
+                sd: best.map(|b| b.sd),
+                seeds: best.map_or(0, |b| b.seeds),
+                not_run_values: not_run,
+            });
         }
     }
     write_atomic(&a.out, "summary.json", serde_json::to_string_pretty(&summary)?.as_bytes())?;
     println!("computed {computed} cells, reused {}", rows.len() - computed);
     println!(
-        "{:>6} {:>8} {:>10} {:>18} values that did not run",
+        "{:>12} {:>6} {:>10} {:>10} {:>22} values that did not run",
+        "sampler",
         "N",
         "param",
         "best",
         format!("{metric_name} (sd)")
     );
     for b in &summary {
+        let q = match (b.mean, b.sd) {
+            (Some(m), Some(sd)) => format!("{m:.4} ({sd:.4})"),
+            _ => "none ran".into(),
+        };
         println!(
-            "{:>6} {:>8} {:>10} {:>10.4} ({:.4}) {}",
+            "{:>12} {:>6} {:>10} {:>10} {:>22} {}",
+            b.sampler,
             b.levels,
             b.param,
-            b.best_value,
-            b.mean,
-            b.sd,
-            b.out_of_bounds_values.join(",")
+            b.best_value.as_deref().unwrap_or("-"),
+            q,
+            b.not_run_values.join(",")
         );
     }
     let bad: Vec<&Row> = rows.iter().filter(|r| r.status != "ok").collect();

@@ -144,3 +144,49 @@ fn bad_lists_exit_2() {
         assert!(err.contains(want) && err.lines().count() == 1, "{err}");
     }
 }
+
+/// CAS and ALS in one sweep on one-point data: rows for both, their traces side by side in
+/// trace.png, and CAS's trace consistent (within 5% at 30 samples × 200 values) while ALS's is not.
+#[test]
+fn cas_and_als_in_one_sweep() {
+    let dir = tmp("both");
+    std::fs::create_dir_all(&dir).unwrap();
+    let point = dir.join("one.csv");
+    std::fs::write(&point, vec!["0"; 200].join(",")).unwrap();
+    let out = dir.join("out");
+    anneal()
+        .args([
+            "tune",
+            "--sampler",
+            "cas,als",
+            "--sigma-max",
+            "10",
+            "--levels",
+            "8",
+            "--seeds",
+            "0",
+            "--n",
+            "30",
+        ])
+        .args(["--eps-c", "2", "--eps", "1.5e-4", "--steps-per-level", "1", "--data"])
+        .arg(&point)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let sweep: Value =
+        serde_json::from_slice(&std::fs::read(out.join("sweep.json")).unwrap()).unwrap();
+    let rows = sweep["rows"].as_array().unwrap();
+    let trace = |s: &str| -> Vec<f64> {
+        let r = rows.iter().find(|r| r["config"]["sampler"] == s).unwrap();
+        r["trace"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+    };
+    assert!(trace("cas").iter().all(|x| (x - 1.0).abs() < 0.05), "{:?}", trace("cas"));
+    assert!(trace("als").iter().any(|x| (x - 1.0).abs() > 0.5), "{:?}", trace("als"));
+    assert!(
+        out.join("trace.png").exists()
+            && out.join("fig_eps_c.png").exists()
+            && out.join("fig_eps.png").exists()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
