@@ -303,15 +303,8 @@ impl BatchScore<f32> for GemmMixture<'_> {
         if points.len() != out.len() || !points.len().is_multiple_of(d) {
             return Err(Error::DimensionMismatch { expected: points.len(), found: out.len() });
         }
-        let b = points.len() / d;
-        if self.k * d <= 64 {
-            self.refined = 0;
-            self.score_rows_direct(points, sigma, out);
-            return Ok(());
-        }
-        // One GEMM per batch (matrixmultiply threads inside it): splitting rows would re-pack
-        // the K × D means for every piece.
-        let _ = b;
+        // The whole batch at once: its products are split by output columns across threads
+        // (`sgemm_by_columns`); splitting rows instead would re-pack the K × D means per piece.
         self.refined = self.score_rows(points, sigma, out);
         Ok(())
     }

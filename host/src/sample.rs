@@ -287,10 +287,9 @@ pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
         ));
     }
     let eps_used = step.map(|s| s.eps_ncsnv2());
-    // Only reached with needs_eps, where `step` is Some.
-    let step = step.unwrap_or_else(|| {
-        LangevinStep::new(1.0, StepConvention::Ncsnv2).unwrap_or_else(|_| unreachable!())
-    });
+    // `step` is Some exactly for the samplers that take one (needs_eps above).
+    let need_step =
+        || step.ok_or_else(|| UsageError(format!("--sampler {:?} needs --eps", a.sampler)));
     let hint = " (Technique 4 gives a stable default; omit --eps to use it)";
     let mut cas = None;
     let plan = match a.sampler {
@@ -311,7 +310,9 @@ pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
         }
         SamplerKind::Als | SamplerKind::Langevin => {
             let denoise = a.denoise && a.sampler == SamplerKind::Als;
-            AnyPlan::Als(Als::new(schedule, step, t, denoise, tau).map_err(|e| usage(e, hint))?)
+            AnyPlan::Als(
+                Als::new(schedule, need_step()?, t, denoise, tau).map_err(|e| usage(e, hint))?,
+            )
         }
         SamplerKind::Pc => {
             let corrector = match a.snr {
@@ -322,7 +323,7 @@ pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
                     };
                     Corrector::Snr { snr, norms }
                 }
-                None => Corrector::Langevin(step),
+                None => Corrector::Langevin(need_step()?),
             };
             let order = match a.order {
                 OrderKind::PredictorFirst => Order::PredictorFirst,
@@ -337,13 +338,13 @@ pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
             NoiseDenoise::new(schedule, a.lambda, t).map_err(|e| usage(e, ""))?,
         ),
         SamplerKind::BaoabLimit => AnyPlan::BaoabLimit(
-            BaoabLimit::new(schedule, step, t, tau).map_err(|e| usage(e, hint))?,
+            BaoabLimit::new(schedule, need_step()?, t, tau).map_err(|e| usage(e, hint))?,
         ),
         SamplerKind::Baoab | SamplerKind::Obabo => {
             let split =
                 if a.sampler == SamplerKind::Baoab { Splitting::Baoab } else { Splitting::Obabo };
             AnyPlan::Underdamped(
-                Underdamped::new(schedule, step, a.friction, split, t, tau)
+                Underdamped::new(schedule, need_step()?, a.friction, split, t, tau)
                     .map_err(|e| usage(e, hint))?,
             )
         }
