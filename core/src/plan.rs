@@ -359,13 +359,9 @@ pub fn init_normal<F: Real, N: Noise>(
 ) -> Result<(), Error> {
     let dim = nonzero_dim(dim, x.len())?.get();
     let sigma = crate::error::positive(crate::Param::SigmaMax, sigma)?;
-    for (b, row) in x.chunks_exact_mut(dim).enumerate() {
-        noise.normals(first_sample + b as u64, Stream::Init, row);
-        let s = F::from_f64(sigma);
-        for v in row.iter_mut() {
-            *v *= s;
-        }
-    }
+    noise.normals_rows(first_sample, Stream::Init, dim, x);
+    let s = F::from_f64(sigma);
+    x.iter_mut().for_each(|v| *v *= s);
     Ok(())
 }
 
@@ -430,9 +426,7 @@ where
     }
     let Batch { first_sample, x, aux, score: s_buf, noise: xi, point, .. } = batch;
     if needs_aux {
-        for (b, row) in aux.chunks_exact_mut(dim).enumerate() {
-            noise.normals(first_sample + b as u64, Stream::AuxInit, row);
-        }
+        noise.normals_rows(first_sample, Stream::AuxInit, dim, aux);
     }
     let mut inpaint_level: Option<usize> = None;
 
@@ -505,13 +499,8 @@ where
         // 4. Inpainting's projection.
         if let Some(ip) = inpaint.as_mut() {
             if inpaint_level != Some(step.level_after) {
-                for (b, row) in ip.level_noise.chunks_exact_mut(dim).enumerate() {
-                    noise.normals(
-                        first_sample + b as u64,
-                        Stream::InpaintLevel(step.level_after as u32),
-                        row,
-                    );
-                }
+                let stream = Stream::InpaintLevel(step.level_after as u32);
+                noise.normals_rows(first_sample, stream, dim, ip.level_noise);
                 inpaint_level = Some(step.level_after);
             }
             let sa = F::from_f64(step.sigma_after);
