@@ -119,11 +119,18 @@ fn exact_samples(p: &Prepared, n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// Sliced W2 between two equal-size point sets: √(mean over random directions of the mean squared
-/// difference of the sorted projections).
-fn sliced_w2(sets: &[&[f32]; 2], d: usize, seed: u64) -> f64 {
-    let n = sets[0].len() / d;
-    let total: f64 = (0..PROJECTIONS)
+/// Sliced W2 of `samples` to `reference`, and of `reference2` to `reference` (the noise floor),
+/// all of the same size: √(mean over random directions of the mean squared difference of the
+/// sorted projections). Each set is projected once per direction.
+fn sliced_w2(
+    samples: &[f32],
+    reference: &[f32],
+    reference2: &[f32],
+    d: usize,
+    seed: u64,
+) -> (f64, f64) {
+    let n = samples.len() / d;
+    let (total, floor) = (0..PROJECTIONS)
         .into_par_iter()
         .map(|l| {
             let mut dir = vec![0.0f64; d];
@@ -137,11 +144,13 @@ fn sliced_w2(sets: &[&[f32]; 2], d: usize, seed: u64) -> f64 {
                 v.sort_by(f64::total_cmp);
                 v
             };
-            let (a, b) = (project(sets[0]), project(sets[1]));
-            a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / n as f64
+            let (a, r, r2) = (project(samples), project(reference), project(reference2));
+            let w2 =
+                |x: &[f64]| x.iter().zip(&r).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / n as f64;
+            (w2(&a), w2(&r2))
         })
-        .sum();
-    (total / PROJECTIONS as f64).sqrt()
+        .reduce(|| (0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1));
+    ((total / PROJECTIONS as f64).sqrt(), (floor / PROJECTIONS as f64).sqrt())
 }
 
 /// All metrics of a finished run.
@@ -180,8 +189,7 @@ pub fn compute(p: &Prepared, samples: &[f32], seed: u64, seconds: f64) -> Metric
     let ref_seed = seed ^ 0x5157_AE57_0000_0001;
     let reference = exact_samples(p, n, ref_seed);
     let reference2 = exact_samples(p, n, ref_seed ^ 0xF100_0000);
-    let sw2 = sliced_w2(&[samples, &reference], d, ref_seed);
-    let floor = sliced_w2(&[&reference2, &reference], d, ref_seed);
+    let (sw2, floor) = sliced_w2(samples, &reference, &reference2, d, ref_seed);
     let (mps, ms) = mean_pairwise(samples, d, PAIRS_MAX);
     let (mpd, md) = mean_pairwise(&p.data.means, d, PAIRS_MAX);
     let nearest: f64 = samples
