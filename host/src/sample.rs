@@ -493,18 +493,18 @@ pub fn sample(
             // The trace scores the state where it leaves a level: after a step whose successor
             // puts the state at another noise level.
             let mut sumsq = vec![0.0f64; if trace { levels } else { 0 }];
-            let mut trace_score = GemmMixture::new(&p.data.means, d, &p.data.weights, p.tau);
+            let mut trace_score =
+                trace.then(|| GemmMixture::new(&p.data.means, d, &p.data.weights, p.tau));
             let mut s_trace = if trace { vec![0.0f32; len] } else { Vec::new() };
             let mut obs = |k: usize, st: &Step, xs: &[f32]| {
                 progress.inc(1);
+                let Some(ts) = trace_score.as_mut() else { return };
                 let last_of_level = p.plan.step(k + 1).is_none_or(|nx| {
                     nx.level_after != st.level_after || nx.sigma_after != st.sigma_after
                 });
-                if trace && st.sigma_after > 0.0 && last_of_level {
+                if st.sigma_after > 0.0 && last_of_level {
                     let sig = st.sigma_after;
-                    if anneal_core::BatchScore::score_batch(&mut trace_score, xs, sig, &mut s_trace)
-                        .is_ok()
-                    {
+                    if anneal_core::BatchScore::score_batch(ts, xs, sig, &mut s_trace).is_ok() {
                         let s2: f64 = s_trace.iter().map(|&v| (v as f64 * sig * sig).powi(2)).sum();
                         if let Some(acc) = sumsq.get_mut(st.level_after) {
                             *acc += s2;
