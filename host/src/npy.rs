@@ -5,8 +5,6 @@
 //! header can be wrong must be reported to the user precisely ("npy header: …"); the general
 //! crates report those as generic I/O errors.
 
-use std::io::Write;
-
 /// A 2-D array of f64 read from `.npy` (a 1-D array is one column).
 pub struct Array {
     /// Rows × columns, row-major.
@@ -130,7 +128,7 @@ pub fn write_f32(data: &[f32], rows: usize, cols: usize) -> Vec<u8> {
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
     for v in data {
-        out.write_all(&v.to_le_bytes()).expect("writing to a Vec cannot fail");
+        out.extend_from_slice(&v.to_le_bytes());
     }
     out
 }
