@@ -1,11 +1,30 @@
 //! # anneal-gpu
 //!
-//! CUDA execution of anneal's sampler plans through `cudarc`: mixture scores by cuBLAS and one
-//! fused kernel per plan step. **Not built yet** — this crate is a placeholder so that the
-//! workspace has its final shape; the work is tracked as its own issue. It holds no code that
-//! touches a GPU, and it depends on nothing but the core.
-#![forbid(unsafe_code)]
+//! CUDA execution of anneal's sampler plans through `cudarc`: mixture scores by cuBLAS SGEMM and a
+//! row-softmax kernel, and **one fused kernel per plan step** (score finish, update, finiteness
+//! checks, the next step's noise and score point) whatever the sampler — the core's coefficients,
+//! never re-derived. Small mixtures (toy2d) run a persistent loop instead: one thread per sample
+//! through a chunk of steps, one launch per chunk.
+//!
+//! Everything is loaded at run time (`dynamic-loading`, CUDA 13.0): the crate builds and its
+//! non-GPU tests run on a machine without CUDA, and a missing driver, device, NVRTC or cuBLAS is
+//! a typed [`Error`], never a panic ([`probe`] checks the libraries first). The kernels
+//! (`gpu/kernels/*.cu`) are embedded, include no header, and are compiled by NVRTC once per
+//! architecture per process ([`kernels::ptx`]).
+//!
+//! Noise is the core's keyed stream (Philox4x32-10 and the AS 241 inverse CDF,
+//! `anneal_core::noise`): the integer words bit for bit, the normals within float rounding
+//! (the device's `logf`/`sqrtf` and FMA contraction). Samples therefore equal the CPU's within
+//! float rounding, not bit for bit.
 #![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
-/// The version of the core whose plans this backend executes.
-pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
+mod device;
+mod error;
+pub mod kernels;
+mod run;
+pub mod table;
+
+pub use device::{Device, Probe, probe};
+pub use error::Error;
+pub use run::{DIRECT_CHUNK, GEMM_CHUNK, Mixture, RunStats};

@@ -1,0 +1,134 @@
+//! Finding and opening a CUDA device without ever letting cudarc panic: every library is probed
+//! (`is_culib_present`, a dlopen) before the first call into it.
+
+use std::sync::Arc;
+
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream};
+
+use crate::Error;
+
+/// Which CUDA libraries this process can load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    /// The driver, `libcuda.so.1`.
+    pub driver: bool,
+    /// NVRTC, `libnvrtc.so.13`.
+    pub nvrtc: bool,
+    /// cuBLAS, `libcublas.so.13`.
+    pub cublas: bool,
+}
+
+/// Probes the three libraries (dlopen only; nothing is called).
+pub fn probe() -> Probe {
+    // SAFETY: each function only tries to dlopen the library's candidate names.
+    unsafe {
+        Probe {
+            driver: cudarc::driver::sys::is_culib_present(),
+            nvrtc: cudarc::nvrtc::sys::is_culib_present(),
+            cublas: cudarc::cublas::sys::is_culib_present(),
+        }
+    }
+}
+
+/// The loaded kernels of one device.
+pub(crate) struct Kernels {
+    pub(crate) direct_run: CudaFunction,
+    pub(crate) mixture_softmax: CudaFunction,
+    pub(crate) plan_step: CudaFunction,
+    pub(crate) snr_norms: CudaFunction,
+    pub(crate) noise_rows: CudaFunction,
+    _module: Arc<CudaModule>,
+}
+
+/// An open CUDA device: its context, one stream, a cuBLAS handle and the compiled kernels.
+pub struct Device {
+    pub(crate) ctx: Arc<CudaContext>,
+    pub(crate) stream: Arc<CudaStream>,
+    pub(crate) blas: CudaBlas,
+    pub(crate) kernels: Kernels,
+    name: String,
+    capability: (i32, i32),
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Device({})", self.describe())
+    }
+}
+
+impl Device {
+    /// Opens device `ordinal`: the driver, a context, NVRTC (the kernels are compiled for the
+    /// device's architecture, once per process), cuBLAS. Every missing piece is a typed error.
+    pub fn open(ordinal: usize) -> Result<Device, Error> {
+        let found = probe();
+        if !found.driver {
+            return Err(Error::MissingLibrary {
+                lib: "libcuda.so.1",
+                hint: "the NVIDIA driver; without a GPU use --device cpu",
+            });
+        }
+        let count = CudaContext::device_count().map_err(Error::driver("cuDeviceGetCount"))?;
+        if ordinal >= count.max(0) as usize {
+            return Err(Error::NoDevice {
+                ordinal,
+                detail: format!("the driver sees {count} device(s)"),
+            });
+        }
+        let ctx = CudaContext::new(ordinal).map_err(Error::driver("creating a context"))?;
+        let name = ctx.name().map_err(Error::driver("cuDeviceGetName"))?;
+        let capability =
+            ctx.compute_capability().map_err(Error::driver("reading the compute capability"))?;
+        if !found.nvrtc {
+            return Err(Error::MissingLibrary {
+                lib: "libnvrtc.so.13",
+                hint: "the CUDA 13.0 toolkit (or the nvidia-cuda-nvrtc 13.0 wheel) on LD_LIBRARY_PATH",
+            });
+        }
+        if !found.cublas {
+            return Err(Error::MissingLibrary {
+                lib: "libcublas.so.13",
+                hint: "the CUDA 13.0 toolkit (or the nvidia-cublas 13.0 wheel) on LD_LIBRARY_PATH",
+            });
+        }
+        let arch = format!("compute_{}{}", capability.0, capability.1);
+        let ptx = crate::kernels::ptx(&arch)?;
+        let module = ctx
+            .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
+            .map_err(Error::driver("loading the kernels' PTX"))?;
+        let f = |n: &str| module.load_function(n).map_err(Error::driver("finding a kernel"));
+        let kernels = Kernels {
+            direct_run: f("direct_run")?,
+            mixture_softmax: f("mixture_softmax")?,
+            plan_step: f("plan_step")?,
+            snr_norms: f("snr_norms")?,
+            noise_rows: f("noise_rows")?,
+            _module: module.clone(),
+        };
+        let stream = ctx.new_stream().map_err(Error::driver("creating a stream"))?;
+        let blas = CudaBlas::new(stream.clone()).map_err(Error::cublas("creating a handle"))?;
+        Ok(Device { ctx, stream, blas, kernels, name, capability })
+    }
+
+    /// The first device, if the driver, a device, NVRTC and cuBLAS are all there; otherwise why
+    /// not (for `--device auto`).
+    pub fn auto() -> Result<Device, Error> {
+        Device::open(0)
+    }
+
+    /// "NVIDIA H100 80GB HBM3 (cuda:0, compute 9.0)".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} (cuda:{}, compute {}.{})",
+            self.name,
+            self.ctx.ordinal(),
+            self.capability.0,
+            self.capability.1
+        )
+    }
+
+    /// Blocks until the device has finished all work queued so far.
+    pub fn synchronize(&self) -> Result<(), Error> {
+        self.stream.synchronize().map_err(Error::driver("synchronising the stream"))
+    }
+}
