@@ -65,7 +65,7 @@ impl Device {
         if !found.driver {
             return Err(Error::MissingLibrary {
                 lib: "libcuda.so.1",
-                hint: "the NVIDIA driver; without a GPU use --device cpu",
+                hint: "it comes with the NVIDIA driver",
             });
         }
         let count = CudaContext::device_count().map_err(Error::driver("cuDeviceGetCount"))?;

@@ -5,7 +5,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A CUDA library could not be loaded (probed before any call, so cudarc never panics).
-    #[error("the CUDA library {lib} was not found ({hint})")]
+    #[error("{lib} was not found ({hint})")]
     MissingLibrary {
         /// The library (e.g. `libcuda.so.1`).
         lib: &'static str,

@@ -7,6 +7,9 @@
 //!
 //! Skips with the reason when no C++ compiler runs, unless `ANNEAL_REQUIRE_CXX=1` (CI).
 
+mod common;
+use common::skipped;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -42,7 +45,7 @@ fn driver() -> Option<PathBuf> {
                     std::env::var("ANNEAL_REQUIRE_CXX").as_deref() != Ok("1"),
                     "ANNEAL_REQUIRE_CXX=1 but {why}"
                 );
-                eprintln!("SKIPPED: {why}");
+                skipped(&format!("SKIPPED: {why}"));
                 None
             }
         }

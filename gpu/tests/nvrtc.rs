@@ -1,6 +1,9 @@
 //! Every kernel compiles with NVRTC (no GPU needed). Skips with the reason when NVRTC cannot be
 //! loaded, unless `ANNEAL_REQUIRE_NVRTC=1` (CI sets it: a kernel that does not compile fails CI).
 
+mod common;
+use common::skipped;
+
 fn nvrtc_or_skip() -> bool {
     if anneal_gpu::kernels::nvrtc_present() {
         return true;
@@ -10,7 +13,7 @@ fn nvrtc_or_skip() -> bool {
         std::env::var("ANNEAL_REQUIRE_NVRTC").as_deref() != Ok("1"),
         "ANNEAL_REQUIRE_NVRTC=1 but {why}"
     );
-    eprintln!("SKIPPED: {why}");
+    skipped(&format!("SKIPPED: {why}"));
     false
 }
 

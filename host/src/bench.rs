@@ -77,8 +77,96 @@ fn sgemm_rate(n: usize, threads: usize, repeats: usize) -> f64 {
     2.0 * (n * n * n) as f64 / t / 1e9
 }
 
+/// The GPU cases of issue 7.
+const GPU_CASES: [Case; 3] = [
+    Case { name: "large B=1024 K=10000 D=3072", b: 1024, k: 10000, d: 3072 },
+    Case { name: "digits-like B=256 K=1797 D=64", b: 256, k: 1797, d: 64 },
+    Case { name: "toy2d B=65536 K=2 D=2", b: 65536, k: 2, d: 2 },
+];
+
+/// Runs an external reference script with the cases as JSON; its stdout as JSON, or None (said).
+fn reference(
+    python: &str,
+    script: &str,
+    cases: &[Case],
+    repeats: usize,
+    what: &str,
+) -> Option<serde_json::Value> {
+    let list: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|c| serde_json::json!({"name": c.name, "B": c.b, "K": c.k, "D": c.d}))
+        .collect();
+    let arg = serde_json::to_string(&list).ok()?;
+    match Command::new(python).arg(script).arg(arg).arg(repeats.to_string()).output() {
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
+        Ok(o) => {
+            eprintln!(
+                "{what} reference failed: {}",
+                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("{what} reference not run ({python}: {e})");
+            None
+        }
+    }
+}
+
+/// `anneal bench --device cuda`: per case, seconds per CAS step on the device (steps timed by
+/// difference, see `Device::time_step`), the two SGEMMs alone, and the PyTorch FP32 step.
+fn run_cuda(a: &BenchArgs) -> anyhow::Result<()> {
+    let dev = anneal_gpu::Device::open(0)
+        .map_err(|e| crate::UsageError(format!("--device cuda: {e}")))?;
+    let repeats = a.repeats.max(3);
+    println!("anneal bench on {}: median of {repeats} runs per figure", dev.describe());
+    let torch = if a.no_torch {
+        None
+    } else {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../gpu/bench/torch_step.py");
+        reference(&a.python, script, &GPU_CASES, repeats, "PyTorch")
+    };
+    if let Some(t) = &torch {
+        println!(
+            "PyTorch {} on {}",
+            t["torch"].as_str().unwrap_or("?"),
+            t["device"].as_str().unwrap_or("?")
+        );
+    }
+    println!(
+        "{:<30} {:>10} {:>10} {:>12} {:>10} {:>12}",
+        "case", "anneal ms", "torch ms", "vs torch", "2 SGEMM ms", "of 2 SGEMM"
+    );
+    for c in &GPU_CASES {
+        let mut means = vec![0.0f32; c.k * c.d];
+        for (j, row) in means.chunks_exact_mut(c.d).enumerate() {
+            Keyed::new(1).normals(j as u64, Stream::Init, row);
+        }
+        let weights = vec![1.0 / c.k as f64; c.k];
+        let mix = anneal_gpu::Mixture { means: &means, dim: c.d, weights: &weights, tau: 0.1 };
+        let steps = if c.b * c.k * c.d > 1 << 30 { 10 } else { 100 };
+        let t = dev.time_step(&mix, c.b, steps, repeats)?;
+        let g =
+            if mix.direct() { None } else { Some(dev.time_sgemm_pair(c.b, c.k, c.d, repeats)?) };
+        let tt = torch.as_ref().and_then(|v| v["cases"][c.name].as_f64());
+        println!(
+            "{:<30} {:>10.4} {:>10} {:>12} {:>10} {:>12}",
+            c.name,
+            t * 1e3,
+            tt.map_or("-".into(), |v| format!("{:.4}", v * 1e3)),
+            tt.map_or("-".into(), |v| format!("{:.2}x", v / t)),
+            g.map_or("-".into(), |v| format!("{:.4}", v * 1e3)),
+            g.map_or("-".into(), |v| format!("{:.2}", t / v)),
+        );
+    }
+    Ok(())
+}
+
 /// Runs `anneal bench`.
 pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
+    if a.device == crate::cli::BenchDevice::Cuda {
+        return run_cuda(a);
+    }
     let threads = rayon::current_num_threads();
     let repeats = a.repeats.max(3);
     println!("anneal bench: {threads} threads, median of {repeats} runs per figure");
@@ -87,32 +175,8 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     let numpy = if a.no_numpy {
         None
     } else {
-        let cases: Vec<serde_json::Value> = CASES
-            .iter()
-            .map(|c| serde_json::json!({"name": c.name, "B": c.b, "K": c.k, "D": c.d}))
-            .collect();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/numpy_step.py");
-        match Command::new(&a.python)
-            .arg(script)
-            .arg(serde_json::to_string(&cases)?)
-            .arg(repeats.to_string())
-            .output()
-        {
-            Ok(o) if o.status.success() => {
-                Some(serde_json::from_slice::<serde_json::Value>(&o.stdout)?)
-            }
-            Ok(o) => {
-                eprintln!(
-                    "NumPy reference failed: {}",
-                    String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("NumPy reference not run ({}: {e})", a.python);
-                None
-            }
-        }
+        reference(&a.python, script, &CASES, repeats, "NumPy")
     };
     if let Some(np) = &numpy {
         println!(

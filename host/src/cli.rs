@@ -115,6 +115,23 @@ pub struct BenchArgs {
     /// Samples per batch, as in `anneal sample` (batches run in parallel).
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    /// cpu: the CPU cases beside NumPy; cuda: the GPU cases (B=1024 K=10000 D=3072, B=256
+    /// K=1797 D=64, toy2d B=65536) beside cuBLAS's two SGEMMs and, unless --no-torch, the
+    /// PyTorch FP32 reference `gpu/bench/torch_step.py`.
+    #[arg(long, value_enum, default_value_t = BenchDevice::Cpu)]
+    pub device: BenchDevice,
+    /// With --device cuda: skip the PyTorch reference.
+    #[arg(long)]
+    pub no_torch: bool,
+}
+
+/// Where `anneal bench` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchDevice {
+    /// The CPU.
+    Cpu,
+    /// CUDA device 0.
+    Cuda,
 }
 
 /// The samplers of anneal-core.
@@ -180,6 +197,19 @@ pub enum SnrNormsKind {
     PerSample,
     /// Batch means (score_sde; depends on the batch).
     BatchMean,
+}
+
+/// Where sampling runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceKind {
+    /// CUDA device 0 when a driver, a device, NVRTC and cuBLAS answer; the CPU otherwise (the
+    /// run says which it used and why).
+    Auto,
+    /// The CPU (rayon threads).
+    Cpu,
+    /// CUDA device 0; exits with status 2 when there is none.
+    Cuda,
 }
 
 /// Flags of `anneal sample`.
@@ -270,6 +300,11 @@ pub struct SampleArgs {
     /// Also write trace.csv and trace.png: per level, σ_eff = RMS ‖σ_i² s(x_i, σ_i)‖/√D against σ_i.
     #[arg(long)]
     pub trace: bool,
+    /// Where to sample: auto (CUDA when a device answers), cpu, or cuda. On CUDA all n samples
+    /// run as one batch (--batch and --threads do not apply); samples equal the CPU's within
+    /// float rounding.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
+    pub device: DeviceKind,
 }
 
 /// Flags of `anneal schedule`.

@@ -17,7 +17,9 @@ use serde::Serialize;
 
 use crate::UsageError;
 use crate::batch_score::GemmMixture;
-use crate::cli::{ConventionKind, InitKind, OrderKind, SampleArgs, SamplerKind, SnrNormsKind};
+use crate::cli::{
+    ConventionKind, DeviceKind, InitKind, OrderKind, SampleArgs, SamplerKind, SnrNormsKind,
+};
 use crate::data::Dataset;
 
 /// A geometric schedule, or the single level σ_N (`--levels 1`).
@@ -139,6 +141,8 @@ pub struct Config {
     pub plan_steps: usize,
     /// Threads used.
     pub threads: usize,
+    /// The device used ("cpu", or the CUDA device's name); set when the run starts.
+    pub device: String,
 }
 
 /// The dataset, for config.json.
@@ -370,6 +374,7 @@ pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
         cas,
         plan_steps: plan.len(),
         threads,
+        device: "cpu".into(),
     };
     Ok(Prepared { data, tau, schedule, plan, config })
 }
@@ -406,6 +411,105 @@ impl Trace {
     }
 }
 
+/// What the initialisations need from the data: the weighted mean (normal) and the widened
+/// bounding box (uniform).
+struct Start {
+    mean: Vec<f32>,
+    lo: f64,
+    hi: f64,
+}
+
+impl Start {
+    fn new(p: &Prepared) -> Self {
+        let d = p.data.dim;
+        let mean: Vec<f32> = (0..d)
+            .map(|j| {
+                p.data
+                    .means
+                    .chunks_exact(d)
+                    .zip(&p.data.weights)
+                    .map(|(m, w)| m[j] as f64 * w)
+                    .sum::<f64>() as f32
+            })
+            .collect();
+        let (lo, hi) =
+            p.data.means.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v as f64), hi.max(v as f64))
+            });
+        let margin = 3.0 * p.tau.max(p.schedule.sigma_min());
+        Start { mean, lo: lo - margin, hi: hi + margin }
+    }
+
+    /// The initial states of samples `first..first + count` (a pure function of the sample
+    /// index and the seed, like every draw).
+    fn rows(
+        &self,
+        p: &Prepared,
+        first: usize,
+        count: usize,
+        seed: u64,
+        init: InitKind,
+    ) -> Result<Vec<f32>, Error> {
+        let d = p.data.dim;
+        let mut x = vec![0.0f32; count * d];
+        let mut noise = Keyed::new(seed);
+        match init {
+            InitKind::Normal => {
+                plan::init_normal(&mut noise, first as u64, d, p.schedule.sigma_max(), &mut x)?;
+                for row in x.chunks_exact_mut(d) {
+                    row.iter_mut().zip(&self.mean).for_each(|(v, m)| *v += m);
+                }
+            }
+            InitKind::Uniform => {
+                plan::init_uniform(&mut noise, first as u64, d, self.lo, self.hi, &mut x)?
+            }
+            InitKind::Data => {
+                let s1 = (p.tau * p.tau + p.schedule.sigma_max().powi(2)).sqrt();
+                plan::init_normal(&mut noise, first as u64, d, s1, &mut x)?;
+                let mut u = [0.0f64; 1];
+                for (j, row) in x.chunks_exact_mut(d).enumerate() {
+                    noise.uniforms((first + j) as u64, anneal_core::noise::Stream::AuxInit, &mut u);
+                    let k = crate::metrics::pick_component(&p.data.weights, u[0]);
+                    row.iter_mut()
+                        .zip(&p.data.means[k * d..(k + 1) * d])
+                        .for_each(|(v, m)| *v += m);
+                }
+            }
+        }
+        Ok(x)
+    }
+}
+
+/// Samples `0..n` on a CUDA device, all rows at once (the device splits them only when its
+/// scratch memory asks for it); the initial states are the CPU's.
+pub fn sample_cuda(
+    p: &Prepared,
+    dev: &anneal_gpu::Device,
+    n: usize,
+    seed: u64,
+    init: InitKind,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<(Vec<f32>, anneal_gpu::RunStats)> {
+    let start = Start::new(p);
+    let mut x = start
+        .rows(p, 0, n, seed, init)
+        .map_err(|e| anyhow::anyhow!("initialisation failed: {e}"))?;
+    let mix = anneal_gpu::Mixture {
+        means: &p.data.means,
+        dim: p.data.dim,
+        weights: &p.data.weights,
+        tau: p.tau,
+    };
+    let mut report = |row_steps: u64| progress.inc(row_steps);
+    match dev.run_plan(&p.plan, &mix, seed, 0, &mut x, &mut report) {
+        Ok(stats) => Ok((x, stats)),
+        Err(anneal_gpu::Error::Core(e @ Error::NonFinite { .. })) => {
+            anyhow::bail!("sampling stopped on {}: {e}; nothing was written", dev.describe())
+        }
+        Err(e) => anyhow::bail!("sampling on {} failed: {e}", dev.describe()),
+    }
+}
+
 /// Runs the plan for samples `0..n` in batches of `batch`, in parallel; returns the n × D samples
 /// and, with `trace`, the consistency trace.
 pub fn sample(
@@ -419,20 +523,7 @@ pub fn sample(
 ) -> anyhow::Result<(Vec<f32>, Option<Trace>)> {
     let levels = p.schedule.levels();
     let d = p.data.dim;
-    let mean: Vec<f32> = (0..d)
-        .map(|j| {
-            p.data
-                .means
-                .chunks_exact(d)
-                .zip(&p.data.weights)
-                .map(|(m, w)| m[j] as f64 * w)
-                .sum::<f64>() as f32
-        })
-        .collect();
-    let (lo, hi) = p.data.means.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-        (lo.min(v as f64), hi.max(v as f64))
-    });
-    let margin = 3.0 * p.tau.max(p.schedule.sigma_min());
+    let start = Start::new(p);
     let starts: Vec<usize> = (0..n).step_by(batch).collect();
     type BatchOut = (Vec<f32>, Vec<f64>);
     let results: Vec<Result<BatchOut, Error>> = starts
@@ -440,46 +531,10 @@ pub fn sample(
         .map(|&first| {
             let count = batch.min(n - first);
             let len = count * d;
-            let (mut x, mut aux, mut s, mut xi, mut pt) = (
-                vec![0.0f32; len],
-                vec![0.0f32; len],
-                vec![0.0f32; len],
-                vec![0.0f32; len],
-                vec![0.0f32; len],
-            );
-            let mut noise = Keyed::new(seed);
-            match init {
-                InitKind::Normal => {
-                    plan::init_normal(&mut noise, first as u64, d, p.schedule.sigma_max(), &mut x)?;
-                    for row in x.chunks_exact_mut(d) {
-                        row.iter_mut().zip(&mean).for_each(|(v, m)| *v += m);
-                    }
-                }
-                InitKind::Uniform => plan::init_uniform(
-                    &mut noise,
-                    first as u64,
-                    d,
-                    lo - margin,
-                    hi + margin,
-                    &mut x,
-                )?,
-                InitKind::Data => {
-                    let s1 = (p.tau * p.tau + p.schedule.sigma_max().powi(2)).sqrt();
-                    plan::init_normal(&mut noise, first as u64, d, s1, &mut x)?;
-                    let mut u = [0.0f64; 1];
-                    for (j, row) in x.chunks_exact_mut(d).enumerate() {
-                        noise.uniforms(
-                            (first + j) as u64,
-                            anneal_core::noise::Stream::AuxInit,
-                            &mut u,
-                        );
-                        let k = crate::metrics::pick_component(&p.data.weights, u[0]);
-                        row.iter_mut()
-                            .zip(&p.data.means[k * d..(k + 1) * d])
-                            .for_each(|(v, m)| *v += m);
-                    }
-                }
-            }
+            let mut x = start.rows(p, first, count, seed, init)?;
+            let (mut aux, mut s, mut xi, mut pt) =
+                (vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len]);
+            let noise = Keyed::new(seed);
             let mut score = GemmMixture::new(&p.data.means, d, &p.data.weights, p.tau);
             let batch = Batch {
                 dim: d,
@@ -563,9 +618,41 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The CUDA device `--device` asks for, or None for the CPU, and the line that says which.
+fn resolve_device(a: &SampleArgs) -> Result<(Option<anneal_gpu::Device>, String), UsageError> {
+    let cpu_only = if a.trace {
+        Some("--trace")
+    } else if a.snr.is_some() && a.snr_norms == SnrNormsKind::BatchMean {
+        Some("--snr-norms batch-mean")
+    } else {
+        None
+    };
+    match (a.device, cpu_only) {
+        (DeviceKind::Cpu, _) => Ok((None, "cpu".into())),
+        (DeviceKind::Cuda, Some(flag)) => Err(UsageError(format!(
+            "--device cuda: {flag} runs on the CPU only; use --device cpu or drop {flag}"
+        ))),
+        (DeviceKind::Auto, Some(flag)) => Ok((None, format!("cpu ({flag} runs on the CPU only)"))),
+        (DeviceKind::Cuda, None) => match anneal_gpu::Device::open(0) {
+            Ok(d) => {
+                let line = d.describe();
+                Ok((Some(d), line))
+            }
+            Err(e) => Err(UsageError(format!("--device cuda: {e}; use --device cpu or auto"))),
+        },
+        (DeviceKind::Auto, None) => match anneal_gpu::Device::open(0) {
+            Ok(d) => {
+                let line = d.describe();
+                Ok((Some(d), line))
+            }
+            Err(e) => Ok((None, format!("cpu (no CUDA device: {e})"))),
+        },
+    }
+}
+
 /// Runs `anneal sample`.
 pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
-    let p = prepare(a)?;
+    let mut p = prepare(a)?;
     if a.out.exists() && !a.force {
         return Err(UsageError(format!(
             "--out = {} exists: choose another folder or add --force to overwrite its files",
@@ -578,14 +665,27 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
             UsageError(format!("--out = {} exists and is not a folder", a.out.display())).into()
         );
     }
+    let (device, device_line) = resolve_device(a)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(p.config.threads).build()?;
-    let batches = a.n.div_ceil(a.batch);
-    let progress = crate::progress::bar((batches * p.plan.len()) as u64, "steps");
     let start = Instant::now();
-    let (samples, trace) =
-        pool.install(|| sample(&p, a.n, a.batch, a.seed, a.init, &progress, a.trace))?;
+    let (samples, trace) = match &device {
+        Some(dev) => {
+            p.config.device = dev.describe();
+            let progress = crate::progress::bar((a.n * p.plan.len()) as u64, "sample-steps");
+            let (samples, _stats) = sample_cuda(&p, dev, a.n, a.seed, a.init, &progress)?;
+            progress.finish_and_clear();
+            (samples, None)
+        }
+        None => {
+            let batches = a.n.div_ceil(a.batch);
+            let progress = crate::progress::bar((batches * p.plan.len()) as u64, "steps");
+            let out =
+                pool.install(|| sample(&p, a.n, a.batch, a.seed, a.init, &progress, a.trace))?;
+            progress.finish_and_clear();
+            out
+        }
+    };
     let seconds = start.elapsed().as_secs_f64();
-    progress.finish_and_clear();
     let metrics = pool.install(|| crate::metrics::compute(&p, &samples, a.seed, seconds));
     let png = crate::plot::render(&p, &samples);
 
@@ -627,6 +727,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
         p.plan.len(),
         seconds
     );
+    println!("device: {device_line}");
     crate::metrics::print_summary(&metrics);
     println!("wrote {}/{{samples.npy, metrics.json, samples.png, config.json}}", a.out.display());
     Ok(())

@@ -183,6 +183,7 @@ fn sample_args(a: &TuneArgs, c: &CellConfig) -> SampleArgs {
         out: a.out.clone(),
         force: true,
         trace: true,
+        device: crate::cli::DeviceKind::Cpu,
     }
 }
 

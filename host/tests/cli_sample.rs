@@ -242,3 +242,40 @@ fn every_sampler_runs_with_its_defaults() {
         let _ = std::fs::remove_dir_all(&out);
     }
 }
+
+/// `--device`: without a CUDA driver, `cuda` exits 2 naming the flag and what is missing, and
+/// `auto` samples on the CPU and says why (stdout and config.json). CPU-only options are refused
+/// with `cuda` on any machine.
+#[test]
+fn device_selection_says_what_it_used() {
+    let out = tmp("dev-trace");
+    let o = anneal()
+        .args(["sample", "--device", "cuda", "--trace", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--device cuda") && err.contains("--trace"), "{err}");
+    assert!(!out.exists(), "a refused run created its folder");
+    if anneal_gpu::probe().driver {
+        eprintln!("a CUDA driver is present: the no-GPU half of this test does not apply");
+        return;
+    }
+    let out = tmp("dev-cuda");
+    let o = anneal().args(["sample", "--device", "cuda", "--out"]).arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--device cuda") && err.contains("libcuda.so.1"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let out = tmp("dev-auto");
+    let o = anneal().args(["sample", "--n", "200", "--out"]).arg(&out).output().unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("device: cpu (no CUDA device: libcuda.so.1 was not found"), "{text}");
+    let cfg: Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["device"], "cpu");
+    assert_eq!(cfg["flags"]["device"], "auto");
+    let _ = std::fs::remove_dir_all(&out);
+}
