@@ -68,6 +68,37 @@ pub struct RunStats {
     pub chunks: usize,
 }
 
+/// The two products of the score on row-major buffers, as cuBLAS (column-major) sees them:
+/// `G = Y Mᵀ` (B × K) and `S' = R' M` (B × D), with M K × D.
+fn gemm_configs(b: u32, k: u32, d: u32) -> (GemmConfig<f32>, GemmConfig<f32>) {
+    let (b, k, d) = (b as i32, k as i32, d as i32);
+    let g1 = GemmConfig {
+        transa: CUBLAS_OP_T,
+        transb: CUBLAS_OP_N,
+        m: k,
+        n: b,
+        k: d,
+        alpha: 1.0,
+        lda: d,
+        ldb: d,
+        beta: 0.0,
+        ldc: k,
+    };
+    let g2 = GemmConfig {
+        transa: CUBLAS_OP_N,
+        transb: CUBLAS_OP_N,
+        m: d,
+        n: b,
+        k,
+        alpha: 1.0,
+        lda: d,
+        ldb: k,
+        beta: 0.0,
+        ldc: d,
+    };
+    (g1, g2)
+}
+
 fn u32_of(what: &'static str, v: usize) -> Result<u32, Error> {
     u32::try_from(v).ok().filter(|&v| v < (1 << 31)).ok_or(Error::TooLarge {
         what,
@@ -271,30 +302,7 @@ impl Device {
             block_dim: (128, 1, 1),
             shared_mem_bytes: 0,
         };
-        let gemm1 = GemmConfig {
-            transa: CUBLAS_OP_T,
-            transb: CUBLAS_OP_N,
-            m: k32 as i32,
-            n: b32 as i32,
-            k: d32 as i32,
-            alpha: 1.0f32,
-            lda: d32 as i32,
-            ldb: d32 as i32,
-            beta: 0.0f32,
-            ldc: k32 as i32,
-        };
-        let gemm2 = GemmConfig {
-            transa: CUBLAS_OP_N,
-            transb: CUBLAS_OP_N,
-            m: d32 as i32,
-            n: b32 as i32,
-            k: k32 as i32,
-            alpha: 1.0f32,
-            lda: d32 as i32,
-            ldb: k32 as i32,
-            beta: 0.0f32,
-            ldc: d32 as i32,
-        };
+        let (gemm1, gemm2) = gemm_configs(b32, k32, d32);
         let aux32 = has_aux as u32;
         let len = plan.len();
         let mut table = records(plan, 0..GEMM_CHUNK.min(len), mix.tau, d, max_norm)?;
@@ -535,8 +543,8 @@ impl Device {
         d: usize,
         repeats: usize,
     ) -> Result<f64, Error> {
-        let (b32, k32, d32) =
-            (u32_of("B", b)? as i32, u32_of("K", k)? as i32, u32_of("D", d)? as i32);
+        let (b32, k32, d32) = (u32_of("B", b)?, u32_of("K", k)?, u32_of("D", d)?);
+        u32_of("B × K", b * k)?;
         let fill = |n: usize, seed: u64| {
             let mut v = vec![0.0f32; n];
             Keyed::new(seed).normals(0, Stream::Init, &mut v);
@@ -548,30 +556,7 @@ impl Device {
         let y = s.clone_htod(&fill(b * d, 2)).map_err(up())?;
         let mut g = s.clone_htod(&fill(b * k, 3)).map_err(up())?;
         let mut out = s.clone_htod(&fill(b * d, 4)).map_err(up())?;
-        let g1 = GemmConfig {
-            transa: CUBLAS_OP_T,
-            transb: CUBLAS_OP_N,
-            m: k32,
-            n: b32,
-            k: d32,
-            alpha: 1.0f32,
-            lda: d32,
-            ldb: d32,
-            beta: 0.0f32,
-            ldc: k32,
-        };
-        let g2 = GemmConfig {
-            transa: CUBLAS_OP_N,
-            transb: CUBLAS_OP_N,
-            m: d32,
-            n: b32,
-            k: k32,
-            alpha: 1.0f32,
-            lda: d32,
-            ldb: k32,
-            beta: 0.0f32,
-            ldc: d32,
-        };
+        let (g1, g2) = gemm_configs(b32, k32, d32);
         let mut pair = || -> Result<(), Error> {
             // SAFETY: the buffers have the extents of the configurations (as in run_gemm).
             unsafe { self.blas.gemm(g1, &means, &y, &mut g) }.map_err(Error::cublas("SGEMM"))?;

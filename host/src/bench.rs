@@ -21,6 +21,17 @@ struct Case {
     d: usize,
 }
 
+impl Case {
+    /// K standard normal means (keyed, the same on every run).
+    fn means(&self) -> Vec<f32> {
+        let mut means = vec![0.0f32; self.k * self.d];
+        for (j, row) in means.chunks_exact_mut(self.d).enumerate() {
+            Keyed::new(1).normals(j as u64, Stream::Init, row);
+        }
+        means
+    }
+}
+
 const CASES: [Case; 3] = [
     Case { name: "digits-like B=256 K=1797 D=64", b: 256, k: 1797, d: 64 },
     Case { name: "large B=64 K=1000 D=3072", b: 64, k: 1000, d: 3072 },
@@ -138,10 +149,7 @@ fn run_cuda(a: &BenchArgs) -> anyhow::Result<()> {
         "case", "anneal ms", "torch ms", "vs torch", "2 SGEMM ms", "of 2 SGEMM"
     );
     for c in &GPU_CASES {
-        let mut means = vec![0.0f32; c.k * c.d];
-        for (j, row) in means.chunks_exact_mut(c.d).enumerate() {
-            Keyed::new(1).normals(j as u64, Stream::Init, row);
-        }
+        let means = c.means();
         let weights = vec![1.0 / c.k as f64; c.k];
         let mix = anneal_gpu::Mixture { means: &means, dim: c.d, weights: &weights, tau: 0.1 };
         let steps = if c.b * c.k * c.d > 1 << 30 { 10 } else { 100 };
@@ -190,10 +198,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         "case", "anneal ms", "numpy ms", "speed-up", "GEMM GFLOP/s", "of SGEMM"
     );
     for c in &CASES {
-        let mut means = vec![0.0f32; c.k * c.d];
-        for (j, row) in means.chunks_exact_mut(c.d).enumerate() {
-            Keyed::new(1).normals(j as u64, Stream::Init, row);
-        }
+        let means = c.means();
         let weights = vec![1.0 / c.k as f64; c.k];
         let schedule = Geometric::new(0.5, 0.45, 2)?;
         let cas = Cas::new(&schedule, EtaRule::eps_c(2.0)?, false)?;
