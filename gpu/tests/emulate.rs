@@ -21,7 +21,7 @@ use anneal_core::samplers::baoab::{Splitting, Underdamped};
 use anneal_core::samplers::cas::Cas;
 use anneal_core::samplers::pc::{Corrector, Order, Pc};
 use anneal_core::score::{IsotropicMixture, Taus};
-use anneal_core::{BatchScore, EtaRule, Geometric, LangevinStep, StepConvention};
+use anneal_core::{BatchScore, EtaRule, Geometric, LangevinStep, Real, StepConvention};
 use anneal_gpu::table::{StepRec, records, status_error};
 
 fn driver() -> Option<PathBuf> {
@@ -153,11 +153,24 @@ fn reference<P: Plan + ?Sized>(
     let d = p.dim;
     let means: Vec<f64> = p.means.iter().map(|&v| v as f64).collect();
     let mix = IsotropicMixture::new(&means, d, Some(p.weights), Taus::Shared(p.tau)).unwrap();
-    let n = x0.len();
-    let mut x: Vec<f64> = x0.iter().map(|&v| v as f64).collect();
-    let (mut aux, mut s, mut xi, mut pt) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let x: Vec<f64> = x0.iter().map(|&v| v as f64).collect();
+    run_core(plan, &mut PerSample(mix), d, seed, first, x)
+}
+
+/// The core's executor with `score` from the states `x`, noise keyed by `seed` from sample `first`.
+fn run_core<F: Real, P: Plan + ?Sized, S: BatchScore<F>>(
+    plan: &P,
+    score: &mut S,
+    dim: usize,
+    seed: u64,
+    first: u64,
+    mut x: Vec<F>,
+) -> Result<Vec<F>, anneal_core::Error> {
+    let n = x.len();
+    let (mut aux, mut s, mut xi, mut pt) =
+        (vec![F::ZERO; n], vec![F::ZERO; n], vec![F::ZERO; n], vec![F::ZERO; n]);
     let batch = Batch {
-        dim: d,
+        dim,
         first_sample: first,
         x: &mut x,
         aux: &mut aux,
@@ -165,7 +178,7 @@ fn reference<P: Plan + ?Sized>(
         noise: &mut xi,
         point: &mut pt,
     };
-    plan::run(plan, &mut PerSample(mix), &mut Keyed::new(seed), batch, None, &mut ())?;
+    plan::run(plan, score, &mut Keyed::new(seed), batch, None, &mut ())?;
     Ok(x)
 }
 
@@ -239,20 +252,7 @@ fn reference_f32<P: Plan + ?Sized>(
         ln_w: p.weights.iter().map(|w| w.ln()).collect(),
         tau: p.tau,
     };
-    let n = x0.len();
-    let mut x = x0.to_vec();
-    let (mut aux, mut s, mut xi, mut pt) = (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-    let batch = Batch {
-        dim: p.dim,
-        first_sample: first,
-        x: &mut x,
-        aux: &mut aux,
-        score: &mut s,
-        noise: &mut xi,
-        point: &mut pt,
-    };
-    plan::run(plan, &mut score, &mut Keyed::new(seed), batch, None, &mut ())?;
-    Ok(x)
+    run_core(plan, &mut score, p.dim, seed, first, x0.to_vec())
 }
 
 /// Initial states N(0, σ_1² I) + `center`, drawn by the core.
