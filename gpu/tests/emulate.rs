@@ -411,21 +411,8 @@ fn keyed_noise_is_the_cores_for_odd_dimensions() {
     let plan = Cas::new(&s, EtaRule::eps_c(f64::INFINITY).unwrap(), false).unwrap();
     let x0 = vec![0.0f32; 5 * d];
     let e = emulate(&exe, &plan, &p, false, 42, 1 << 40, &x0);
-    let mut x = x0.clone();
-    let n = x.len();
-    let (mut aux, mut sc, mut xi, mut pt) =
-        (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
     let mix = IsotropicMixture::new(&means, d, None, Taus::Shared(0.0)).unwrap();
-    let batch = Batch {
-        dim: d,
-        first_sample: 1 << 40,
-        x: &mut x,
-        aux: &mut aux,
-        score: &mut sc,
-        noise: &mut xi,
-        point: &mut pt,
-    };
-    plan::run(&plan, &mut PerSample(mix), &mut Keyed::new(42), batch, None, &mut ()).unwrap();
+    let x = run_core(&plan, &mut PerSample(mix), d, 42, 1 << 40, x0.clone()).unwrap();
     // Same f32 operations on the same words: equal up to libm's and glibc's logf (≤ 1 ulp).
     for (a, b) in e.x.iter().zip(&x) {
         assert!((a - b).abs() <= 4.0 * f32::EPSILON * b.abs().max(1e-3), "{a} vs {b}");
