@@ -31,6 +31,8 @@
 //! depend on the order in which they are drawn; use [`Keyed`] wherever reproducibility across
 //! batches matters.
 
+pub mod lanes;
+
 use rand_core::Rng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
