@@ -17,82 +17,20 @@
 //! GEMM's summation order depends only on D and K), so samples are the same for any batch size.
 
 use anneal_core::{BatchScore, Error};
+
+use crate::gemm::{self, Packed};
 use rayon::prelude::*;
 
-/// exp(t) for t ≤ 0, with 0 below −40 (and exactly 1 at 0) without calling exp.
-#[inline]
+/// exp(t) for t ≤ 0 (exactly 1 at 0), with 0 below −40; branch-free (it vectorises).
+#[inline(always)]
 fn weight(t: f64) -> f64 {
-    if t < -40.0 {
-        0.0
-    } else if t == 0.0 {
-        1.0
-    } else {
-        t.exp()
-    }
+    let e = crate::simd::exp_nonpositive(t);
+    if t < -40.0 { 0.0 } else { e }
 }
 
-/// C (m × n, row stride `ldc`) = A (m × k, row-major, stride `lda`) · B, where B's element (p, j)
-/// is at `b + p·rsb + j·csb`; the n columns are split into one block per rayon thread. Each
-/// element is computed by one thread with the same k-loop, so the result does not depend on the
-/// split; each thread packs only its share of B.
-///
-/// # Safety
-/// The pointers must cover the matrices described, and C must not overlap A or B.
-#[allow(clippy::too_many_arguments)]
-unsafe fn sgemm_by_columns(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    rsb: isize,
-    csb: isize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    let threads = if m * k * n >= 1 << 22 {
-        rayon::current_num_threads().min(n.div_ceil(64)).max(1)
-    } else {
-        1
-    };
-    let block = n.div_ceil(threads);
-    // Raw pointers as integers so that the closures are Send; the blocks are disjoint.
-    let (a, b, c) = (a as usize, b as usize, c as usize);
-    rayon::scope(|s| {
-        for t in 0..threads {
-            let j0 = t * block;
-            let j1 = ((t + 1) * block).min(n);
-            if j0 >= j1 {
-                continue;
-            }
-            s.spawn(move |_| {
-                // SAFETY: block [j0, j1) of B and C; the caller guarantees the extents.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        m,
-                        k,
-                        j1 - j0,
-                        1.0,
-                        a as *const f32,
-                        lda as isize,
-                        1,
-                        (b as *const f32).offset(j0 as isize * csb),
-                        rsb,
-                        csb,
-                        0.0,
-                        (c as *mut f32).add(j0),
-                        ldc as isize,
-                        1,
-                    );
-                }
-            });
-        }
-    });
-}
-
-/// ln w, ‖μ‖² and the means of a mixture with one τ, ready for batches.
-pub struct GemmMixture<'a> {
+/// ln w, ‖μ‖², the means and (for the GEMM path) the means packed for both products: a mixture
+/// with one τ, built once per run and shared by the batches' [`GemmMixture`]s.
+pub struct Mixture<'a> {
     means: &'a [f32],
     dim: usize,
     k: usize,
@@ -100,18 +38,20 @@ pub struct GemmMixture<'a> {
     norms2: Vec<f64>,
     max_norm: f64,
     tau: f64,
-    /// Rows refined in the last call (for tests).
-    pub refined: usize,
+    /// Mᵀ (D × K) for G = Y Mᵀ and M (K × D) for S = R M; None for the direct path.
+    packed: Option<(Packed, Packed)>,
 }
 
-impl<'a> GemmMixture<'a> {
+impl<'a> Mixture<'a> {
     /// A mixture of the rows of `means` (K × `dim`) with `weights` (sum 1) and standard deviation τ.
     pub fn new(means: &'a [f32], dim: usize, weights: &[f64], tau: f64) -> Self {
         let k = means.len() / dim;
         let norms2: Vec<f64> =
             means.chunks_exact(dim).map(|m| m.iter().map(|&v| v as f64 * v as f64).sum()).collect();
         let max_norm = norms2.iter().cloned().fold(0.0, f64::max).sqrt();
-        GemmMixture {
+        let packed = (k * dim > 64)
+            .then(|| (Packed::transposed(means, k, dim), Packed::plain(means, k, dim)));
+        Mixture {
             means,
             dim,
             k,
@@ -119,192 +59,356 @@ impl<'a> GemmMixture<'a> {
             norms2,
             max_norm,
             tau,
-            refined: 0,
+            packed,
         }
     }
+}
 
-    /// Tiny mixtures (K·D ≤ 64, e.g. toy2d) skip the GEMMs: exact f64 logits per row.
+/// One batch's scorer over a shared [`Mixture`], with its scratch.
+pub struct GemmMixture<'m, 'a> {
+    mix: &'m Mixture<'a>,
+    /// Rows refined in the last call (for tests).
+    pub refined: usize,
+    /// Multiply-adds ×2 of the last call's products: 2·B·K·D for G plus, for S = R M, 2·K·D per
+    /// dense row and 2·D per non-zero responsibility of a sparse row (`anneal bench`).
+    pub flops: f64,
+    /// Scratch kept between calls: G (B × K), dense responsibility rows, and per-σ constants.
+    g: Vec<f32>,
+    r: Vec<f32>,
+    c: Vec<f64>,
+}
+
+impl<'m, 'a> GemmMixture<'m, 'a> {
+    /// A scorer for batches of `mix`.
+    pub fn new(mix: &'m Mixture<'a>) -> Self {
+        GemmMixture { mix, refined: 0, flops: 0.0, g: Vec::new(), r: Vec::new(), c: Vec::new() }
+    }
+
+    /// Tiny mixtures (K·D ≤ 64, e.g. toy2d) skip the GEMMs: exact f64 logits per row, eight rows
+    /// at a time in lanes (vectorised by [`crate::simd::dispatch!`]).
     fn score_rows_direct(&self, points: &[f32], sigma: f64, out: &mut [f32]) {
-        let (d, k) = (self.dim, self.k);
-        let v = self.tau * self.tau + sigma * sigma;
-        let (inv_v, half_inv_v) = (1.0 / v, 0.5 / v);
-        let mut logits = [0.0f64; 64];
-        let logits = &mut logits[..k];
-        let mut acc = [0.0f64; 64];
-        let acc = &mut acc[..d];
-        for (y, o) in points.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            for ((l, mu), lw) in logits.iter_mut().zip(self.means.chunks_exact(d)).zip(&self.ln_w) {
-                let d2: f64 = y.iter().zip(mu).map(|(&a, &m)| (a as f64 - m as f64).powi(2)).sum();
-                *l = lw - d2 * half_inv_v;
-            }
-            let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let mut z = 0.0;
-            acc.iter_mut().for_each(|a| *a = 0.0);
-            for (l, mu) in logits.iter().zip(self.means.chunks_exact(d)) {
-                let e = weight(l - max);
-                z += e;
-                acc.iter_mut().zip(mu).for_each(|(a, &m)| *a += e * m as f64);
-            }
-            let inv_z = 1.0 / z;
-            for ((o, &a), &yv) in o.iter_mut().zip(acc.iter()).zip(y) {
-                *o = ((a * inv_z - yv as f64) * inv_v) as f32;
-            }
-        }
-    }
-
-    /// One row's responsibilities `r` from its GEMM products `g` (step 2–3 of the module docs);
-    /// returns 1 if its logits were refined.
-    fn softmax_row(
-        &self,
-        y: &[f32],
-        g: &[f32],
-        v: f64,
-        logits: &mut [f64],
-        r: &mut [f32],
-    ) -> usize {
-        let d = self.dim;
-        let y2: f64 = y.iter().map(|&a| a as f64 * a as f64).sum();
-        let half_inv_v = 0.5 / v;
-        for ((l, (&lw, &n2)), &gj) in
-            logits.iter_mut().zip(self.ln_w.iter().zip(&self.norms2)).zip(g)
-        {
-            *l = lw - (y2 - 2.0 * gj as f64 + n2) * half_inv_v;
-        }
-        let err = d as f64 * f32::EPSILON as f64 * 0.5 * y2.sqrt() * self.max_norm / v;
-        let mut max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let mut refined = 0;
-        if err > 1e-4 {
-            let cut = max - 36.0 - 2.0 * err;
-            for (j, l) in logits.iter_mut().enumerate() {
-                if *l >= cut {
-                    let mu = &self.means[j * d..(j + 1) * d];
-                    let d2: f64 =
-                        y.iter().zip(mu).map(|(&a, &m)| (a as f64 - m as f64).powi(2)).sum();
-                    *l = self.ln_w[j] - d2 * half_inv_v;
-                }
-            }
-            refined = 1;
-            // The refined logits are exact; the rest are at least 36 nats below.
-            max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        }
-        // Weights below e⁻⁴⁰ (4e-18) are 0: no exp for the (usually many) far components.
-        let mut z = 0.0f64;
-        for (o, l) in r.iter_mut().zip(logits.iter()) {
-            let e = weight(l - max);
-            z += e;
-            *o = e as f32;
-        }
-        let inv = (1.0 / z) as f32;
-        r.iter_mut().for_each(|o| *o *= inv);
-        refined
+        let mix = self.mix;
+        let v = mix.tau * mix.tau + sigma * sigma;
+        crate::simd::dispatch!(
+            direct_rows,
+            (mix: &Mixture<'_>, v: f64, points: &[f32], out: &mut [f32]) -> ()
+        );
     }
 
     /// The score of a chunk of rows; returns how many rows had their logits refined.
-    fn score_rows(&self, points: &[f32], sigma: f64, out: &mut [f32]) -> usize {
-        let (d, k) = (self.dim, self.k);
-        if k * d <= 64 {
+    fn score_rows(&mut self, points: &[f32], sigma: f64, out: &mut [f32]) -> usize {
+        let mix = self.mix;
+        let (d, k) = (mix.dim, mix.k);
+        let Some((mt, m)) = &mix.packed else {
             self.score_rows_direct(points, sigma, out);
+            self.flops = 0.0;
             return 0;
-        }
-        let b = points.len() / d;
-        let mut g = vec![0.0f32; b * k];
-        let mut r = vec![0.0f32; b * k];
-        // SAFETY: points is b×d, M (read transposed through its strides) d×k, g b×k.
-        unsafe {
-            sgemm_by_columns(
-                b,
-                d,
-                k,
-                points.as_ptr(),
-                d,
-                self.means.as_ptr(),
-                1,
-                d as isize,
-                g.as_mut_ptr(),
-                k,
-            );
-        }
-        let v = self.tau * self.tau + sigma * sigma;
-        let refined = if b * k >= 1 << 14 {
-            points
-                .par_chunks(d)
-                .zip(g.par_chunks(k).zip(r.par_chunks_mut(k)))
-                .map_init(
-                    || vec![0.0f64; k],
-                    |logits, (y, (g, r))| self.softmax_row(y, g, v, logits, r),
-                )
-                .sum()
-        } else {
-            let mut logits = vec![0.0f64; k];
-            points
-                .chunks_exact(d)
-                .zip(g.chunks_exact(k).zip(r.chunks_exact_mut(k)))
-                .map(|(y, (g, r))| self.softmax_row(y, g, v, &mut logits, r))
-                .sum()
         };
-        // S = R M. Rows with few non-zero responsibilities (most rows once σ is small against the
-        // spacing of the data) are summed directly over their non-zeros, in component order;
-        // the others go through one GEMM. The choice depends on the row alone.
-        let sparse_max = k / 16;
-        let mut dense: Vec<usize> = Vec::new();
-        for (i, (rr, o)) in r.chunks_exact(k).zip(out.chunks_exact_mut(d)).enumerate() {
-            let nnz = rr.iter().filter(|&&w| w != 0.0).count();
-            if nnz > sparse_max {
-                dense.push(i);
-                continue;
-            }
-            o.iter_mut().for_each(|v| *v = 0.0);
-            for (j, &w) in rr.iter().enumerate() {
-                if w != 0.0 {
-                    o.iter_mut()
-                        .zip(&self.means[j * d..(j + 1) * d])
-                        .for_each(|(v, &m)| *v += w * m);
-                }
-            }
-        }
+        let b = points.len() / d;
+        let mut g = std::mem::take(&mut self.g);
+        let mut r = std::mem::take(&mut self.r);
+        g.resize(b * k, 0.0);
+        r.resize(b * k, 0.0);
+        gemm::gemm(b, points, mt, &mut g, k);
+        let v = mix.tau * mix.tau + sigma * sigma;
+        // Logits up to the row's constant −‖y‖²/(2v): t_k = c_k + g_k/v, c_k = ln w_k − ‖μ_k‖²/(2v).
+        let mut c = std::mem::take(&mut self.c);
+        c.clear();
+        c.extend(mix.ln_w.iter().zip(&mix.norms2).map(|(lw, n2)| lw - n2 * (0.5 / v)));
+        let rows = RowsIn { mix, c: &c, v };
+        let RowsOut { refined, terms, dense } = if b * k >= 1 << 14 {
+            let per = b.div_ceil(4 * rayon::current_num_threads()).max(1);
+            let parts: Vec<RowsOut> = points
+                .par_chunks(per * d)
+                .zip(g.par_chunks(per * k))
+                .zip(out.par_chunks_mut(per * d).zip(r.par_chunks_mut(per * k)))
+                .enumerate()
+                .map(|(i, ((y, g), (o, r)))| rows.run(i * per, y, g, o, r))
+                .collect();
+            parts.into_iter().fold(RowsOut::default(), |mut all, part| {
+                all.refined += part.refined;
+                all.terms += part.terms;
+                all.dense.extend(part.dense);
+                all
+            })
+        } else {
+            rows.run(0, points, &g, out, &mut r)
+        };
+        self.flops = 2.0 * (b * k * d + dense.len() * k * d + terms * d) as f64;
+        // S = R M for the rows with many non-zero responsibilities, in one GEMM.
         if !dense.is_empty() {
             let rd: Vec<f32> =
                 dense.iter().flat_map(|&i| r[i * k..(i + 1) * k].iter().copied()).collect();
             let mut sd = vec![0.0f32; dense.len() * d];
-            // SAFETY: rd is |dense|×k, M is k×d, sd is |dense|×d, all row-major.
-            unsafe {
-                sgemm_by_columns(
-                    dense.len(),
-                    k,
-                    d,
-                    rd.as_ptr(),
-                    k,
-                    self.means.as_ptr(),
-                    d as isize,
-                    1,
-                    sd.as_mut_ptr(),
-                    d,
-                );
-            }
+            gemm::gemm(dense.len(), &rd, m, &mut sd, d);
+            let inv_v = (1.0 / v) as f32;
             for (&i, row) in dense.iter().zip(sd.chunks_exact(d)) {
-                out[i * d..(i + 1) * d].copy_from_slice(row);
+                let (o, y) = (&mut out[i * d..(i + 1) * d], &points[i * d..(i + 1) * d]);
+                for ((o, &s), &y) in o.iter_mut().zip(row).zip(y) {
+                    *o = (s - y) * inv_v;
+                }
             }
         }
-        let inv_v = (1.0 / v) as f32;
-        for (o, &y) in out.iter_mut().zip(points) {
-            *o = (*o - y) * inv_v;
-        }
+        (self.g, self.r, self.c) = (g, r, c);
         refined
     }
 }
 
-impl BatchScore<f32> for GemmMixture<'_> {
+/// ‖y − μ‖² in f64 (the f32 values' differences are exact in f64), summed in 8 interleaved
+/// partial sums (so that it vectorises) and then in order.
+#[inline(always)]
+fn dist2(y: &[f32], mu: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (yc, yr) = y.as_chunks::<8>();
+    let (mc, mr) = mu.as_chunks::<8>();
+    for (yc, mc) in yc.iter().zip(mc) {
+        for ((a, &yv), &m) in acc.iter_mut().zip(yc).zip(mc) {
+            let t = yv as f64 - m as f64;
+            *a += t * t;
+        }
+    }
+    let tail: f64 = yr.iter().zip(mr).map(|(&a, &m)| (a as f64 - m as f64).powi(2)).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+/// Rows at a time in [`direct_rows`].
+const LANES: usize = 8;
+
+/// The direct score (K·D ≤ 64) of the rows of `points`, [`LANES`] at a time: per lane, the
+/// logits ln w_k − ‖y − μ_k‖²/(2v) in f64, the softmax, and (Σ r_k μ_k − y)/v.
+#[inline(always)]
+fn direct_rows(mix: &Mixture<'_>, v: f64, points: &[f32], out: &mut [f32]) {
+    let (d, k) = (mix.dim, mix.k);
+    let (inv_v, half_inv_v) = (1.0 / v, 0.5 / v);
+    let mut y = [[0.0f64; LANES]; 64];
+    let mut logits = [[0.0f64; LANES]; 64];
+    let mut acc = [[0.0f64; LANES]; 64];
+    let (y, logits, acc) = (&mut y[..d], &mut logits[..k], &mut acc[..d]);
+    for (pts, outs) in points.chunks(LANES * d).zip(out.chunks_mut(LANES * d)) {
+        let n = pts.len() / d;
+        // Lanes past the last row repeat it; their results are not written.
+        for l in 0..LANES {
+            let row = pts.chunks_exact(d).nth(l.min(n.saturating_sub(1))).unwrap_or_default();
+            for (yi, &p) in y.iter_mut().zip(row) {
+                yi[l] = p as f64;
+            }
+        }
+        let mut max = [f64::NEG_INFINITY; LANES];
+        for ((lj, mu), &lw) in logits.iter_mut().zip(mix.means.chunks_exact(d)).zip(&mix.ln_w) {
+            let mut d2 = [0.0f64; LANES];
+            for (yi, &m) in y.iter().zip(mu) {
+                for (d2, &yv) in d2.iter_mut().zip(yi) {
+                    let t = yv - m as f64;
+                    *d2 += t * t;
+                }
+            }
+            for ((l, m), d2) in lj.iter_mut().zip(max.iter_mut()).zip(d2) {
+                *l = lw - d2 * half_inv_v;
+                *m = if *l > *m { *l } else { *m };
+            }
+        }
+        let mut z = [0.0f64; LANES];
+        acc.iter_mut().for_each(|a| *a = [0.0; LANES]);
+        for (lj, mu) in logits.iter().zip(mix.means.chunks_exact(d)) {
+            let mut e = [0.0f64; LANES];
+            for (((e, &l), &m), z) in e.iter_mut().zip(lj).zip(&max).zip(z.iter_mut()) {
+                *e = weight(l - m);
+                *z += *e;
+            }
+            for (a, &m) in acc.iter_mut().zip(mu) {
+                for (a, &e) in a.iter_mut().zip(&e) {
+                    *a += e * m as f64;
+                }
+            }
+        }
+        let inv_z = z.map(|z| 1.0 / z);
+        for (l, o) in outs.chunks_exact_mut(d).enumerate() {
+            for ((o, (a, yi)), _) in o.iter_mut().zip(acc.iter().zip(y.iter())).zip(0..d) {
+                *o = ((a[l] * inv_z[l] - yi[l]) * inv_v) as f32;
+            }
+        }
+    }
+}
+
+/// A row's candidate components (logits within the cut of the maximum): indices and logits,
+/// then weights.
+#[derive(Default)]
+struct Cand {
+    j: Vec<u32>,
+    l: Vec<f64>,
+}
+
+/// What one row reports.
+struct Row {
+    refined: bool,
+    /// Its non-zero responsibilities if it was summed directly; None for a GEMM (dense) row.
+    sparse_terms: Option<usize>,
+}
+
+/// What rows of one call report.
+#[derive(Default)]
+struct RowsOut {
+    /// Rows whose logits were refined.
+    refined: usize,
+    /// Non-zero responsibilities of the sparse rows.
+    terms: usize,
+    /// The dense rows (batch indices), in order.
+    dense: Vec<usize>,
+}
+
+/// What every row of one call shares.
+struct RowsIn<'m, 'a> {
+    mix: &'m Mixture<'a>,
+    /// c_k = ln w_k − ‖μ_k‖²/(2v).
+    c: &'m [f64],
+    v: f64,
+}
+
+/// The largest element (NaN-free input), in 8 independent lanes so that it vectorises.
+#[inline(always)]
+fn max_lanes(t: &[f64]) -> f64 {
+    let mut m = [f64::NEG_INFINITY; 8];
+    let mut chunks = t.chunks_exact(8);
+    for ch in chunks.by_ref() {
+        for (m, &x) in m.iter_mut().zip(ch) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    let tail = chunks.remainder().iter().fold(f64::NEG_INFINITY, |a, &x| if x > a { x } else { a });
+    m.iter().fold(tail, |a, &x| if x > a { x } else { a })
+}
+
+impl RowsIn<'_, '_> {
+    /// Rows `first..` of the batch (`y`, their products `g`): the score rows of those with few
+    /// non-zero responsibilities go straight into `o`; the others get their responsibilities in
+    /// `r` and are returned (batch row indices) for the GEMM. Also returns the refined count.
+    fn run(&self, first: usize, y: &[f32], g: &[f32], o: &mut [f32], r: &mut [f32]) -> RowsOut {
+        /// Per-chunk scratch and the report.
+        struct Scratch {
+            t: Vec<f64>,
+            cand: Cand,
+            report: RowsOut,
+        }
+        #[inline(always)]
+        fn rows(
+            this: &RowsIn<'_, '_>,
+            first: usize,
+            y: &[f32],
+            g: &[f32],
+            o: &mut [f32],
+            r: &mut [f32],
+            sc: &mut Scratch,
+        ) {
+            let (d, k) = (this.mix.dim, this.mix.k);
+            let rows = y.chunks_exact(d).zip(g.chunks_exact(k)).zip(o.chunks_exact_mut(d));
+            for (i, (((y, g), o), r)) in rows.zip(r.chunks_exact_mut(k)).enumerate() {
+                let row = this.row(y, g, o, r, &mut sc.t, &mut sc.cand);
+                sc.report.refined += row.refined as usize;
+                match row.sparse_terms {
+                    Some(n) => sc.report.terms += n,
+                    None => sc.report.dense.push(first + i),
+                }
+            }
+        }
+        let mut scratch =
+            Scratch { t: vec![0.0; self.mix.k], cand: Cand::default(), report: RowsOut::default() };
+        let (this, sc) = (self, &mut scratch);
+        crate::simd::dispatch!(
+            rows,
+            (
+                this: &RowsIn<'_, '_>,
+                first: usize,
+                y: &[f32],
+                g: &[f32],
+                o: &mut [f32],
+                r: &mut [f32],
+                sc: &mut Scratch,
+            ) -> ()
+        );
+        scratch.report
+    }
+
+    /// One row (steps 1–4 of the module docs): a dense row leaves its responsibilities in `r` for
+    /// the GEMM; a sparse one its score in `o`.
+    #[inline(always)]
+    fn row(
+        &self,
+        y: &[f32],
+        g: &[f32],
+        o: &mut [f32],
+        r: &mut [f32],
+        t: &mut [f64],
+        cand: &mut Cand,
+    ) -> Row {
+        let mix = self.mix;
+        let (d, k) = (mix.dim, mix.k);
+        let two_h = 1.0 / self.v;
+        for ((t, &c), &g) in t.iter_mut().zip(self.c).zip(g) {
+            *t = c + g as f64 * two_h;
+        }
+        let mut max = max_lanes(t);
+        let y2: f64 = y.iter().map(|&a| a as f64 * a as f64).sum();
+        let err = d as f64 * f32::EPSILON as f64 * 0.5 * y2.sqrt() * mix.max_norm / self.v;
+        let refine = err > 1e-4;
+        // Weights below e⁻⁴⁰ (4e-18) are 0; with refinement, logits more than 36 + 2e below the
+        // maximum (weights below e⁻³⁶ whatever the error) are 0 and the rest are made exact.
+        let cut = if refine { max - 36.0 - 2.0 * err } else { max - 40.0 };
+        cand.j.clear();
+        cand.l.clear();
+        for (j, &tj) in t.iter().enumerate() {
+            if tj >= cut {
+                cand.j.push(j as u32);
+                cand.l.push(tj);
+            }
+        }
+        if refine {
+            let half_inv_v = 0.5 / self.v;
+            for (&j, l) in cand.j.iter().zip(cand.l.iter_mut()) {
+                let mu = &mix.means[j as usize * d..(j as usize + 1) * d];
+                *l = mix.ln_w[j as usize] - dist2(y, mu) * half_inv_v;
+            }
+            max = max_lanes(&cand.l);
+        }
+        // Separate passes, so that the exponentials vectorise.
+        cand.l.iter_mut().for_each(|l| *l = weight(*l - max));
+        let z: f64 = cand.l.iter().sum();
+        let nnz = cand.l.iter().filter(|&&e| e != 0.0).count();
+        let inv = (1.0 / z) as f32;
+        if nnz > k / 16 {
+            r.iter_mut().for_each(|v| *v = 0.0);
+            for (&j, &e) in cand.j.iter().zip(&cand.l) {
+                r[j as usize] = e as f32 * inv;
+            }
+            return Row { refined: refine, sparse_terms: None };
+        }
+        o.iter_mut().for_each(|v| *v = 0.0);
+        for (&j, &e) in cand.j.iter().zip(&cand.l) {
+            if e != 0.0 {
+                let w = e as f32 * inv;
+                let mu = &mix.means[j as usize * d..(j as usize + 1) * d];
+                o.iter_mut().zip(mu).for_each(|(v, &m)| *v += w * m);
+            }
+        }
+        let inv_v = (1.0 / self.v) as f32;
+        for (o, &y) in o.iter_mut().zip(y) {
+            *o = (*o - y) * inv_v;
+        }
+        Row { refined: refine, sparse_terms: Some(nnz) }
+    }
+}
+
+impl BatchScore<f32> for GemmMixture<'_, '_> {
     fn dim(&self) -> usize {
-        self.dim
+        self.mix.dim
     }
 
     fn score_batch(&mut self, points: &[f32], sigma: f64, out: &mut [f32]) -> Result<(), Error> {
-        let d = self.dim;
+        let d = self.mix.dim;
         if points.len() != out.len() || !points.len().is_multiple_of(d) {
             return Err(Error::DimensionMismatch { expected: points.len(), found: out.len() });
         }
-        // The whole batch at once: its products are split by output columns across threads
-        // (`sgemm_by_columns`); splitting rows instead would re-pack the K × D means per piece.
+        // The whole batch at once: its products are split by the means' panels across threads
+        // (`gemm::gemm`), so that each thread streams only its share of the means.
         self.refined = self.score_rows(points, sigma, out);
         Ok(())
     }
@@ -316,7 +420,7 @@ mod tests {
     use anneal_core::score::{IsotropicMixture, Taus};
     use anneal_core::{BatchScore, Geometric, Schedule};
 
-    use super::GemmMixture;
+    use super::{GemmMixture, Mixture};
 
     /// The GEMM score against the core's per-sample score in f64, on the digits mixture, at every
     /// σ of a 30-level schedule from 14 to 0.01, for τ = 0 and 0.05, at points near the data
@@ -354,7 +458,8 @@ mod tests {
         for tau in [0.0, 0.05] {
             let reference =
                 IsotropicMixture::new(&means64, d, Some(&data.weights), Taus::Shared(tau)).unwrap();
-            let mut gemm = GemmMixture::new(&data.means, d, &data.weights, tau);
+            let mix = Mixture::new(&data.means, d, &data.weights, tau);
+            let mut gemm = GemmMixture::new(&mix);
             let mut worst = 0.0f64;
             for i in 0..schedule.levels() {
                 let sigma = schedule.sigma(i).unwrap();
@@ -429,5 +534,50 @@ mod tests {
             }
             assert!(worst < 1e-4, "τ = {tau}: worst relative error {worst:e}");
         }
+    }
+
+    /// The direct path (toy2d, K·D ≤ 64: eight rows per lane block, the polynomial exp) against
+    /// the core's f64 score, at every σ of a schedule from 20 to 0.01, on 13 rows (a partial
+    /// block) near the modes, between them and far out. Tolerance 1e-6 of the score's scale
+    /// (f32 output: 6e-8 relative, plus the exp's 2 ulp and f64 rounding).
+    #[test]
+    fn direct_score_matches_the_f64_reference() {
+        let data = crate::data::load("toy2d").unwrap();
+        let means64: Vec<f64> = data.means.iter().map(|&v| v as f64).collect();
+        let reference =
+            IsotropicMixture::new(&means64, 2, Some(&data.weights), Taus::Shared(1.0)).unwrap();
+        let mix = Mixture::new(&data.means, 2, &data.weights, 1.0);
+        let mut score = GemmMixture::new(&mix);
+        let pts: Vec<f32> = (0..13)
+            .flat_map(|i| {
+                let t = i as f32 / 12.0;
+                [
+                    -5.0 + 10.0 * t + 0.3 * (i % 3) as f32,
+                    -5.0 + 10.0 * t - if i == 12 { 40.0 } else { 0.0 },
+                ]
+            })
+            .collect();
+        let schedule = Geometric::new(20.0, 0.01, 25).unwrap();
+        let mut worst = 0.0f64;
+        for i in 0..schedule.levels() {
+            let sigma = schedule.sigma(i).unwrap();
+            let mut out = vec![0.0f32; pts.len()];
+            score.score_batch(&pts, sigma, &mut out).unwrap();
+            let v = 1.0 + sigma * sigma;
+            for (p, o) in pts.chunks_exact(2).zip(out.chunks_exact(2)) {
+                let p64 = [p[0] as f64, p[1] as f64];
+                let mut want = [0.0f64; 2];
+                anneal_core::Score::score(&reference, &p64, sigma, &mut want).unwrap();
+                let scale = means64
+                    .chunks_exact(2)
+                    .map(|m| ((m[0] - p64[0]).powi(2) + (m[1] - p64[1]).powi(2)).sqrt())
+                    .fold(0.0, f64::max)
+                    / v;
+                let err =
+                    ((o[0] as f64 - want[0]).powi(2) + (o[1] as f64 - want[1]).powi(2)).sqrt();
+                worst = worst.max(err / scale);
+            }
+        }
+        assert!(worst < 1e-6, "worst relative error {worst:e}");
     }
 }

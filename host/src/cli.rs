@@ -112,6 +112,9 @@ pub struct BenchArgs {
     /// Also time the score and the noise of one batch alone (stderr).
     #[arg(long)]
     pub breakdown: bool,
+    /// Only the cases whose name contains this (e.g. toy2d).
+    #[arg(long)]
+    pub case: Option<String>,
     /// Samples per batch, as in `anneal sample` (batches run in parallel).
     #[arg(long, default_value_t = 256)]
     pub batch: usize,

@@ -7,6 +7,7 @@ mod batch_score;
 mod bench;
 mod cli;
 mod data;
+mod gemm;
 mod metrics;
 mod npy;
 mod par_noise;
@@ -14,6 +15,7 @@ mod plot;
 mod progress;
 mod sample;
 mod schedule;
+mod simd;
 mod tune;
 
 use std::process::ExitCode;

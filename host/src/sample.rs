@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::UsageError;
-use crate::batch_score::GemmMixture;
+use crate::batch_score::{GemmMixture, Mixture};
 use crate::cli::{
     ConventionKind, DeviceKind, InitKind, OrderKind, SampleArgs, SamplerKind, SnrNormsKind,
 };
@@ -525,6 +525,8 @@ pub fn sample(
     let d = p.data.dim;
     let start = Start::new(p);
     let starts: Vec<usize> = (0..n).step_by(batch).collect();
+    // ln w, ‖μ‖² and the packed means, once for all batches.
+    let mix = Mixture::new(&p.data.means, d, &p.data.weights, p.tau);
     type BatchOut = (Vec<f32>, Vec<f64>);
     let results: Vec<Result<BatchOut, Error>> = starts
         .par_iter()
@@ -535,7 +537,7 @@ pub fn sample(
             let (mut aux, mut s, mut xi, mut pt) =
                 (vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len]);
             let noise = Keyed::new(seed);
-            let mut score = GemmMixture::new(&p.data.means, d, &p.data.weights, p.tau);
+            let mut score = GemmMixture::new(&mix);
             let batch = Batch {
                 dim: d,
                 first_sample: first as u64,
@@ -548,8 +550,7 @@ pub fn sample(
             // The trace scores the state where it leaves a level: after a step whose successor
             // puts the state at another noise level.
             let mut sumsq = vec![0.0f64; if trace { levels } else { 0 }];
-            let mut trace_score =
-                trace.then(|| GemmMixture::new(&p.data.means, d, &p.data.weights, p.tau));
+            let mut trace_score = trace.then(|| GemmMixture::new(&mix));
             let mut s_trace = if trace { vec![0.0f32; len] } else { Vec::new() };
             let mut obs = |k: usize, st: &Step, xs: &[f32]| {
                 progress.inc(1);

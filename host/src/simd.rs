@@ -1,0 +1,188 @@
+//! Hot loops compiled for the widest vector unit of the CPU they run on, chosen at run time.
+//!
+//! The release build targets baseline x86-64 (SSE2), so that one binary runs on any x86-64; the
+//! loops that matter (noise, logits, softmax) are written as plain lane-shaped Rust in
+//! `#[inline(always)]` functions, and [`dispatch!`] calls one inside a copy compiled with AVX-512F
+//! or AVX2 (each with FMA) when the CPU has them. The copies perform the same IEEE operations in
+//! the same order (Rust never contracts `a * b + c` into an FMA; the GEMM asks for FMA explicitly
+//! and the fallback computes the same exactly rounded FMA), so results are bit for bit the same
+//! at every [`Level`]: `tests::every_level_gives_the_same_bits` checks it on the machine it runs
+//! on. (The `multiversion` crate does this with a procedural macro; a few call sites do not need
+//! one.)
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// An instruction-set level, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Baseline: SSE2 on x86-64; any other architecture.
+    Baseline = 0,
+    /// AVX2 and FMA.
+    Avx2 = 1,
+    /// AVX-512F (and FMA).
+    Avx512 = 2,
+}
+
+/// The highest level [`level`] may return (tests lower it to run every path).
+static CAP: AtomicU8 = AtomicU8::new(Level::Avx512 as u8);
+
+/// The level this CPU supports, at most the cap (detection is cached by std).
+#[inline]
+pub fn level() -> Level {
+    #[cfg(target_arch = "x86_64")]
+    let detected = if !std::arch::is_x86_feature_detected!("fma") {
+        Level::Baseline
+    } else if std::arch::is_x86_feature_detected!("avx512f") {
+        Level::Avx512
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        Level::Avx2
+    } else {
+        Level::Baseline
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let detected = Level::Baseline;
+    match CAP.load(Ordering::Relaxed) {
+        0 => Level::Baseline,
+        1 => detected.min(Level::Avx2),
+        _ => detected,
+    }
+}
+
+/// Caps [`level`] (for tests and comparisons; results do not change, only speed).
+#[cfg(test)]
+pub fn set_cap(cap: Level) {
+    CAP.store(cap as u8, Ordering::Relaxed);
+}
+
+/// `dispatch!(kernel, (arg: Type, …) -> Ret)`: calls the `#[inline(always)]` function `kernel`
+/// with the variables of the same names, inside a copy compiled for AVX-512F + FMA or AVX2 + FMA
+/// as [`level`] says, else as is.
+macro_rules! dispatch {
+    ($kernel:path, ($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f,fma")]
+            fn avx512($($arg: $ty),*) -> $ret {
+                $kernel($($arg),*)
+            }
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2($($arg: $ty),*) -> $ret {
+                $kernel($($arg),*)
+            }
+            match $crate::simd::level() {
+                // SAFETY: level() found AVX-512F and FMA on this CPU.
+                $crate::simd::Level::Avx512 => unsafe { avx512($($arg),*) },
+                // SAFETY: level() found AVX2 and FMA on this CPU.
+                $crate::simd::Level::Avx2 => unsafe { avx2($($arg),*) },
+                $crate::simd::Level::Baseline => $kernel($($arg),*),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $kernel($($arg),*)
+        }
+    }};
+}
+
+pub(crate) use dispatch;
+
+/// e^t for t in [−745, 0] (ℓ = t·log₂e rounded to the nearest integer k, r = t − k ln 2 in two
+/// parts (Cody–Waite), e^r by its Taylor series to r¹³ — |r| ≤ ln2/2 leaves a truncation error
+/// below 1e-17 — and the factor 2ᵏ written into the exponent bits), within 2 ulp of the
+/// correctly rounded value (test below) for t ≥ −708, where 2ᵏ is normal. Branch-free and
+/// library-free so that it vectorises; the same operations on every instruction set.
+#[inline(always)]
+pub fn exp_nonpositive(t: f64) -> f64 {
+    // 1.5·2⁵²: adding it rounds to an integer, which then sits in the low mantissa bits.
+    const SHIFT: f64 = 6_755_399_441_055_744.0;
+    // ln 2 = LN2_HI + LN2_LO, LN2_HI with 32 trailing zero bits (so k·LN2_HI is exact).
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    const INV_FACT: [f64; 14] = {
+        let mut c = [1.0f64; 14];
+        let mut n = 1;
+        while n < 14 {
+            c[n] = c[n - 1] / n as f64;
+            n += 1;
+        }
+        c
+    };
+    let big = t * core::f64::consts::LOG2_E + SHIFT;
+    let k = big - SHIFT;
+    let r = (t - k * LN2_HI) - k * LN2_LO;
+    let mut p = INV_FACT[13];
+    for &c in INV_FACT[..13].iter().rev() {
+        p = p * r + c;
+    }
+    // k + 1023 in the exponent field: the low bits of `big` hold k (two's complement).
+    let bits = big.to_bits().wrapping_sub(SHIFT.to_bits()).wrapping_add(1023) << 52;
+    p * f64::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anneal_core::BatchScore;
+    use anneal_core::noise::Stream;
+
+    /// Everything that dispatches, at every level this CPU has (baseline, AVX2, AVX-512): the
+    /// keyed normals, a GEMM with partial blocks, the direct score (toy2d) and the GEMM score
+    /// with dense, sparse and refined rows — bit for bit the baseline's results.
+    #[test]
+    fn every_level_gives_the_same_bits() {
+        let top = level();
+        let (k, d) = (100, 20);
+        let means: Vec<f32> =
+            (0..k * d).map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 300.0).collect();
+        let weights = vec![1.0 / k as f64; k];
+        let toy = crate::data::load("toy2d").expect("toy2d");
+        let run = || {
+            let mut out: Vec<u32> = Vec::new();
+            for dim in [2, 64, 3072] {
+                let mut z = vec![0.0f32; dim * 9];
+                crate::par_noise::normals_rows_f32(5, 3, Stream::Step(4), dim, &mut z);
+                out.extend(z.iter().map(|v| v.to_bits()));
+            }
+            let packed = crate::gemm::Packed::transposed(&means, k, d);
+            let mut c = vec![0.0f32; 37 * k];
+            crate::gemm::gemm(37, &means[..37 * d], &packed, &mut c, k);
+            out.extend(c.iter().map(|v| v.to_bits()));
+            let pts: Vec<f32> = (0..37 * d).map(|i| ((i * 31 % 97) as f32 - 48.0) / 40.0).collect();
+            let mix = crate::batch_score::Mixture::new(&means, d, &weights, 0.05);
+            let tmix = crate::batch_score::Mixture::new(&toy.means, 2, &toy.weights, 1.0);
+            for sigma in [5.0, 0.3, 0.01] {
+                let mut s = vec![0.0f32; pts.len()];
+                crate::batch_score::GemmMixture::new(&mix)
+                    .score_batch(&pts, sigma, &mut s)
+                    .unwrap();
+                out.extend(s.iter().map(|v| v.to_bits()));
+                let mut s = vec![0.0f32; 2 * 13];
+                let p2 = &pts[..2 * 13];
+                crate::batch_score::GemmMixture::new(&tmix).score_batch(p2, sigma, &mut s).unwrap();
+                out.extend(s.iter().map(|v| v.to_bits()));
+            }
+            out
+        };
+        set_cap(Level::Baseline);
+        let base = run();
+        for cap in [Level::Avx2, Level::Avx512].into_iter().filter(|&c| c <= top) {
+            set_cap(cap);
+            assert!(run() == base, "{cap:?} differs from the baseline");
+        }
+        set_cap(Level::Avx512);
+    }
+
+    /// Against std's exp (glibc's, correctly rounded in practice) on 2·10⁶ points of [−708, 0]
+    /// and at the ends: within 2 ulp, relative 2·2⁻⁵² = 4.4e-16.
+    #[test]
+    fn exp_within_two_ulp() {
+        let mut worst = 0.0f64;
+        for i in 0..=2_000_000u32 {
+            let t = -708.0 * (i as f64 / 2e6).powf(3.0);
+            let (got, want) = (exp_nonpositive(t), t.exp());
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst <= 2.0 * f64::EPSILON, "worst relative error {worst:e}");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+    }
+}
