@@ -1,4 +1,4 @@
-// Keyed noise, bit for bit the core's (core/src/noise.rs, core/src/real.rs): Philox4x32-10 on the
+// Keyed noise, bit for bit the core's (core/src/noise/mod.rs, core/src/real.rs): Philox4x32-10 on the
 // counter (block, index, sample lo, sample hi | tag << 24) under the key (seed lo, seed hi), and
 // normals by Wichura's AS 241 PPND7 in f32 at p = (2k + 1) 2⁻²⁴, k = w >> 9.
 

@@ -718,7 +718,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     write_atomic(&a.out, "samples.npy", &crate::npy::write_f32(&samples, a.n, p.data.dim))?;
 
     println!(
-        "{} samples of {} (D = {}, K = {}) by {:?}, N = {} levels, {} steps: {:.2} s",
+        "{} samples of {} (D = {}, K = {}) by {:?}, N = {} levels, {} steps: {}",
         a.n,
         p.data.name,
         p.data.dim,
@@ -726,7 +726,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
         a.sampler,
         p.schedule.levels(),
         p.plan.len(),
-        seconds
+        if seconds < 0.1 { format!("{:.1} ms", seconds * 1e3) } else { format!("{seconds:.2} s") }
     );
     println!("device: {device_line}");
     crate::metrics::print_summary(&metrics);
