@@ -2,19 +2,22 @@
 //! "Analytic scores").
 //!
 //! For components N(μ_k, τ² I) with weights w_k and v = τ² + σ²:
-//! 1. `G = Y Mᵀ` (B × K, SGEMM) and logits `l_k = ln w_k − (‖y‖² − 2 g_k + ‖μ_k‖²)/(2v)`
-//!    (the (D/2) ln v term is shared by all k and dropped);
+//! 1. `G = Y Mᵀ` (B × K, single precision, [`crate::gemm`] over the means packed once per run)
+//!    and logits up to a per-row constant, `t_k = c_k + g_k/v` with `c_k = ln w_k − ‖μ_k‖²/(2v)`
+//!    (the row's −‖y‖²/(2v) and the (D/2) ln v term are shared by all k and dropped);
 //! 2. precision: an f32 dot product errs by at most `D·2⁻²⁴·‖y‖‖μ_k‖`, so a logit by
 //!    `e = D·2⁻²⁴·‖y‖ max‖μ‖ / v` — at σ = 0.01 this reaches nats (MATH.md's warning). Where
-//!    `e > 1e-4` the logits within `36 + 2e` nats of the row's maximum (the only ones whose weight
-//!    can exceed e⁻³⁶) are recomputed exactly in f64 from `‖y − μ_k‖²`;
-//! 3. row softmax in f64 → R (B × K);
-//! 4. `S = R M` (B × D) and `s = (S − y)/v`: a row with at most K/16 non-zero responsibilities
-//!    (weights below e⁻⁴⁰ are 0 — most rows once σ is small against the data's spacing) is summed
-//!    over its non-zeros; the other rows go through one SGEMM.
+//!    `e > 1e-4` only the logits within `36 + 2e` nats of the row's maximum (the only ones whose
+//!    weight can exceed e⁻³⁶) are kept, and recomputed in f64 from `‖y − μ_k‖²`; elsewhere those
+//!    within 40 nats (weights below e⁻⁴⁰ = 4e-18 are 0);
+//! 3. the row's softmax over those candidates, in f64;
+//! 4. `S = R M` (B × D) and `s = (S − y)/v`: a row with at most K/16 non-zero weights (most rows
+//!    once σ is small against the data's spacing) is summed over them in component order; the
+//!    other rows go through one product with the packed means.
 //!
-//! Rows are independent: a row's result does not depend on the other rows of the batch (the
-//! GEMM's summation order depends only on D and K), so samples are the same for any batch size.
+//! Rows are independent: a row's result does not depend on the other rows of the batch, the
+//! thread count or the instruction set (see [`crate::gemm`] and [`crate::simd`]), so samples are
+//! the same for any batch size.
 
 use anneal_core::{BatchScore, Error};
 
@@ -289,16 +292,19 @@ impl RowsIn<'_, '_> {
             cand: Cand,
             report: RowsOut,
         }
-        #[inline(always)]
-        fn rows(
-            this: &RowsIn<'_, '_>,
+        /// The chunk's work, as one argument for `dispatch!`.
+        struct Job<'j, 'm, 'a> {
+            this: &'j RowsIn<'m, 'a>,
             first: usize,
-            y: &[f32],
-            g: &[f32],
-            o: &mut [f32],
-            r: &mut [f32],
-            sc: &mut Scratch,
-        ) {
+            y: &'j [f32],
+            g: &'j [f32],
+            o: &'j mut [f32],
+            r: &'j mut [f32],
+            sc: &'j mut Scratch,
+        }
+        #[inline(always)]
+        fn rows(job: Job<'_, '_, '_>) {
+            let Job { this, first, y, g, o, r, sc } = job;
             let (d, k) = (this.mix.dim, this.mix.k);
             let rows = y.chunks_exact(d).zip(g.chunks_exact(k)).zip(o.chunks_exact_mut(d));
             for (i, (((y, g), o), r)) in rows.zip(r.chunks_exact_mut(k)).enumerate() {
@@ -312,19 +318,8 @@ impl RowsIn<'_, '_> {
         }
         let mut scratch =
             Scratch { t: vec![0.0; self.mix.k], cand: Cand::default(), report: RowsOut::default() };
-        let (this, sc) = (self, &mut scratch);
-        crate::simd::dispatch!(
-            rows,
-            (
-                this: &RowsIn<'_, '_>,
-                first: usize,
-                y: &[f32],
-                g: &[f32],
-                o: &mut [f32],
-                r: &mut [f32],
-                sc: &mut Scratch,
-            ) -> ()
-        );
+        let job = Job { this: self, first, y, g, o, r, sc: &mut scratch };
+        crate::simd::dispatch!(rows, (job: Job<'_, '_, '_>) -> ());
         scratch.report
     }
 
