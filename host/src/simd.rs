@@ -13,6 +13,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// An instruction-set level, in order.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "only x86-64 has levels"))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     /// Baseline: SSE2 on x86-64; any other architecture.
@@ -24,9 +25,11 @@ pub enum Level {
 }
 
 /// The highest level [`level`] may return (tests lower it to run every path).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "only x86-64 has levels"))]
 static CAP: AtomicU8 = AtomicU8::new(Level::Avx512 as u8);
 
 /// The level this CPU supports, at most the cap (detection is cached by std).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "only x86-64 has levels"))]
 #[inline]
 pub fn level() -> Level {
     #[cfg(target_arch = "x86_64")]
