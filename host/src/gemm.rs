@@ -5,9 +5,9 @@
 //! panels on every call — for the large case (K = 1000, D = 3072: 12 MB) the packing took more
 //! time than the arithmetic (`BENCHMARKS.md`), and no well-kept Rust GEMM takes a pre-packed
 //! operand. So the means are packed here once per run, into panels of [`NR`] columns, and each
-//! product runs a register-blocked kernel over them: [`MR`] rows of A times one panel, with
-//! `f32::mul_add` accumulators. The kernel is plain Rust compiled by [`crate::simd::dispatch!`]
-//! for AVX-512 or AVX2 (+ FMA).
+//! product runs a register-blocked kernel over them: [`MR`] rows of A times one panel, in FMA
+//! accumulators — explicit AVX-512 or AVX2 + FMA intrinsics as [`crate::simd::level`] says, else
+//! a portable `f32::mul_add` loop.
 //!
 //! Every element of C is one fused multiply-add chain over p = 0, 1, …, k − 1 from 0, whatever
 //! the block, the thread split or the instruction set (FMA is exactly rounded), so results do
@@ -43,6 +43,9 @@ impl Packed {
     fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Self {
         let panels_n = n.div_ceil(NR);
         let mut panels = vec![0.0f32; panels_n * k * NR];
+        if k == 0 {
+            return Packed { k, n, panels };
+        }
         for (q, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
             for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
                 for (c, v) in row.iter_mut().enumerate() {
@@ -170,6 +173,10 @@ fn panels(ap: &[[f32; MR]], q0: usize, b: &Packed, c: &mut [&mut [f32]]) {
 pub fn gemm(m: usize, a: &[f32], b: &Packed, c: &mut [f32], ldc: usize) {
     let (k, n) = (b.k, b.n);
     if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.chunks_mut(ldc).take(m).for_each(|row| row[..n].fill(0.0));
         return;
     }
     let panels_n = n.div_ceil(NR);
