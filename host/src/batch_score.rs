@@ -65,6 +65,16 @@ impl<'a> Mixture<'a> {
             packed,
         }
     }
+
+    /// Whether scores go through the two products (K·D > 64) rather than the direct path.
+    pub fn uses_gemm(&self) -> bool {
+        self.packed.is_some()
+    }
+
+    /// v = τ² + σ², the variance of each component at noise level σ.
+    fn variance(&self, sigma: f64) -> f64 {
+        self.tau * self.tau + sigma * sigma
+    }
 }
 
 /// One batch's scorer over a shared [`Mixture`], with its scratch.
@@ -91,14 +101,14 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
     /// at a time in lanes (vectorised by [`crate::simd::dispatch!`]).
     fn score_rows_direct(&self, points: &[f32], sigma: f64, out: &mut [f32]) {
         let mix = self.mix;
-        let v = mix.tau * mix.tau + sigma * sigma;
+        let v = mix.variance(sigma);
         crate::simd::dispatch!(
             direct_rows,
             (mix: &Mixture<'_>, v: f64, points: &[f32], out: &mut [f32]) -> ()
         );
     }
 
-    /// The score of a chunk of rows; returns how many rows had their logits refined.
+    /// The score of the batch's rows; returns how many rows had their logits refined.
     fn score_rows(&mut self, points: &[f32], sigma: f64, out: &mut [f32]) -> usize {
         let mix = self.mix;
         let (d, k) = (mix.dim, mix.k);
@@ -113,7 +123,7 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         g.resize(b * k, 0.0);
         r.resize(b * k, 0.0);
         gemm::gemm(b, points, mt, &mut g, k);
-        let v = mix.tau * mix.tau + sigma * sigma;
+        let v = mix.variance(sigma);
         // Logits up to the row's constant −‖y‖²/(2v): t_k = c_k + g_k/v, c_k = ln w_k − ‖μ_k‖²/(2v).
         let mut c = std::mem::take(&mut self.c);
         c.clear();

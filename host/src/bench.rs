@@ -47,17 +47,21 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn time<F: FnMut()>(repeats: usize, mut f: F) -> f64 {
+/// Seconds of each of `repeats` runs of `f`, after one warm-up run.
+fn runs<F: FnMut()>(repeats: usize, mut f: F) -> Vec<f64> {
     f();
-    median(
-        (0..repeats)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64()
-            })
-            .collect(),
-    )
+    (0..repeats)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect()
+}
+
+/// The median of [`runs`].
+fn time<F: FnMut()>(repeats: usize, f: F) -> f64 {
+    median(runs(repeats, f))
 }
 
 /// SGEMM GFLOP/s on n×n×n on all threads, best of `repeats`: matrixmultiply (disjoint row
@@ -66,16 +70,7 @@ fn sgemm_rates(n: usize, threads: usize, repeats: usize) -> (f64, f64) {
     let a: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
     let mut c = vec![0.0f32; n * n];
     let rows = n.div_ceil(threads);
-    let best = |f: &mut dyn FnMut()| {
-        f();
-        (0..repeats)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed().as_secs_f64()
-            })
-            .fold(f64::INFINITY, f64::min)
-    };
+    let best = |f: &mut dyn FnMut()| runs(repeats, f).into_iter().fold(f64::INFINITY, f64::min);
     let t_mm = best(&mut || {
         a.par_chunks(rows * n).zip(c.par_chunks_mut(rows * n)).for_each(|(ab, cb)| {
             let m = ab.len() / n;
@@ -295,7 +290,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         let nominal = 4.0 * (c.b * c.k * c.d) as f64 / t / 1e9;
         let done = scores.iter().map(|s| s.flops).sum::<f64>() / t / 1e9;
         let rate = |g: f64| {
-            if c.k * c.d <= 64 {
+            if !mix.uses_gemm() {
                 "-".to_string()
             } else {
                 format!("{g:.0} ({:.0}%)", 100.0 * g / peak)
