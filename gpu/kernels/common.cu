@@ -29,7 +29,7 @@ struct StepRec {
     u32 noise;          // 1: draw ξ, 0: ξ = 0
     u32 kind;           // 0 linear, 1 snr (per-sample norms)
     u32 trivial_point;  // 1: y = x (point_aux = point_noise = 0)
-    u32 pad;
+    u32 active;         // 1: a plan step; 0: padding after the plan's end (kernels skip it)
 };
 
 __device__ __forceinline__ bool finite_f(float v) {

@@ -86,3 +86,19 @@ extern "C" __global__ void noise_rows(u64 seed, u64 first, u32 index, u32 tag, u
         }
     }
 }
+
+// `sample`'s default start for rows [first, first + rows): x = σ_1 z + centre (z from the stream
+// Init), rounded as the core's init_normal then the host's mean shift round it: the product and
+// the sum each in f32 (__fmul_rn keeps them from being contracted into one FMA).
+extern "C" __global__ void init_normal_rows(u64 seed, u64 first, u32 dim, u32 rows, float sigma,
+                                            const float* __restrict__ center, float* __restrict__ x) {
+    u32 per_row = (dim + 3u) / 4u;
+    u64 t = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= (u64)per_row * rows) return;
+    u32 row = (u32)(t / per_row), block = (u32)(t % per_row);
+    Words w = noise_block(seed, first + row, 0u, 1u, block);
+    for (u32 e = 0; e < 4u; ++e) {
+        u32 j = 4u * block + e;
+        if (j < dim) x[(u64)row * dim + j] = __fmul_rn(ppnd7(word_at(w, e)), sigma) + center[j];
+    }
+}

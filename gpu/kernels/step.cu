@@ -15,11 +15,13 @@ __device__ __forceinline__ float step_noise(const StepRec* r, u64 seed, u64 samp
     return normal_of(*w, e);
 }
 
-// upd / nxt: indices into `table`, or -1 for none (the prologue has no update, the last step no
-// next point). alpha: per-row α of an snr update (from snr_norms).
+// upd / nxt: indices into `table`, or -1 for none (the prologue has no update); a record that is
+// not `active` (padding after the plan's last step) is skipped the same way. alpha: per-row α of
+// an snr update (from snr_norms). y64, when given, receives the score point widened to f64 too
+// (the DGEMM's operand).
 extern "C" __global__ void plan_step(const StepRec* __restrict__ table, int upd, int nxt,
                                      float* __restrict__ x, float* __restrict__ a, u32 has_aux,
-                                     float* __restrict__ y, const float* __restrict__ sp,
+                                     float* __restrict__ y, double* __restrict__ y64, const float* __restrict__ sp,
                                      const double* __restrict__ z, const double* __restrict__ alpha,
                                      u32 B, u32 D, u64 seed, u64 first, u32* status) {
     u32 per_row = (D + 3u) / 4u;
@@ -35,7 +37,7 @@ extern "C" __global__ void plan_step(const StepRec* __restrict__ table, int upd,
         xv[e] = e < n ? x[base + e] : 0.0f;
         av[e] = (e < n && has_aux) ? a[base + e] : 0.0f;
     }
-    if (upd >= 0) {
+    if (upd >= 0 && table[upd].active) {
         const StepRec* r = table + upd;
         const float inv_v = (float)r->inv_v;
         const float inv_z = (float)(1.0 / z[b]);
@@ -71,25 +73,29 @@ extern "C" __global__ void plan_step(const StepRec* __restrict__ table, int upd,
             if (has_aux) a[base + e] = av[e];
         }
     }
-    if (nxt >= 0) {
+    if (nxt >= 0 && table[nxt].active) {
         const StepRec* r = table + nxt;
         Words w;
         bool have = false;
         for (u32 e = 0; e < n; ++e) {
             float xi = step_noise(r, seed, sample, block, e, &w, &have);
-            y[base + e] = r->trivial_point ? xv[e] : xv[e] + r->point_aux * av[e] + r->point_noise * xi;
+            float yv = r->trivial_point ? xv[e] : xv[e] + r->point_aux * av[e] + r->point_noise * xi;
+            y[base + e] = yv;
+            if (y64) y64[base + e] = (double)yv;
         }
     }
 }
 
 // α of an snr update for every row: one thread per row takes ‖s‖ and ‖ξ‖ in f64 (s finished as
-// in plan_step, ξ recomputed), in element order as the CPU does.
+// in plan_step, ξ recomputed), in element order as the CPU does. Returns at once for a step that
+// is not an active snr update (a captured chunk launches it at every step).
 extern "C" __global__ void snr_norms(const StepRec* __restrict__ table, int upd, const float* __restrict__ y,
                                      const float* __restrict__ sp, const double* __restrict__ z,
                                      double* __restrict__ alpha, u32 B, u32 D, u64 seed, u64 first) {
     u32 b = blockIdx.x * blockDim.x + threadIdx.x;
     if (b >= B) return;
     const StepRec* r = table + upd;
+    if (r->kind != 1u || !r->active) return;
     const float inv_v = (float)r->inv_v;
     const float inv_z = (float)(1.0 / z[b]);
     u64 sample = first + b;

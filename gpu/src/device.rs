@@ -37,6 +37,9 @@ pub(crate) struct Kernels {
     pub(crate) mixture_softmax: CudaFunction,
     pub(crate) plan_step: CudaFunction,
     pub(crate) snr_norms: CudaFunction,
+    pub(crate) sparse_rm: CudaFunction,
+    pub(crate) means_prep: CudaFunction,
+    pub(crate) init_normal_rows: CudaFunction,
     pub(crate) noise_rows: CudaFunction,
     _module: Arc<CudaModule>,
 }
@@ -47,6 +50,7 @@ pub struct Device {
     pub(crate) stream: Arc<CudaStream>,
     pub(crate) blas: CudaBlas,
     pub(crate) kernels: Kernels,
+    pub(crate) options: crate::Options,
     name: String,
     capability: (i32, i32),
 }
@@ -76,6 +80,9 @@ impl Device {
             });
         }
         let ctx = CudaContext::new(ordinal).map_err(Error::driver("creating a context"))?;
+        // SAFETY: every buffer of this context is used on its one stream, in stream order; no
+        // cross-stream event is needed (and none may be waited on inside a stream capture).
+        unsafe { ctx.disable_event_tracking() };
         let name = ctx.name().map_err(Error::driver("cuDeviceGetName"))?;
         let capability =
             ctx.compute_capability().map_err(Error::driver("reading the compute capability"))?;
@@ -102,12 +109,16 @@ impl Device {
             mixture_softmax: f("mixture_softmax")?,
             plan_step: f("plan_step")?,
             snr_norms: f("snr_norms")?,
+            sparse_rm: f("sparse_rm")?,
+            means_prep: f("means_prep")?,
+            init_normal_rows: f("init_normal_rows")?,
             noise_rows: f("noise_rows")?,
             _module: module.clone(),
         };
         let stream = ctx.new_stream().map_err(Error::driver("creating a stream"))?;
         let blas = CudaBlas::new(stream.clone()).map_err(Error::cublas("creating a handle"))?;
-        Ok(Device { ctx, stream, blas, kernels, name, capability })
+        let options = crate::Options::for_capability(capability);
+        Ok(Device { ctx, stream, blas, kernels, options, name, capability })
     }
 
     /// The first device, if the driver, a device, NVRTC and cuBLAS are all there; otherwise why
@@ -125,6 +136,22 @@ impl Device {
             self.capability.0,
             self.capability.1
         )
+    }
+
+    /// How the GEMM path runs (defaults from [`crate::Options::for_capability`]).
+    pub fn options(&self) -> crate::Options {
+        self.options
+    }
+
+    /// Sets how the GEMM path runs (benchmarks compare the variants; results agree within
+    /// float rounding whatever the options).
+    pub fn set_options(&mut self, options: crate::Options) {
+        self.options = options;
+    }
+
+    /// The compute capability (major, minor).
+    pub fn capability(&self) -> (i32, i32) {
+        self.capability
     }
 
     /// Blocks until the device has finished all work queued so far.

@@ -14,8 +14,16 @@ pub const SOURCES: [(&str, &str); 5] = [
 ];
 
 /// The entry points the backend loads.
-pub const ENTRY_POINTS: [&str; 5] =
-    ["noise_rows", "direct_run", "mixture_softmax", "plan_step", "snr_norms"];
+pub const ENTRY_POINTS: [&str; 8] = [
+    "noise_rows",
+    "init_normal_rows",
+    "direct_run",
+    "means_prep",
+    "mixture_softmax",
+    "sparse_rm",
+    "plan_step",
+    "snr_norms",
+];
 
 /// The whole module: every file of [`SOURCES`] in order, each after a `#line` directive so that
 /// NVRTC's messages name the file and line.

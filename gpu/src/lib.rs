@@ -1,10 +1,12 @@
 //! # anneal-gpu
 //!
-//! CUDA execution of anneal's sampler plans through `cudarc`: mixture scores by cuBLAS SGEMM and a
-//! row-softmax kernel, and **one fused kernel per plan step** (score finish, update, finiteness
-//! checks, the next step's noise and score point) whatever the sampler — the core's coefficients,
-//! never re-derived. Small mixtures (toy2d) run a persistent loop instead: one thread per sample
-//! through a chunk of steps, one launch per chunk.
+//! CUDA execution of anneal's sampler plans through `cudarc`: mixture scores by two cuBLAS
+//! products and a row-softmax kernel, and **one fused kernel per plan step** (score finish,
+//! update, finiteness checks, the next step's noise and score point) whatever the sampler — the
+//! core's coefficients, never re-derived. The logits come from a DGEMM where FP64 runs at the
+//! FP32 rate, the second product becomes a gather at steps whose rows are sparse, and long plans
+//! of small steps replay a captured CUDA graph ([`Options`]). Small mixtures (toy2d) run a
+//! persistent loop instead: one thread per sample through a chunk of steps, one launch per chunk.
 //!
 //! Everything is loaded at run time (`dynamic-loading`, CUDA 13.0): the crate builds and its
 //! non-GPU tests run on a machine without CUDA, and a missing driver, device, NVRTC or cuBLAS is
@@ -27,4 +29,7 @@ pub mod table;
 
 pub use device::{Device, Probe, probe};
 pub use error::Error;
-pub use run::{DIRECT_CHUNK, GEMM_CHUNK, Mixture, RunStats};
+pub use run::{
+    DIRECT_CHUNK, GEMM_CHUNK, GRAPH_MIN_CHUNKS, Mixture, Options, RunStats, SMALL_WORK, SPARSE_MAX,
+    Start, Use,
+};

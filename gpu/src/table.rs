@@ -34,8 +34,8 @@ pub struct StepRec {
     pub kind: u32,
     /// 1 when the score point is x itself.
     pub trivial_point: u32,
-    /// Padding to a multiple of 8 bytes.
-    pub pad: u32,
+    /// 1 for a plan step, 0 for padding after the plan's end (the kernels skip it).
+    pub active: u32,
 }
 
 // SAFETY: a #[repr(C)] struct of plain numbers, valid for any bit pattern, with the layout of the
@@ -69,6 +69,7 @@ impl StepRec {
             step: k,
             noise: step.noise as u32,
             trivial_point: (step.point.aux == 0.0 && step.point.noise == 0.0) as u32,
+            active: 1,
             ..Default::default()
         };
         match step.update {
@@ -145,6 +146,6 @@ mod tests {
         assert_eq!(core::mem::offset_of!(StepRec, a), 56);
         assert_eq!(core::mem::offset_of!(StepRec, snr), 72);
         assert_eq!(core::mem::offset_of!(StepRec, step), 76);
-        assert_eq!(core::mem::offset_of!(StepRec, pad), 92);
+        assert_eq!(core::mem::offset_of!(StepRec, active), 92);
     }
 }

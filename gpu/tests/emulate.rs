@@ -64,6 +64,7 @@ struct Emulated {
     x: Vec<f32>,
     status: u32,
     refined: u32,
+    sparse_steps: u32,
     layout: [u64; 8],
 }
 
@@ -72,12 +73,24 @@ fn bytes<T: Copy>(v: &[T]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
-/// Runs `plan` in the emulated kernels (mode 0 direct, 1 GEMM) from the states `x0`.
+/// The direct path.
+const DIRECT: u64 = 0;
+/// The GEMM path: SGEMM logits, S' always by the second GEMM.
+const GEMM: u64 = 1;
+/// Added to [`GEMM`]: G by DGEMM (f64 logits).
+const G_F64: u64 = 2;
+/// Added to [`GEMM`]: S' by `sparse_rm` at steps where every row is sparse.
+const SPARSE: u64 = 4;
+/// Added to [`GEMM`]: the softmax's logits in global memory (as for K > 4096) instead of shared.
+const GLOBAL_LOGITS: u64 = 8;
+
+/// Runs `plan` in the emulated kernels (`mode`: [`DIRECT`], or [`GEMM`] plus options) from the
+/// states `x0`.
 fn emulate<P: Plan + ?Sized>(
     exe: &PathBuf,
     plan: &P,
     p: &Problem,
-    gemm: bool,
+    mode: u64,
     seed: u64,
     first: u64,
     x0: &[f32],
@@ -94,16 +107,8 @@ fn emulate<P: Plan + ?Sized>(
     if has_aux {
         Keyed::new(seed).normals_rows(first, Stream::AuxInit, d, &mut aux);
     }
-    let header: [u64; 8] = [
-        b as u64,
-        d as u64,
-        k as u64,
-        table.len() as u64,
-        has_aux as u64,
-        seed,
-        first,
-        gemm as u64,
-    ];
+    let header: [u64; 8] =
+        [b as u64, d as u64, k as u64, table.len() as u64, has_aux as u64, seed, first, mode];
     let ln_w: Vec<f64> = p.weights.iter().map(|w| w.ln()).collect();
     let mut input = Vec::new();
     for part in [
@@ -129,17 +134,17 @@ fn emulate<P: Plan + ?Sized>(
     assert!(st.success(), "emulator exit {st}");
     let out = std::fs::read(&fout).unwrap();
     let n = x0.len();
-    assert_eq!(out.len(), 4 * n + 8 + 64);
+    assert_eq!(out.len(), 4 * n + 12 + 64);
     let x =
         out[..4 * n].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     let word =
         |i: usize| u32::from_le_bytes(out[4 * n + 4 * i..4 * n + 4 * i + 4].try_into().unwrap());
     let mut layout = [0u64; 8];
     for (i, l) in layout.iter_mut().enumerate() {
-        let o = 4 * n + 8 + 8 * i;
+        let o = 4 * n + 12 + 8 * i;
         *l = u64::from_le_bytes(out[o..o + 8].try_into().unwrap());
     }
-    Emulated { x, status: word(0), refined: word(1), layout }
+    Emulated { x, status: word(0), refined: word(1), sparse_steps: word(2), layout }
 }
 
 /// The core's executor in f64 from the same states: the reference.
@@ -275,7 +280,7 @@ fn step_record_layout_matches_the_kernels() {
     let p = Problem { means: &means, dim: 2, weights: &[1.0], tau: 1.0 };
     let s = Geometric::new(2.0, 1.0, 2).unwrap();
     let plan = Cas::new(&s, EtaRule::eps_c(1.0).unwrap(), false).unwrap();
-    let e = emulate(&exe, &plan, &p, false, 0, 0, &[0.5, 0.5]);
+    let e = emulate(&exe, &plan, &p, DIRECT, 0, 0, &[0.5, 0.5]);
     let o = |f: usize| f as u64;
     use std::mem::offset_of;
     let rust = [
@@ -286,7 +291,7 @@ fn step_record_layout_matches_the_kernels() {
         o(offset_of!(StepRec, a)),
         o(offset_of!(StepRec, snr)),
         o(offset_of!(StepRec, step)),
-        o(offset_of!(StepRec, pad)),
+        o(offset_of!(StepRec, active)),
     ];
     assert_eq!(e.layout, rust, "C++ sizeof/offsetof of StepRec differ from the Rust struct");
 }
@@ -314,7 +319,7 @@ fn direct_path_matches_the_core_on_toy2d() {
     let obabo = Underdamped::new(&s, step, 1.0, Splitting::Obabo, 3, 1.0).unwrap();
     let plans: [(&str, &dyn Plan); 3] = [("cas", &cas), ("obabo", &obabo), ("pc-snr", &pc)];
     for (name, plan) in plans {
-        let e = emulate(&exe, plan, &p, false, 11, 0, &x0);
+        let e = emulate(&exe, plan, &p, DIRECT, 11, 0, &x0);
         assert_eq!(e.status, u32::MAX, "{name}: status {}", e.status);
         let r = reference_f32(plan, &p, 11, 0, &x0).unwrap();
         let r: Vec<f64> = r.iter().map(|&v| v as f64).collect();
@@ -334,17 +339,20 @@ fn direct_path_matches_the_core_on_toy2d() {
             "{name}: samples did not move"
         );
     }
-    let e = emulate(&exe, &cas, &p, false, 11, 0, &x0);
+    let e = emulate(&exe, &cas, &p, DIRECT, 11, 0, &x0);
     let err = max_rel(&e.x, &reference(&cas, &p, 11, 0, &x0).unwrap());
     assert!(err < 1e-5, "cas against f64: {err:e}");
 }
 
 /// The GEMM path (K = 40, D = 12, τ = 0.05, σ down to 0.01, where the f32 logits need the f64
-/// refinement) for CAS, ALS and PC-snr against the core's f64 executor: f32 state and GEMMs
-/// against f64 everywhere, measured at ≤ 1.1e-6 relative (CAS 4.9e-7, ALS 1.1e-6, PC-snr
-/// 8.2e-7); the bound 1e-5 leaves room for other
-/// compilers and is far below the O(0.1) error of a wrong index or coefficient. The refinement
-/// must have run.
+/// refinement) for CAS, ALS and PC-snr against the core's f64 executor, in each variant: SGEMM
+/// logits, DGEMM logits, either with S' from `sparse_rm` where every row is sparse, and either
+/// with the logits in global instead of shared memory. f32 state
+/// and GEMMs against f64 everywhere, measured at ≤ 1.1e-6 relative (CAS 4.9e-7, ALS 1.1e-6,
+/// PC-snr 8.2e-7 with SGEMM logits); the bound 1e-5 leaves room for other compilers and is far
+/// below the O(0.1) error of a wrong index or coefficient. With SGEMM logits the refinement must
+/// have run; with DGEMM logits (bound 2⁻²⁹ times smaller) it must not have; with the sparse
+/// option some steps must have taken it.
 #[test]
 fn gemm_path_matches_the_core_down_to_sigma_001() {
     let Some(exe) = driver() else { return };
@@ -369,13 +377,32 @@ fn gemm_path_matches_the_core_down_to_sigma_001() {
     let pc = Pc::new(&s, snr, 1, Order::CorrectorFirst, true, 0.05).unwrap();
     let plans: [(&str, &dyn Plan); 3] = [("cas", &cas), ("als", &als), ("pc-snr", &pc)];
     for (name, plan) in plans {
-        let e = emulate(&exe, plan, &p, true, 3, 1000, &x0);
-        assert_eq!(e.status, u32::MAX, "{name}: status {}", e.status);
-        assert!(e.refined > 0, "{name}: the f64 refinement never ran");
         let r = reference(plan, &p, 3, 1000, &x0).unwrap();
-        let err = max_rel(&e.x, &r);
-        eprintln!("{name}: max relative difference {err:e}, rows refined {}", e.refined);
-        assert!(err < 1e-5, "{name}: max relative difference {err:e}");
+        for mode in [
+            GEMM,
+            GEMM + SPARSE,
+            GEMM + G_F64,
+            GEMM + G_F64 + SPARSE,
+            GEMM + GLOBAL_LOGITS,
+            GEMM + G_F64 + GLOBAL_LOGITS,
+        ] {
+            let e = emulate(&exe, plan, &p, mode, 3, 1000, &x0);
+            assert_eq!(e.status, u32::MAX, "{name}, mode {mode}: status {}", e.status);
+            if mode & G_F64 == 0 {
+                assert!(e.refined > 0, "{name}: the f64 refinement never ran");
+            } else {
+                assert_eq!(e.refined, 0, "{name}: refined with f64 logits");
+            }
+            if mode & SPARSE != 0 {
+                assert!(e.sparse_steps > 0, "{name}: no step took the sparse product");
+            }
+            let err = max_rel(&e.x, &r);
+            eprintln!(
+                "{name}, mode {mode}: max relative difference {err:e}, rows refined {}, sparse steps {}",
+                e.refined, e.sparse_steps
+            );
+            assert!(err < 1e-5, "{name}, mode {mode}: max relative difference {err:e}");
+        }
     }
 }
 
@@ -391,10 +418,10 @@ fn non_finite_values_are_reported_at_the_cpus_step() {
     let x0 = [1e37f32, -1e37, 2e36, 1.0];
     let want = reference_f32(&plan, &p, 0, 0, &x0).unwrap_err();
     assert!(matches!(want, anneal_core::Error::NonFinite { level: 2.., .. }), "{want:?}");
-    for gemm in [false, true] {
-        let e = emulate(&exe, &plan, &p, gemm, 0, 0, &x0);
+    for mode in [DIRECT, GEMM, GEMM + G_F64 + SPARSE] {
+        let e = emulate(&exe, &plan, &p, mode, 0, 0, &x0);
         let got = status_error(&plan, e.status).expect("no failure reported");
-        assert_eq!(got, want, "gemm = {gemm}");
+        assert_eq!(got, want, "mode = {mode}");
     }
 }
 
@@ -410,7 +437,7 @@ fn keyed_noise_is_the_cores_for_odd_dimensions() {
     // εc = ∞: η = 1, β = 1, so x_1 = σ_2 ξ_0 exactly (εc = 1 would make the step noiseless).
     let plan = Cas::new(&s, EtaRule::eps_c(f64::INFINITY).unwrap(), false).unwrap();
     let x0 = vec![0.0f32; 5 * d];
-    let e = emulate(&exe, &plan, &p, false, 42, 1 << 40, &x0);
+    let e = emulate(&exe, &plan, &p, DIRECT, 42, 1 << 40, &x0);
     let mix = IsotropicMixture::new(&means, d, None, Taus::Shared(0.0)).unwrap();
     let x = run_core(&plan, &mut PerSample(mix), d, 42, 1 << 40, x0.clone()).unwrap();
     // Same f32 operations on the same words: equal up to libm's and glibc's logf (≤ 1 ulp).
