@@ -118,14 +118,20 @@ pub struct BenchArgs {
     /// Samples per batch, as in `anneal sample` (batches run in parallel).
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
-    /// cpu: the CPU cases beside NumPy; cuda: the GPU cases (B=1024 K=10000 D=3072, B=256
-    /// K=1797 D=64, toy2d B=65536) beside cuBLAS's two SGEMMs and, unless --no-torch, the
-    /// PyTorch FP32 reference `gpu/bench/torch_step.py`.
+    /// cpu: the CPU cases beside NumPy; cuda: one step of the GPU cases (B=1024 K=10000 D=3072,
+    /// B=256 K=1797 D=64, toy2d B=65536) beside cuBLAS's two SGEMMs, then whole runs over every
+    /// σ (digits n=1000 as `sample` runs it, K=50000 D=3072 n=1024 CAS 100 levels, toy2d
+    /// n=10⁶), each beside the PyTorch FP32 references `gpu/bench/torch_step.py` and
+    /// `torch_run.py` unless --no-torch.
     #[arg(long, value_enum, default_value_t = BenchDevice::Cpu)]
     pub device: BenchDevice,
     /// With --device cuda: skip the PyTorch reference.
     #[arg(long)]
     pub no_torch: bool,
+    /// With --device cuda: also time every whole run in each variant of the GEMM path (graphs,
+    /// DGEMM logits, sparse products on and off).
+    #[arg(long)]
+    pub variants: bool,
 }
 
 /// Where `anneal bench` times.

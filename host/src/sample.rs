@@ -491,9 +491,16 @@ pub fn sample_cuda(
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<(Vec<f32>, anneal_gpu::RunStats)> {
     let start = Start::new(p);
-    let mut x = start
-        .rows(p, 0, n, seed, init)
-        .map_err(|e| anyhow::anyhow!("initialisation failed: {e}"))?;
+    // The default start is drawn on the device (the same keyed stream); others on the host.
+    let (mut x, from) = if init == InitKind::Normal {
+        let from = anneal_gpu::Start::Normal { center: &start.mean, sigma: p.schedule.sigma_max() };
+        (vec![0.0f32; n * p.data.dim], from)
+    } else {
+        let x = start
+            .rows(p, 0, n, seed, init)
+            .map_err(|e| anyhow::anyhow!("initialisation failed: {e}"))?;
+        (x, anneal_gpu::Start::Given)
+    };
     let mix = anneal_gpu::Mixture {
         means: &p.data.means,
         dim: p.data.dim,
@@ -501,7 +508,7 @@ pub fn sample_cuda(
         tau: p.tau,
     };
     let mut report = |row_steps: u64| progress.inc(row_steps);
-    match dev.run_plan(&p.plan, &mix, seed, 0, &mut x, &mut report) {
+    match dev.run_plan_from(&p.plan, &mix, seed, 0, from, &mut x, &mut report) {
         Ok(stats) => Ok((x, stats)),
         Err(anneal_gpu::Error::Core(e @ Error::NonFinite { .. })) => {
             anyhow::bail!("sampling stopped on {}: {e}; nothing was written", dev.describe())
@@ -666,14 +673,15 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
             UsageError(format!("--out = {} exists and is not a folder", a.out.display())).into()
         );
     }
-    let (device, device_line) = resolve_device(a)?;
+    let (device, mut device_line) = resolve_device(a)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(p.config.threads).build()?;
     let start = Instant::now();
     let (samples, trace) = match &device {
         Some(dev) => {
             p.config.device = dev.describe();
             let progress = crate::progress::bar((a.n * p.plan.len()) as u64, "sample-steps");
-            let (samples, _stats) = sample_cuda(&p, dev, a.n, a.seed, a.init, &progress)?;
+            let (samples, stats) = sample_cuda(&p, dev, a.n, a.seed, a.init, &progress)?;
+            device_line = format!("{device_line}; {}", stats.summary());
             progress.finish_and_clear();
             (samples, None)
         }
