@@ -1,0 +1,128 @@
+//! Behaviour pinned across the host redesign (issue 12): every sampler on toy2d and digits, and a
+//! small tune grid, give exactly the outputs recorded before the redesign began (at commit
+//! 0401969). `samples.npy` is compared byte for byte through its FNV-1a 64-bit hash; for tune,
+//! every cell's status, message, metrics and trace (everything but the seconds). A deliberate
+//! change of samples updates a hash here and says why in the commit.
+//!
+//! `ANNEAL_PIN_PRINT=1 cargo test -p anneal --test pin -- --nocapture` prints the current hashes
+//! instead of comparing them.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("anneal-pin-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn printing() -> bool {
+    std::env::var("ANNEAL_PIN_PRINT").as_deref() == Ok("1")
+}
+
+/// (data, extra flags, hash of samples.npy); every command adds `--n 96 --seed 3` and, unless it
+/// names them, `--levels 8`.
+const SAMPLES: [(&str, &str, u64); 18] = [
+    ("toy2d", "--sampler cas", 0x2870ce4d9e8c37c2),
+    ("toy2d", "--sampler als --steps-per-level 3", 0xa42069b170cdd5f8),
+    ("toy2d", "--sampler pc", 0xe4689c01fc4621e9),
+    ("toy2d", "--sampler pc --snr 0.16 --order corrector-first", 0x59ed9681b5bac773),
+    ("toy2d", "--sampler langevin --levels 1 --eps 0.05 --steps-per-level 20", 0xce15ce8c06fb4d99),
+    ("toy2d", "--sampler noise-denoise --lambda 1.5 --steps-per-level 2", 0x5661e30db4c14b37),
+    ("toy2d", "--sampler baoab-limit --steps-per-level 3", 0x74545681edb03ccb),
+    ("toy2d", "--sampler baoab --steps-per-level 3 --friction 2", 0x2e662eb87e1efdb2),
+    ("toy2d", "--sampler obabo --steps-per-level 3 --init uniform", 0x1908a9e94f803965),
+    ("digits", "--sampler cas --eps-b 0.00008", 0x60141e0adff20ea9),
+    ("digits", "--sampler als --steps-per-level 3", 0xd5042c8403888cb8),
+    ("digits", "--sampler pc --corrector-steps 2", 0xc641c508e23e7b30),
+    ("digits", "--sampler pc --snr 0.16", 0xbf6d73ff8fbe3f1a),
+    ("digits", "--sampler langevin --steps-per-level 3", 0x8844d2fae55c4ec3),
+    ("digits", "--sampler noise-denoise --steps-per-level 2", 0x2cc4690ce1a3bb09),
+    ("digits", "--sampler baoab-limit --steps-per-level 3", 0x0454d1c00fee1bbd),
+    ("digits", "--sampler baoab --steps-per-level 3", 0x60ef71a7b213611a),
+    ("digits", "--sampler obabo --steps-per-level 3 --init data", 0x38013bcbea1563da),
+];
+
+#[test]
+fn every_sampler_gives_the_pinned_samples() {
+    let mut failures = Vec::new();
+    for (i, (data, flags, want)) in SAMPLES.iter().enumerate() {
+        let out = tmp(&format!("s{i}"));
+        let o = Command::cargo_bin("anneal")
+            .unwrap()
+            .args(["sample", "--data", data, "--n", "96", "--seed", "3"])
+            .args(flags.split_whitespace())
+            .args(if flags.contains("--levels") { &[][..] } else { &["--levels", "8"][..] })
+            .arg("--device")
+            .arg("cpu")
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{data} {flags}: {}", String::from_utf8_lossy(&o.stderr));
+        let got = fnv1a(&std::fs::read(out.join("samples.npy")).unwrap());
+        let _ = std::fs::remove_dir_all(&out);
+        if printing() {
+            println!("    (\"{data}\", \"{flags}\", {got:#018x}),");
+        } else if got != *want {
+            failures.push(format!("{data} {flags}: {got:#018x}, pinned {want:#018x}"));
+        }
+    }
+    assert!(failures.is_empty(), "samples changed:\n{}", failures.join("\n"));
+}
+
+/// The hash of tune's results on a small grid (CAS εc and ε_b, ALS by Technique 4, two levels,
+/// two seeds; some ε_b cells out of bounds), cell by cell.
+const TUNE: u64 = 0x6f337f107a76b1bb;
+
+#[test]
+fn tune_gives_the_pinned_results() {
+    let out = tmp("tune");
+    let o = Command::cargo_bin("anneal")
+        .unwrap()
+        .args(["tune", "--data", "toy2d", "--sampler", "cas,als", "--levels", "4,8"])
+        .args(["--eps-c", "1,2,inf", "--eps-b", "0.0001,1", "--seeds", "0,1", "--n", "64"])
+        .args(["--steps-per-level", "2", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sweep: Value =
+        serde_json::from_slice(&std::fs::read(out.join("sweep.json")).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    let rows = sweep["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2 * (3 + 2) * 2 + 2 * 2, "cells");
+    let mut text = String::new();
+    for r in rows {
+        let c = &r["config"];
+        text.push_str(&format!(
+            "{} {} {} {} {} | {} {} | {} {} {} {} | {}\n",
+            c["sampler"],
+            c["levels"],
+            c["param"],
+            c["value"],
+            c["seed"],
+            r["status"],
+            r["message"],
+            r["mode_tv"],
+            r["sliced_w2"],
+            r["noise_floor"],
+            r["nearest"],
+            r["trace"]
+        ));
+    }
+    let got = fnv1a(text.as_bytes());
+    if printing() {
+        println!("{text}const TUNE: u64 = {got:#018x};");
+    } else {
+        assert_eq!(got, TUNE, "tune results changed ({got:#018x}):\n{text}");
+    }
+}
