@@ -84,7 +84,9 @@ fn mean_pairwise(points: &[f32], d: usize, max: usize) -> (f64, usize) {
                 })
                 .sum::<f64>()
         })
-        .sum();
+        .collect::<Vec<f64>>()
+        .iter()
+        .sum(); // in index order: the same bits whatever the threads
     (total / (m * (m - 1) / 2) as f64, m)
 }
 
@@ -149,7 +151,9 @@ fn sliced_w2(
                 |x: &[f64]| x.iter().zip(&r).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / n as f64;
             (w2(&a), w2(&r2))
         })
-        .reduce(|| (0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1));
+        .collect::<Vec<(f64, f64)>>()
+        .iter()
+        .fold((0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1)); // in order, as above
     ((total / PROJECTIONS as f64).sqrt(), (floor / PROJECTIONS as f64).sqrt())
 }
 
@@ -202,6 +206,8 @@ pub fn compute(p: &Prepared, samples: &[f32], seed: u64, seconds: f64) -> Metric
                 .fold(f64::INFINITY, f64::min)
                 .sqrt()
         })
+        .collect::<Vec<f64>>()
+        .iter()
         .sum::<f64>()
         / n as f64;
     let non_finite = samples.chunks_exact(d).filter(|x| x.iter().any(|v| !v.is_finite())).count();

@@ -80,8 +80,10 @@ fn every_sampler_gives_the_pinned_samples() {
 }
 
 /// The hash of tune's results on a small grid (CAS εc and ε_b, ALS by Technique 4, two levels,
-/// two seeds; some ε_b cells out of bounds), cell by cell.
-const TUNE: u64 = 0x6f337f107a76b1bb;
+/// two seeds; some ε_b cells out of bounds), cell by cell. Recorded after one deliberate fix:
+/// the metrics' parallel sums (sliced W2, its noise floor, the nearest-component distance) had a
+/// thread-dependent order and moved in their last bits from run to run; they now sum in order.
+const TUNE: u64 = 0x2805334f151b484b;
 
 #[test]
 fn tune_gives_the_pinned_results() {
