@@ -141,7 +141,7 @@ fn reference(
 /// difference, see `Device::time_step`), the two SGEMMs alone, and the PyTorch FP32 step.
 fn run_cuda(a: &BenchArgs) -> anyhow::Result<()> {
     let mut dev = anneal_gpu::Device::open(0)
-        .map_err(|e| crate::UsageError(format!("--device cuda: {e}")))?;
+        .map_err(|e| crate::error::UsageError::flag(format!("--device cuda: {e}")))?;
     let repeats = a.repeats.max(3);
     println!("anneal bench on {}: median of {repeats} runs per figure", dev.describe());
     let torch = if a.no_torch {

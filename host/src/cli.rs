@@ -1,5 +1,5 @@
 //! Command-line flags (clap derive). Values are parsed here and validated into core types by each
-//! command; every bad value ends in a [`crate::UsageError`] naming the flag.
+//! command; every bad value ends in a [`crate::error::UsageError`] naming the flag.
 
 use std::process::ExitCode;
 

@@ -7,6 +7,7 @@ mod batch_score;
 mod bench;
 mod cli;
 mod data;
+mod error;
 mod gemm;
 mod metrics;
 mod npy;
@@ -21,11 +22,6 @@ mod tune;
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// A user error: bad flag values, out-of-bounds parameters. Exits with status 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
 
 fn run() -> anyhow::Result<ExitCode> {
     let args = match cli::Cli::try_parse() {
@@ -45,13 +41,14 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            if let Some(usage) = e.downcast_ref::<UsageError>() {
-                eprintln!("error: {usage}");
-                ExitCode::from(2)
+            let status = error::exit_status(&e);
+            // A usage error is one line of its own; a run failure with its chain of causes.
+            if status == 2 {
+                eprintln!("error: {e}")
             } else {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
+                eprintln!("error: {e:#}")
             }
+            ExitCode::from(status)
         }
     }
 }

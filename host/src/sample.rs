@@ -15,12 +15,12 @@ use anneal_core::{Error, EtaRule, Geometric, LangevinStep, Ratio, Schedule, Step
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::UsageError;
 use crate::batch_score::{GemmMixture, Mixture};
 use crate::cli::{
     ConventionKind, DeviceKind, InitKind, OrderKind, SampleArgs, SamplerKind, SnrNormsKind,
 };
 use crate::data::Dataset;
+use crate::error::UsageError;
 
 /// A geometric schedule, or the single level σ_N (`--levels 1`).
 #[derive(Debug, Clone, Copy)]
@@ -156,18 +156,6 @@ pub struct DataInfo {
     pub components: usize,
 }
 
-fn usage(e: Error, flag_hint: &str) -> UsageError {
-    match e {
-        Error::StepUnstable { level, step_size, limit } => UsageError(format!(
-            "--eps: the Langevin step α = {step_size:.6e} at level {level} is not below the stability \
-             bound 2(τ² + σ²) = {limit:.6e}; the chain would diverge — reduce --eps{flag_hint}"
-        )),
-        Error::EtaOutOfBounds { .. } => UsageError(format!("--eps-b: {e}")),
-        Error::OutOfRange { .. } => UsageError(format!("--{e}")),
-        other => crate::schedule::flag_error(other),
-    }
-}
-
 /// The configuration and plan of a run.
 pub struct Prepared {
     /// The ground truth.
@@ -184,33 +172,41 @@ pub struct Prepared {
 
 /// Validates the flags and builds the plan.
 pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
-    let data = crate::data::load(&a.data).map_err(UsageError)?;
+    let data = crate::data::load(&a.data).map_err(UsageError::flag)?;
     let tau = a.tau.unwrap_or(data.default_tau);
     if !(tau.is_finite() && tau >= 0.0) {
-        return Err(UsageError(format!("--tau = {tau} is out of range: must be finite and ≥ 0")));
+        return Err(UsageError::flag(format!(
+            "--tau = {tau} is out of range: must be finite and ≥ 0"
+        )));
     }
     if a.n == 0 {
-        return Err(UsageError("--n = 0 is out of range: must be ≥ 1".into()));
+        return Err(UsageError::flag("--n = 0 is out of range: must be ≥ 1"));
     }
     if a.batch == 0 {
-        return Err(UsageError("--batch = 0 is out of range: must be ≥ 1".into()));
+        return Err(UsageError::flag("--batch = 0 is out of range: must be ≥ 1"));
     }
     if a.n > u32::MAX as usize {
-        return Err(UsageError(format!("--n = {} is out of range: must be ≤ {}", a.n, u32::MAX)));
+        return Err(UsageError::flag(format!(
+            "--n = {} is out of range: must be ≤ {}",
+            a.n,
+            u32::MAX
+        )));
     }
     let (sigma_max, sigma_max_source) = if a.sigma_max == "auto" {
         let s = anneal_core::ncsnv2::max_pairwise_distance(&data.means, data.dim).map_err(|e| {
-            UsageError(format!("--sigma-max = auto needs at least two distinct data points: {e}"))
+            UsageError::flag(format!(
+                "--sigma-max = auto needs at least two distinct data points: {e}"
+            ))
         })?;
         if s <= 0.0 || s.is_nan() {
-            return Err(UsageError(
-                "--sigma-max = auto: all data points coincide; give --sigma-max".into(),
+            return Err(UsageError::flag(
+                "--sigma-max = auto: all data points coincide; give --sigma-max",
             ));
         }
         (s, "Technique 1 (largest pairwise distance of the data)")
     } else {
         let s: f64 = a.sigma_max.parse().map_err(|_| {
-            UsageError(format!("--sigma-max = {} is not a number or `auto`", a.sigma_max))
+            UsageError::flag(format!("--sigma-max = {} is not a number or `auto`", a.sigma_max))
         })?;
         (s, "given")
     };
@@ -218,11 +214,11 @@ pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
     let single_ok = uses_steps;
     let schedule = match (a.levels, a.technique2) {
         (Some(1), _) if single_ok => {
-            anneal_core::Borrowed::single(&[a.sigma_min]).map_err(|e| usage(e, ""))?;
+            anneal_core::Borrowed::single(&[a.sigma_min]).map_err(UsageError::from)?;
             Sched::One(a.sigma_min)
         }
         (Some(1), _) => {
-            return Err(UsageError(format!(
+            return Err(UsageError::flag(format!(
                 "--levels = 1 is out of range for --sampler {:?}: must be ≥ 2 (one level is for the \
                  single-level samplers)",
                 a.sampler
@@ -231,17 +227,17 @@ pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
         }
         (_, true) => {
             let g =
-                anneal_core::ncsnv2::technique2_growth(data.dim, a.c).map_err(|e| usage(e, ""))?;
-            Sched::Geo(Geometric::with_growth(sigma_max, a.sigma_min, g).map_err(|e| usage(e, ""))?)
+                anneal_core::ncsnv2::technique2_growth(data.dim, a.c).map_err(UsageError::from)?;
+            Sched::Geo(Geometric::with_growth(sigma_max, a.sigma_min, g).map_err(UsageError::from)?)
         }
         (n, false) => Sched::Geo(
             Geometric::new(sigma_max, a.sigma_min, n.unwrap_or(DEFAULT_LEVELS))
-                .map_err(|e| usage(e, ""))?,
+                .map_err(UsageError::from)?,
         ),
     };
     let t = match a.steps_per_level {
         Some(0) => {
-            return Err(UsageError("--steps-per-level = 0 is out of range: must be ≥ 1".into()));
+            return Err(UsageError::flag("--steps-per-level = 0 is out of range: must be ≥ 1"));
         }
         Some(t) => t,
         None => DEFAULT_STEPS_PER_LEVEL,
@@ -259,13 +255,13 @@ pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
                 ConventionKind::Ncsnv2 => StepConvention::Ncsnv2,
                 ConventionKind::Ncsn => StepConvention::Ncsn,
             };
-            (Some(LangevinStep::new(e, conv).map_err(|e| usage(e, ""))?), Some("given"))
+            (Some(LangevinStep::new(e, conv).map_err(UsageError::from)?), Some("given"))
         }
         (None, true) => {
             let steps = if a.sampler == SamplerKind::Pc { a.corrector_steps.max(1) } else { t };
             let Sched::Geo(g) = schedule else {
-                return Err(UsageError(
-                    "--eps is required with --levels 1 (Technique 4 needs a schedule)".into(),
+                return Err(UsageError::flag(
+                    "--eps is required with --levels 1 (Technique 4 needs a schedule)",
                 ));
             };
             let t4 = anneal_core::ncsnv2::technique4_eps(
@@ -273,15 +269,15 @@ pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
                 g.common_ratio().growth(),
                 steps,
             )
-            .map_err(|e| usage(e, ""))?;
+            .map_err(UsageError::from)?;
             (
-                Some(LangevinStep::new(t4.eps, StepConvention::Ncsnv2).map_err(|e| usage(e, ""))?),
+                Some(LangevinStep::new(t4.eps, StepConvention::Ncsnv2).map_err(UsageError::from)?),
                 Some("Technique 4"),
             )
         }
     };
     if !needs_eps && a.eps.is_some() {
-        return Err(UsageError(
+        return Err(UsageError::flag(
             format!(
                 "--eps does not apply to --sampler {:?}{}",
                 a.sampler,
@@ -293,7 +289,7 @@ pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
     let eps_used = step.map(|s| s.eps_ncsnv2());
     // `step` is Some exactly for the samplers that take one (needs_eps above).
     let need_step =
-        || step.ok_or_else(|| UsageError(format!("--sampler {:?} needs --eps", a.sampler)));
+        || step.ok_or_else(|| UsageError::flag(format!("--sampler {:?} needs --eps", a.sampler)));
     let hint = " (Technique 4 gives a stable default; omit --eps to use it)";
     let mut cas = None;
     let plan = match a.sampler {
@@ -309,13 +305,14 @@ pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
                     EtaRule::eps_c(c)
                 }
             }
-            .map_err(|e| usage(e, ""))?;
-            AnyPlan::Cas(Cas::new(schedule, rule, a.denoise).map_err(|e| usage(e, ""))?)
+            .map_err(UsageError::from)?;
+            AnyPlan::Cas(Cas::new(schedule, rule, a.denoise).map_err(UsageError::from)?)
         }
         SamplerKind::Als | SamplerKind::Langevin => {
             let denoise = a.denoise && a.sampler == SamplerKind::Als;
             AnyPlan::Als(
-                Als::new(schedule, need_step()?, t, denoise, tau).map_err(|e| usage(e, hint))?,
+                Als::new(schedule, need_step()?, t, denoise, tau)
+                    .map_err(|e| UsageError::from_core(e, hint))?,
             )
         }
         SamplerKind::Pc => {
@@ -335,26 +332,27 @@ pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
             };
             AnyPlan::Pc(
                 Pc::new(schedule, corrector, a.corrector_steps, order, a.denoise, tau)
-                    .map_err(|e| usage(e, hint))?,
+                    .map_err(|e| UsageError::from_core(e, hint))?,
             )
         }
         SamplerKind::NoiseDenoise => AnyPlan::NoiseDenoise(
-            NoiseDenoise::new(schedule, a.lambda, t).map_err(|e| usage(e, ""))?,
+            NoiseDenoise::new(schedule, a.lambda, t).map_err(UsageError::from)?,
         ),
         SamplerKind::BaoabLimit => AnyPlan::BaoabLimit(
-            BaoabLimit::new(schedule, need_step()?, t, tau).map_err(|e| usage(e, hint))?,
+            BaoabLimit::new(schedule, need_step()?, t, tau)
+                .map_err(|e| UsageError::from_core(e, hint))?,
         ),
         SamplerKind::Baoab | SamplerKind::Obabo => {
             let split =
                 if a.sampler == SamplerKind::Baoab { Splitting::Baoab } else { Splitting::Obabo };
             AnyPlan::Underdamped(
                 Underdamped::new(schedule, need_step()?, a.friction, split, t, tau)
-                    .map_err(|e| usage(e, hint))?,
+                    .map_err(|e| UsageError::from_core(e, hint))?,
             )
         }
     };
     if a.sampler != SamplerKind::Cas && (a.eps_c.is_some() || a.eps_b.is_some()) {
-        return Err(UsageError(
+        return Err(UsageError::flag(
             format!("--eps-c/--eps-b apply to --sampler cas, not {:?}", a.sampler).to_lowercase(),
         ));
     }
@@ -637,7 +635,7 @@ fn resolve_device(a: &SampleArgs) -> Result<(Option<anneal_gpu::Device>, String)
     };
     match (a.device, cpu_only) {
         (DeviceKind::Cpu, _) => Ok((None, "cpu".into())),
-        (DeviceKind::Cuda, Some(flag)) => Err(UsageError(format!(
+        (DeviceKind::Cuda, Some(flag)) => Err(UsageError::flag(format!(
             "--device cuda: {flag} runs on the CPU only; use --device cpu or drop {flag}"
         ))),
         (DeviceKind::Auto, Some(flag)) => Ok((None, format!("cpu ({flag} runs on the CPU only)"))),
@@ -646,7 +644,9 @@ fn resolve_device(a: &SampleArgs) -> Result<(Option<anneal_gpu::Device>, String)
                 let line = d.describe();
                 Ok((Some(d), line))
             }
-            Err(e) => Err(UsageError(format!("--device cuda: {e}; use --device cpu or auto"))),
+            Err(e) => {
+                Err(UsageError::flag(format!("--device cuda: {e}; use --device cpu or auto")))
+            }
         },
         (DeviceKind::Auto, None) => match anneal_gpu::Device::open(0) {
             Ok(d) => {
@@ -662,16 +662,18 @@ fn resolve_device(a: &SampleArgs) -> Result<(Option<anneal_gpu::Device>, String)
 pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     let mut p = prepare(a)?;
     if a.out.exists() && !a.force {
-        return Err(UsageError(format!(
+        return Err(UsageError::flag(format!(
             "--out = {} exists: choose another folder or add --force to overwrite its files",
             a.out.display()
         ))
         .into());
     }
     if a.out.exists() && !a.out.is_dir() {
-        return Err(
-            UsageError(format!("--out = {} exists and is not a folder", a.out.display())).into()
-        );
+        return Err(UsageError::flag(format!(
+            "--out = {} exists and is not a folder",
+            a.out.display()
+        ))
+        .into());
     }
     let (device, mut device_line) = resolve_device(a)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(p.config.threads).build()?;

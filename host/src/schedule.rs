@@ -5,8 +5,8 @@ use anneal_core::params::{self, EtaRule, LangevinStep, StepConvention};
 use anneal_core::{Error, Geometric, Growth, Schedule};
 use serde::Serialize;
 
-use crate::UsageError;
 use crate::cli::ScheduleArgs;
+use crate::error::UsageError;
 
 /// Everything `anneal schedule` reports; the JSON form is this struct.
 #[derive(Debug, Serialize)]
@@ -57,38 +57,18 @@ pub struct CasRule {
     pub value: f64,
 }
 
-/// Maps a core error to the flag that caused it.
-pub fn flag_error(e: Error) -> UsageError {
-    let text = match e {
-        Error::OutOfRange { .. } => format!("--{e}"),
-        Error::NotDecreasing { sigma, next, .. } => format!(
-            "--sigma-min = {next} must be below --sigma-max = {sigma} (both finite and > 0)"
-        ),
-        Error::TooFewLevels { levels, min } => {
-            format!("--levels = {levels} is out of range: must be ≥ {min}")
-        }
-        Error::TooManyLevels { levels, max } => format!(
-            "--levels = {levels} is out of range: must be ≤ {max} for this --sigma-max/--sigma-min"
-        ),
-        Error::EtaOutOfBounds { .. } => format!("--eps-b: {e}"),
-        Error::NoGrowth { .. } => format!("--c: {e}"),
-        other => other.to_string(),
-    };
-    UsageError(text)
-}
-
 /// Builds the report from validated flags.
 pub fn report(a: &ScheduleArgs) -> Result<Report, UsageError> {
     if a.dim == 0 {
-        return Err(UsageError("--dim = 0 is out of range: must be ≥ 1".into()));
+        return Err(UsageError::flag("--dim = 0 is out of range: must be ≥ 1"));
     }
     let schedule = if a.technique2 {
-        let growth = ncsnv2::technique2_growth(a.dim, a.c).map_err(flag_error)?;
+        let growth = ncsnv2::technique2_growth(a.dim, a.c).map_err(UsageError::from)?;
         Geometric::with_growth(a.sigma_max, a.sigma_min, growth)
     } else {
         Geometric::new(a.sigma_max, a.sigma_min, a.levels.unwrap_or(0))
     }
-    .map_err(flag_error)?;
+    .map_err(UsageError::from)?;
     let n = schedule.levels();
     let ratio = schedule.common_ratio();
     let sigmas: Vec<f64> = (0..n).filter_map(|i| schedule.sigma(i)).collect();
@@ -113,12 +93,12 @@ pub fn report(a: &ScheduleArgs) -> Result<Report, UsageError> {
         let growth: Growth = ratio.growth();
         let Technique4 { eps, ratio: p3 } = ncsnv2::technique4_eps(schedule.sigma_min(), growth, t)
             .map_err(|e| match e {
-                Error::OutOfRange { .. } => {
-                    UsageError(format!("--steps-per-level = {t} is out of range: must be ≥ 1"))
-                }
-                other => flag_error(other),
+                Error::OutOfRange { .. } => UsageError::flag(format!(
+                    "--steps-per-level = {t} is out of range: must be ≥ 1"
+                )),
+                other => UsageError::from(other),
             })?;
-        let step = LangevinStep::new(eps, StepConvention::Ncsnv2).map_err(flag_error)?;
+        let step = LangevinStep::new(eps, StepConvention::Ncsnv2).map_err(UsageError::from)?;
         r.step_size = Some(eps);
         r.steps_per_level = Some(t);
         r.prop3_ratio = Some(p3);
@@ -127,16 +107,16 @@ pub fn report(a: &ScheduleArgs) -> Result<Report, UsageError> {
     }
 
     let rule = match (a.eps_c, a.eps_b) {
-        (Some(e), _) => Some((EtaRule::eps_c(e).map_err(flag_error)?, "eps_c", e)),
-        (None, Some(e)) => Some((EtaRule::eps_b(e).map_err(flag_error)?, "eps_b", e)),
+        (Some(e), _) => Some((EtaRule::eps_c(e).map_err(UsageError::from)?, "eps_c", e)),
+        (None, Some(e)) => Some((EtaRule::eps_b(e).map_err(UsageError::from)?, "eps_b", e)),
         (None, None) => None,
     };
     if let Some((rule, name, value)) = rule {
-        params::check_cas(&schedule, rule).map_err(flag_error)?;
+        params::check_cas(&schedule, rule).map_err(UsageError::from)?;
         let steps: Vec<_> = (0..n - 1)
             .map(|i| params::cas_step(&schedule, rule, i))
             .collect::<Result<_, _>>()
-            .map_err(flag_error)?;
+            .map_err(UsageError::from)?;
         r.cas = Some(CasRule { rule: name, value });
         r.eta = Some(steps.iter().map(|s| s.eta).collect());
         r.beta = Some(steps.iter().map(|s| s.beta).collect());

@@ -9,14 +9,14 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::UsageError;
 use crate::cli::{MetricKind, SampleArgs, SamplerKind, TuneArgs};
+use crate::error::{CoreError, UsageError};
 use crate::sample::write_atomic;
 
 /// Parses a list: `a,b,c` (numbers or `inf`) or `logspace:LO:HI:COUNT`.
 pub fn parse_list(flag: &str, s: &str) -> Result<Vec<f64>, UsageError> {
     let bad = |why: &str| {
-        UsageError(format!("--{flag} = {s}: {why} (use a,b,c or logspace:LO:HI:COUNT)"))
+        UsageError::flag(format!("--{flag} = {s}: {why} (use a,b,c or logspace:LO:HI:COUNT)"))
     };
     if let Some(rest) = s.strip_prefix("logspace:") {
         let parts: Vec<&str> = rest.split(':').collect();
@@ -67,14 +67,48 @@ pub struct CellConfig {
     pub init: String,
 }
 
+/// How a cell ended (`ok`, `out_of_bounds`, `unstable`, `error` in the files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellStatus {
+    /// Sampled; the metrics are filled in.
+    Ok,
+    /// η outside [1 − γ, 1] at some step (CAS with ε_b).
+    OutOfBounds,
+    /// A Langevin step above its stability bound.
+    Unstable,
+    /// Any other failure.
+    Error,
+}
+
+impl CellStatus {
+    /// The status of a cell whose configuration was refused: by the core's error variant.
+    pub fn of_refusal(e: &UsageError) -> CellStatus {
+        match e.core() {
+            Some(CoreError::EtaOutOfBounds { .. }) => CellStatus::OutOfBounds,
+            Some(CoreError::StepUnstable { .. }) => CellStatus::Unstable,
+            _ => CellStatus::Error,
+        }
+    }
+
+    /// The name written in the files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CellStatus::Ok => "ok",
+            CellStatus::OutOfBounds => "out_of_bounds",
+            CellStatus::Unstable => "unstable",
+            CellStatus::Error => "error",
+        }
+    }
+}
+
 /// One row of sweep.csv / sweep.json.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     /// The cell.
     pub config: CellConfig,
-    /// `ok`, `out_of_bounds` (η outside [1 − γ, 1]), `unstable` (a Langevin step above its
-    /// bound), or `error`.
-    pub status: String,
+    /// How the cell ended.
+    pub status: CellStatus,
     /// The reason, for cells that did not run.
     pub message: String,
     /// Total variation between the mode weights and the true weights.
@@ -120,7 +154,7 @@ fn csv(rows: &[Row]) -> String {
             c.value,
             c.seed,
             c.n,
-            r.status,
+            r.status.as_str(),
             f(r.mode_tv),
             f(r.sliced_w2),
             f(r.noise_floor),
@@ -191,7 +225,7 @@ fn sample_args(a: &TuneArgs, c: &CellConfig) -> SampleArgs {
 fn run_cell(a: &TuneArgs, c: &CellConfig) -> Row {
     let mut row = Row {
         config: c.clone(),
-        status: "ok".into(),
+        status: CellStatus::Ok,
         message: String::new(),
         mode_tv: None,
         sliced_w2: None,
@@ -205,16 +239,9 @@ fn run_cell(a: &TuneArgs, c: &CellConfig) -> Row {
     let sa = sample_args(a, c);
     let p = match crate::sample::prepare(&sa) {
         Ok(p) => p,
-        Err(UsageError(m)) => {
-            row.status = if m.contains("outside [1−γ, 1]") {
-                "out_of_bounds"
-            } else if m.contains("stability bound") {
-                "unstable"
-            } else {
-                "error"
-            }
-            .into();
-            row.message = m;
+        Err(e) => {
+            row.status = CellStatus::of_refusal(&e);
+            row.message = e.to_string();
             return row;
         }
     };
@@ -239,7 +266,7 @@ fn run_cell(a: &TuneArgs, c: &CellConfig) -> Row {
             row.metrics = Some(m);
         }
         Err(e) => {
-            row.status = "error".into();
+            row.status = CellStatus::Error;
             row.message = e.to_string();
         }
     }
@@ -254,7 +281,7 @@ fn cells(a: &TuneArgs) -> Result<Vec<CellConfig>, UsageError> {
             if v >= 2.0 && v.fract() == 0.0 && v < 1e9 {
                 Ok(v as usize)
             } else {
-                Err(UsageError(format!("--levels: {v} is not a whole number ≥ 2")))
+                Err(UsageError::flag(format!("--levels: {v} is not a whole number ≥ 2")))
             }
         })
         .collect::<Result<_, _>>()?;
@@ -264,7 +291,7 @@ fn cells(a: &TuneArgs) -> Result<Vec<CellConfig>, UsageError> {
             if v >= 0.0 && v.fract() == 0.0 {
                 Ok(v as u64)
             } else {
-                Err(UsageError(format!("--seeds: {v} is not a whole number ≥ 0")))
+                Err(UsageError::flag(format!("--seeds: {v} is not a whole number ≥ 0")))
             }
         })
         .collect::<Result<_, _>>()?;
@@ -281,8 +308,8 @@ fn cells(a: &TuneArgs) -> Result<Vec<CellConfig>, UsageError> {
         }
     };
     if (a.eps_c.is_some() || a.eps_b.is_some()) && !a.sampler.contains(&SamplerKind::Cas) {
-        return Err(UsageError(
-            "--eps-c/--eps-b apply to --sampler cas; use --eps for the others".into(),
+        return Err(UsageError::flag(
+            "--eps-c/--eps-b apply to --sampler cas; use --eps for the others",
         ));
     }
     let mut out = Vec::new();
@@ -353,7 +380,7 @@ fn aggregate(rows: &[Row], metric: MetricKind) -> Vec<Agg> {
             MetricKind::SlicedW2 => r.sliced_w2,
             MetricKind::ModeTv => r.mode_tv,
         };
-        let v = if r.status == "ok" { q } else { None };
+        let v = if r.status == CellStatus::Ok { q } else { None };
         let c = &r.config;
         match groups.iter_mut().find(|(g, _)| {
             g.sampler == c.sampler
@@ -394,15 +421,15 @@ fn aggregate(rows: &[Row], metric: MetricKind) -> Vec<Agg> {
 pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
     let grid = cells(a)?;
     if a.n == 0 || a.batch == 0 {
-        return Err(UsageError("--n and --batch must be ≥ 1".into()).into());
+        return Err(UsageError::flag("--n and --batch must be ≥ 1").into());
     }
     // Flags shared by every cell (data, σ, τ, …) are checked once on the first cell: only the
     // per-cell bounds (η, Langevin step) become rows instead of an exit.
     if let Some(first) = grid.first()
-        && let Err(UsageError(m)) = crate::sample::prepare(&sample_args(a, first))
-        && !(m.contains("outside [1−γ, 1]") || m.contains("stability bound"))
+        && let Err(e) = crate::sample::prepare(&sample_args(a, first))
+        && CellStatus::of_refusal(&e) == CellStatus::Error
     {
-        return Err(UsageError(m).into());
+        return Err(e.into());
     }
     std::fs::create_dir_all(&a.out)?;
     let previous: Sweep = std::fs::read(a.out.join("sweep.json"))
@@ -485,7 +512,7 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
                             && r.config.levels == *n
                             && r.config.param == param
                             && &r.config.value == v
-                            && r.status != "ok"
+                            && r.status != CellStatus::Ok
                     });
                     if not_run {
                         flagged.push(x);
@@ -558,7 +585,7 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
                         &r.config.sampler == smp
                             && r.config.levels == *n
                             && r.config.param == param
-                            && r.status != "ok"
+                            && r.status != CellStatus::Ok
                     })
                     .map(|r| &r.config.value),
             );
@@ -603,11 +630,15 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
             b.not_run_values.join(",")
         );
     }
-    let bad: Vec<&Row> = rows.iter().filter(|r| r.status != "ok").collect();
+    let bad: Vec<&Row> = rows.iter().filter(|r| r.status != CellStatus::Ok).collect();
     for r in bad.iter().take(5) {
         println!(
             "N = {}, {} = {}: {}: {}",
-            r.config.levels, r.config.param, r.config.value, r.status, r.message
+            r.config.levels,
+            r.config.param,
+            r.config.value,
+            r.status.as_str(),
+            r.message
         );
     }
     if bad.len() > 5 {

@@ -1,0 +1,100 @@
+//! The host's errors. Two kinds reach the user:
+//!
+//! - [`UsageError`]: bad flags or input — exit status 2, one line naming the flag, the value, the
+//!   bound and the fix. A refusal by the core keeps the core's [`CoreError`] beside that line, so
+//!   that callers (tune's cells) decide by the variant, never by the text.
+//! - anything else (`anyhow`): a failure while running — exit status 1.
+
+pub use anneal_core::Error as CoreError;
+
+/// Bad flags or input (exit status 2).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UsageError {
+    /// A flag or input refused by the host itself.
+    #[error("{0}")]
+    Flag(String),
+    /// A parameter the core refused, with the line that names the flag.
+    #[error("{message}")]
+    Core {
+        /// The core's error.
+        source: CoreError,
+        /// The user-facing line.
+        message: String,
+    },
+}
+
+impl UsageError {
+    /// A host-side refusal.
+    pub fn flag(message: impl Into<String>) -> Self {
+        UsageError::Flag(message.into())
+    }
+
+    /// The core's error, if the core refused.
+    pub fn core(&self) -> Option<&CoreError> {
+        match self {
+            UsageError::Core { source, .. } => Some(source),
+            UsageError::Flag(_) => None,
+        }
+    }
+
+    /// A core refusal named after the flag that caused it. `hint` is appended to the stability
+    /// message (how to get a stable default).
+    pub fn from_core(e: CoreError, hint: &str) -> Self {
+        let message = match e {
+            CoreError::StepUnstable { level, step_size, limit } => format!(
+                "--eps: the Langevin step α = {step_size:.6e} at level {level} is not below the \
+                 stability bound 2(τ² + σ²) = {limit:.6e}; the chain would diverge — reduce --eps{hint}"
+            ),
+            CoreError::OutOfRange { .. } => format!("--{e}"),
+            CoreError::NotDecreasing { sigma, next, .. } => format!(
+                "--sigma-min = {next} must be below --sigma-max = {sigma} (both finite and > 0)"
+            ),
+            CoreError::TooFewLevels { levels, min } => {
+                format!("--levels = {levels} is out of range: must be ≥ {min}")
+            }
+            CoreError::TooManyLevels { levels, max } => format!(
+                "--levels = {levels} is out of range: must be ≤ {max} for this --sigma-max/--sigma-min"
+            ),
+            CoreError::EtaOutOfBounds { .. } => format!("--eps-b: {e}"),
+            CoreError::NoGrowth { .. } => format!("--c: {e}"),
+            other => other.to_string(),
+        };
+        UsageError::Core { source: e, message }
+    }
+}
+
+impl From<CoreError> for UsageError {
+    fn from(e: CoreError) -> Self {
+        UsageError::from_core(e, "")
+    }
+}
+
+/// The exit status for an error that ended a command: 2 for a [`UsageError`], 1 otherwise.
+pub fn exit_status(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<UsageError>().is_some() { 2 } else { 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_refusals_keep_their_variant_and_name_the_flag() {
+        let e = UsageError::from_core(
+            CoreError::StepUnstable { level: 3, step_size: 2.0, limit: 1.0 },
+            " (omit it)",
+        );
+        assert!(matches!(e.core(), Some(CoreError::StepUnstable { level: 3, .. })));
+        assert!(e.to_string().starts_with("--eps: the Langevin step"), "{e}");
+        assert!(e.to_string().ends_with("reduce --eps (omit it)"), "{e}");
+        let e = UsageError::from(CoreError::TooFewLevels { levels: 1, min: 2 });
+        assert_eq!(e.to_string(), "--levels = 1 is out of range: must be ≥ 2");
+        assert_eq!(UsageError::flag("--n = 0").core(), None);
+    }
+
+    #[test]
+    fn usage_errors_exit_with_2_and_others_with_1() {
+        assert_eq!(exit_status(&anyhow::Error::new(UsageError::flag("x"))), 2);
+        assert_eq!(exit_status(&anyhow::anyhow!("disk full")), 1);
+    }
+}
