@@ -194,6 +194,20 @@ pub enum Error {
         /// Index of the first offending entry.
         index: usize,
     },
+    /// A sampler needs a parameter that was not given.
+    MissingParam {
+        /// The parameter.
+        param: Param,
+        /// The sampler's name.
+        sampler: &'static str,
+    },
+    /// A parameter was given to a sampler that does not take it.
+    NotApplicable {
+        /// The parameter.
+        param: Param,
+        /// The sampler's name.
+        sampler: &'static str,
+    },
     /// A value became NaN or infinite during a run. The run stops here.
     NonFinite {
         /// What became non-finite.
@@ -252,6 +266,12 @@ impl fmt::Display for Error {
             }
             Error::NonFiniteInput { index } => {
                 write!(f, "input entry {index} is NaN or infinite")
+            }
+            Error::MissingParam { param, sampler } => {
+                write!(f, "--sampler {sampler} needs --{param}")
+            }
+            Error::NotApplicable { param, sampler } => {
+                write!(f, "--{param} does not apply to --sampler {sampler}")
             }
             Error::NonFinite { what, level, step } => write!(
                 f,

@@ -41,5 +41,5 @@ pub use error::{Error, Param, Quantity};
 pub use params::{CasStep, EtaRule, LangevinStep, StepConvention};
 pub use plan::{Batch, BatchScore, Plan, Step};
 pub use real::Real;
-pub use schedule::{Borrowed, Geometric, Growth, Ratio, Schedule, Table};
+pub use schedule::{Borrowed, Geometric, GeometricOrSingle, Growth, Ratio, Schedule, Table};
 pub use score::Score;

@@ -367,3 +367,55 @@ mod tests {
         assert!(matches!(Table::<2>::new(&[3.0]), Err(Error::TooFewLevels { levels: 1, min: 2 })));
     }
 }
+
+/// A geometric schedule of N ≥ 2 levels, or the single level σ (the single-level samplers): the
+/// schedules a run is configured with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum GeometricOrSingle {
+    /// N ≥ 2 geometric levels.
+    Geometric(Geometric),
+    /// One level σ (finite, > 0).
+    Single(f64),
+}
+
+impl GeometricOrSingle {
+    /// The single level `sigma` (validated like every σ).
+    pub fn single(sigma: f64) -> Result<Self, Error> {
+        validate(&[sigma], 1)?;
+        Ok(GeometricOrSingle::Single(sigma))
+    }
+}
+
+impl Schedule for GeometricOrSingle {
+    fn levels(&self) -> usize {
+        match self {
+            GeometricOrSingle::Geometric(g) => g.levels(),
+            GeometricOrSingle::Single(_) => 1,
+        }
+    }
+    fn sigma(&self, i: usize) -> Option<f64> {
+        match self {
+            GeometricOrSingle::Geometric(g) => g.sigma(i),
+            GeometricOrSingle::Single(s) => (i == 0).then_some(*s),
+        }
+    }
+    fn ratio(&self, i: usize) -> Option<Ratio> {
+        match self {
+            GeometricOrSingle::Geometric(g) => g.ratio(i),
+            GeometricOrSingle::Single(_) => None,
+        }
+    }
+    fn sigma_max(&self) -> f64 {
+        match self {
+            GeometricOrSingle::Geometric(g) => g.sigma_max(),
+            GeometricOrSingle::Single(s) => *s,
+        }
+    }
+    fn sigma_min(&self) -> f64 {
+        match self {
+            GeometricOrSingle::Geometric(g) => g.sigma_min(),
+            GeometricOrSingle::Single(s) => *s,
+        }
+    }
+}

@@ -1,6 +1,6 @@
 // Small mixtures (K·D ≤ 64, D ≤ 16; toy2d): one thread runs one sample through a whole chunk of
 // plan steps — a persistent loop, one launch per chunk instead of several per step. The score is
-// the CPU's direct path (host/src/batch_score.rs): exact f64 logits from ‖y − μ_k‖², f64 softmax.
+// the CPU's direct path (host/src/score/batch_score.rs): exact f64 logits from ‖y − μ_k‖², f64 softmax.
 
 #define DIRECT_MAX_D 16
 #define DIRECT_MAX_K 64

@@ -187,7 +187,7 @@ fn run_core<F: Real, P: Plan + ?Sized, S: BatchScore<F>>(
     Ok(x)
 }
 
-/// The CPU's direct score (host/src/batch_score.rs, `score_rows_direct`): exact f64 logits and
+/// The CPU's direct score (host/src/score/batch_score.rs, `score_rows_direct`): exact f64 logits and
 /// softmax, rounded to f32 — what the direct kernel computes.
 struct DirectScore<'a> {
     means: &'a [f32],

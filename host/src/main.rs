@@ -3,21 +3,12 @@
 //! `main` only maps the outcome of [`run`] to an exit status: 0 on success, 2 for bad input
 //! (one line on stderr naming the flag, the value and the bound), 1 for anything else.
 
-mod batch_score;
-mod bench;
 mod cli;
-mod data;
+mod commands;
 mod error;
-mod gemm;
-mod metrics;
-mod npy;
-mod par_noise;
-mod plot;
-mod progress;
-mod sample;
-mod schedule;
-mod simd;
-mod tune;
+mod io;
+mod report;
+mod score;
 
 use std::process::ExitCode;
 
@@ -29,10 +20,10 @@ fn run() -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(cli::report_parse_error(&e)),
     };
     match args.command {
-        cli::Command::Schedule(a) => schedule::run(&a)?,
-        cli::Command::Sample(a) => sample::run(&a)?,
-        cli::Command::Bench(a) => bench::run(&a)?,
-        cli::Command::Tune(a) => tune::run(&a)?,
+        cli::Command::Schedule(a) => commands::schedule::run(&a)?,
+        cli::Command::Sample(a) => commands::sample::run(&a)?,
+        cli::Command::Bench(a) => commands::bench::run(&a)?,
+        cli::Command::Tune(a) => commands::tune::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

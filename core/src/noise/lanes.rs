@@ -6,7 +6,7 @@
 //! with SIMD: the microcontroller keeps the scalar path.
 //!
 //! The functions are `#[inline(always)]`: a caller compiles them inside a function with the
-//! target features it has detected (the host does: `host/src/par_noise.rs`).
+//! target features it has detected (the host does: `host/src/score/par_noise.rs`).
 
 use super::{M0, M1, Stream, W0, W1, counter, key};
 use crate::real::{ppnd7_central, ppnd7_lower, ppnd7_q, ppnd7_tail_far, ppnd7_tail_near};

@@ -11,10 +11,14 @@
 //! | BAOAB-limit, BAOAB, OBABO | [`baoab`] | x and ξ_n or momentum |
 //! | inpainting (with any of them) | [`inpaint`] | x |
 //!
+//! [`any`] names them all ([`any::SamplerKind`]), says which parameter each takes, and builds any
+//! of them as one plan ([`any::AnySampler`]).
+//!
 //! The single-level samplers take a schedule too: one level (`Borrowed::single`) is the
 //! single-level sampler, more levels anneal it level by level.
 
 pub mod als;
+pub mod any;
 pub mod baoab;
 pub mod cas;
 pub mod inpaint;

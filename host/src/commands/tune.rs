@@ -10,8 +10,8 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{MetricKind, SampleArgs, SamplerKind, TuneArgs};
+use crate::commands::sample::write_atomic;
 use crate::error::{CoreError, UsageError};
-use crate::sample::write_atomic;
 
 /// Parses a list: `a,b,c` (numbers or `inf`) or `logspace:LO:HI:COUNT`.
 pub fn parse_list(flag: &str, s: &str) -> Result<Vec<f64>, UsageError> {
@@ -126,7 +126,7 @@ pub struct Row {
     /// Levels (1-based) of `trace`.
     pub trace_levels: Option<Vec<usize>>,
     /// Every metric of `anneal sample` for this cell (metrics.json).
-    pub metrics: Option<crate::metrics::Metrics>,
+    pub metrics: Option<crate::report::metrics::Metrics>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -237,7 +237,7 @@ fn run_cell(a: &TuneArgs, c: &CellConfig) -> Row {
         metrics: None,
     };
     let sa = sample_args(a, c);
-    let p = match crate::sample::prepare(&sa) {
+    let p = match crate::commands::sample::prepare(&sa) {
         Ok(p) => p,
         Err(e) => {
             row.status = CellStatus::of_refusal(&e);
@@ -247,10 +247,10 @@ fn run_cell(a: &TuneArgs, c: &CellConfig) -> Row {
     };
     let start = Instant::now();
     let hidden = indicatif::ProgressBar::hidden();
-    match crate::sample::sample(&p, sa.n, sa.batch, sa.seed, sa.init, &hidden, true) {
+    match crate::commands::sample::sample(&p, sa.n, sa.batch, sa.seed, sa.init, &hidden, true) {
         Ok((samples, trace)) => {
             let seconds = start.elapsed().as_secs_f64();
-            let m = crate::metrics::compute(&p, &samples, sa.seed, seconds);
+            let m = crate::report::metrics::compute(&p, &samples, sa.seed, seconds);
             row.mode_tv = Some(
                 m.mode_weights.iter().zip(&m.true_weights).map(|(x, y)| (x - y).abs()).sum::<f64>()
                     / 2.0,
@@ -426,7 +426,7 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
     // Flags shared by every cell (data, σ, τ, …) are checked once on the first cell: only the
     // per-cell bounds (η, Langevin step) become rows instead of an exit.
     if let Some(first) = grid.first()
-        && let Err(e) = crate::sample::prepare(&sample_args(a, first))
+        && let Err(e) = crate::commands::sample::prepare(&sample_args(a, first))
         && CellStatus::of_refusal(&e) == CellStatus::Error
     {
         return Err(e.into());
@@ -445,7 +445,7 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
         grid.len() - todo,
         a.out.display()
     );
-    let progress = crate::progress::bar(todo as u64, "cells");
+    let progress = crate::report::progress::bar(todo as u64, "cells");
     let pool = rayon::ThreadPoolBuilder::new().num_threads(a.threads).build()?;
     let mut computed = 0usize;
     for c in &grid {
@@ -491,7 +491,7 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
         }
         let values =
             unique(rows.iter().filter(|r| r.config.param == param).map(|r| &r.config.value));
-        let series: Vec<crate::plot::Series> = groups
+        let series: Vec<crate::report::plot::Series> = groups
             .iter()
             .filter(|(smp, n)| {
                 rows.iter().any(|r| {
@@ -518,10 +518,10 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
                         flagged.push(x);
                     }
                 }
-                crate::plot::Series { label: label(smp, *n), points, flagged }
+                crate::report::plot::Series { label: label(smp, *n), points, flagged }
             })
             .collect();
-        let png = crate::plot::line_chart(&series, true, x_label, metric_name)?;
+        let png = crate::report::plot::line_chart(&series, true, x_label, metric_name)?;
         write_atomic(&a.out, file, &png)?;
     }
     // The consistency trace of each (sampler, N)'s best cell (its first seed): σ_eff/σ_i against
@@ -543,7 +543,7 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
         if let Some(r) = row
             && let (Some(t), Some(l)) = (&r.trace, &r.trace_levels)
         {
-            traces.push(crate::plot::Series {
+            traces.push(crate::report::plot::Series {
                 label: label(smp, *n),
                 points: l.iter().zip(t).map(|(&i, &v)| (i as f64 / *n as f64, v)).collect(),
                 flagged: Vec::new(),
@@ -554,7 +554,7 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
         write_atomic(
             &a.out,
             "trace.png",
-            &crate::plot::line_chart(&traces, false, "level i/N", "sigma_eff/sigma_i")?,
+            &crate::report::plot::line_chart(&traces, false, "level i/N", "sigma_eff/sigma_i")?,
         )?;
     }
     // Summary: the best value per sampler, N and parameterisation, with its spread over seeds,

@@ -72,12 +72,12 @@ macro_rules! dispatch {
             fn avx2($($arg: $ty),*) -> $ret {
                 $kernel($($arg),*)
             }
-            match $crate::simd::level() {
+            match $crate::score::simd::level() {
                 // SAFETY: level() found AVX-512F and FMA on this CPU.
-                $crate::simd::Level::Avx512 => unsafe { avx512($($arg),*) },
+                $crate::score::simd::Level::Avx512 => unsafe { avx512($($arg),*) },
                 // SAFETY: level() found AVX2 and FMA on this CPU.
-                $crate::simd::Level::Avx2 => unsafe { avx2($($arg),*) },
-                $crate::simd::Level::Baseline => $kernel($($arg),*),
+                $crate::score::simd::Level::Avx2 => unsafe { avx2($($arg),*) },
+                $crate::score::simd::Level::Baseline => $kernel($($arg),*),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -138,30 +138,32 @@ mod tests {
         let means: Vec<f32> =
             (0..k * d).map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 300.0).collect();
         let weights = vec![1.0 / k as f64; k];
-        let toy = crate::data::load("toy2d").expect("toy2d");
+        let toy = crate::io::data::load("toy2d").expect("toy2d");
         let run = || {
             let mut out: Vec<u32> = Vec::new();
             for dim in [2, 64, 3072] {
                 let mut z = vec![0.0f32; dim * 9];
-                crate::par_noise::normals_rows_f32(5, 3, Stream::Step(4), dim, &mut z);
+                crate::score::par_noise::normals_rows_f32(5, 3, Stream::Step(4), dim, &mut z);
                 out.extend(z.iter().map(|v| v.to_bits()));
             }
-            let packed = crate::gemm::Packed::transposed(&means, k, d);
+            let packed = crate::score::gemm::Packed::transposed(&means, k, d);
             let mut c = vec![0.0f32; 37 * k];
-            crate::gemm::gemm(37, &means[..37 * d], &packed, &mut c, k);
+            crate::score::gemm::gemm(37, &means[..37 * d], &packed, &mut c, k);
             out.extend(c.iter().map(|v| v.to_bits()));
             let pts: Vec<f32> = (0..37 * d).map(|i| ((i * 31 % 97) as f32 - 48.0) / 40.0).collect();
-            let mix = crate::batch_score::Mixture::new(&means, d, &weights, 0.05);
-            let tmix = crate::batch_score::Mixture::new(&toy.means, 2, &toy.weights, 1.0);
+            let mix = crate::score::batch_score::Mixture::new(&means, d, &weights, 0.05);
+            let tmix = crate::score::batch_score::Mixture::new(&toy.means, 2, &toy.weights, 1.0);
             for sigma in [5.0, 0.3, 0.01] {
                 let mut s = vec![0.0f32; pts.len()];
-                crate::batch_score::GemmMixture::new(&mix)
+                crate::score::batch_score::GemmMixture::new(&mix)
                     .score_batch(&pts, sigma, &mut s)
                     .unwrap();
                 out.extend(s.iter().map(|v| v.to_bits()));
                 let mut s = vec![0.0f32; 2 * 13];
                 let p2 = &pts[..2 * 13];
-                crate::batch_score::GemmMixture::new(&tmix).score_batch(p2, sigma, &mut s).unwrap();
+                crate::score::batch_score::GemmMixture::new(&tmix)
+                    .score_batch(p2, sigma, &mut s)
+                    .unwrap();
                 out.extend(s.iter().map(|v| v.to_bits()));
             }
             out

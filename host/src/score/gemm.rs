@@ -6,7 +6,7 @@
 //! time than the arithmetic (`BENCHMARKS.md`), and no well-kept Rust GEMM takes a pre-packed
 //! operand. So the means are packed here once per run, into panels of [`NR`] columns, and each
 //! product runs a register-blocked kernel over them: [`MR`] rows of A times one panel, in FMA
-//! accumulators — explicit AVX-512 or AVX2 + FMA intrinsics as [`crate::simd::level`] says, else
+//! accumulators — explicit AVX-512 or AVX2 + FMA intrinsics as [`crate::score::simd::level`] says, else
 //! a portable `f32::mul_add` loop.
 //!
 //! Every element of C is one fused multiply-add chain over p = 0, 1, …, k − 1 from 0, whatever
@@ -66,12 +66,12 @@ impl Packed {
 /// accumulators in registers); the portable loop is the fallback.
 fn kernel(ap: &[[f32; MR]], panel: &[[f32; NR]]) -> [[f32; NR]; MR] {
     #[cfg(target_arch = "x86_64")]
-    match crate::simd::level() {
+    match crate::score::simd::level() {
         // SAFETY: level() found AVX-512F on this CPU.
-        crate::simd::Level::Avx512 => return unsafe { x86::kernel_avx512(ap, panel) },
+        crate::score::simd::Level::Avx512 => return unsafe { x86::kernel_avx512(ap, panel) },
         // SAFETY: level() found AVX2 and FMA on this CPU.
-        crate::simd::Level::Avx2 => return unsafe { x86::kernel_avx2(ap, panel) },
-        crate::simd::Level::Baseline => {}
+        crate::score::simd::Level::Avx2 => return unsafe { x86::kernel_avx2(ap, panel) },
+        crate::score::simd::Level::Baseline => {}
     }
     // Portable: passes of 8 columns, so that the 8 × 8 accumulators fit in registers (on
     // aarch64: 16 of NEON's 32; LLVM turns the `mul_add`s into `fmla`).

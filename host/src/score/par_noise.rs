@@ -20,7 +20,7 @@ pub fn normals_rows_f32(seed: u64, first: u64, stream: Stream, dim: usize, out: 
     fn rows(seed: u64, first: u64, stream: Stream, dim: usize, out: &mut [f32]) {
         lanes::normals_rows(seed, first, stream, dim, out, f32::sqrt);
     }
-    crate::simd::dispatch!(
+    crate::score::simd::dispatch!(
         rows,
         (seed: u64, first: u64, stream: Stream, dim: usize, out: &mut [f32]) -> ()
     )

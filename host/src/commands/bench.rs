@@ -10,9 +10,9 @@ use anneal_core::samplers::cas::Cas;
 use anneal_core::{EtaRule, Geometric, Plan};
 use rayon::prelude::*;
 
-use crate::batch_score::{GemmMixture, Mixture};
 use crate::cli::BenchArgs;
-use crate::par_noise::ParKeyed;
+use crate::score::batch_score::{GemmMixture, Mixture};
+use crate::score::par_noise::ParKeyed;
 
 /// A benchmark size.
 struct Case {
@@ -65,7 +65,7 @@ fn time<F: FnMut()>(repeats: usize, f: F) -> f64 {
 }
 
 /// SGEMM GFLOP/s on n×n×n on all threads, best of `repeats`: matrixmultiply (disjoint row
-/// blocks per thread) and anneal's own kernel over a packed operand (`crate::gemm`).
+/// blocks per thread) and anneal's own kernel over a packed operand (`crate::score::gemm`).
 fn sgemm_rates(n: usize, threads: usize, repeats: usize) -> (f64, f64) {
     let a: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
     let mut c = vec![0.0f32; n * n];
@@ -95,8 +95,8 @@ fn sgemm_rates(n: usize, threads: usize, repeats: usize) -> (f64, f64) {
             }
         })
     });
-    let packed = crate::gemm::Packed::plain(&a, n, n);
-    let t_own = best(&mut || crate::gemm::gemm(n, &a, &packed, &mut c, n));
+    let packed = crate::score::gemm::Packed::plain(&a, n, n);
+    let t_own = best(&mut || crate::score::gemm::gemm(n, &a, &packed, &mut c, n));
     let flops = 2.0 * (n * n * n) as f64;
     (flops / t_mm / 1e9, flops / t_own / 1e9)
 }
@@ -201,17 +201,17 @@ impl WholeCase {
     /// A dataset with `sample`'s defaults: σ_1 by Technique 1, σ_N = 0.01, 100 levels, CAS
     /// εc = 2 with the final denoising step.
     fn with_defaults(name: &'static str, data: &str, n: usize, als: bool) -> anyhow::Result<Self> {
-        let ds = crate::data::load(data).map_err(|e| anyhow::anyhow!(e))?;
+        let ds = crate::io::data::load(data).map_err(|e| anyhow::anyhow!(e))?;
         let sigma1 = anneal_core::ncsnv2::max_pairwise_distance(&ds.means, ds.dim)?;
-        let g = Geometric::new(sigma1, 0.01, crate::sample::DEFAULT_LEVELS)?;
+        let g = Geometric::new(sigma1, 0.01, crate::commands::sample::DEFAULT_LEVELS)?;
         let plan: Box<dyn Plan> = if als {
             // `sample --sampler als`: T = 100, Technique 4's ε, the final denoising step.
-            let t = crate::sample::DEFAULT_STEPS_PER_LEVEL;
+            let t = crate::commands::sample::DEFAULT_STEPS_PER_LEVEL;
             let eps = anneal_core::ncsnv2::technique4_eps(0.01, g.common_ratio().growth(), t)?.eps;
             let step = anneal_core::LangevinStep::new(eps, anneal_core::StepConvention::Ncsnv2)?;
             Box::new(anneal_core::samplers::als::Als::new(g, step, t, true, ds.default_tau)?)
         } else {
-            Box::new(Cas::new(g, EtaRule::eps_c(crate::sample::DEFAULT_EPS_C)?, true)?)
+            Box::new(Cas::new(g, EtaRule::eps_c(crate::commands::sample::DEFAULT_EPS_C)?, true)?)
         };
         Ok(WholeCase {
             heavy: als,
@@ -278,7 +278,7 @@ fn torch_cases(cases: &[WholeCase], dir: &std::path::Path) -> anyhow::Result<std
     for (i, c) in cases.iter().enumerate() {
         let path = dir.join(format!("means{i}.npy"));
         let k = c.means.len() / c.dim;
-        std::fs::write(&path, crate::npy::write_f32(&c.means, k, c.dim))?;
+        std::fs::write(&path, crate::io::npy::write_f32(&c.means, k, c.dim))?;
         let mut steps = Vec::new();
         for s in (0..c.plan.len()).filter_map(|j| c.plan.step(j)) {
             let anneal_core::plan::Update::Linear { x, .. } = s.update else {

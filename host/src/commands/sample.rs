@@ -15,12 +15,12 @@ use anneal_core::{Error, EtaRule, Geometric, LangevinStep, Ratio, Schedule, Step
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::batch_score::{GemmMixture, Mixture};
 use crate::cli::{
     ConventionKind, DeviceKind, InitKind, OrderKind, SampleArgs, SamplerKind, SnrNormsKind,
 };
-use crate::data::Dataset;
 use crate::error::UsageError;
+use crate::io::data::Dataset;
+use crate::score::batch_score::{GemmMixture, Mixture};
 
 /// A geometric schedule, or the single level σ_N (`--levels 1`).
 #[derive(Debug, Clone, Copy)]
@@ -172,7 +172,7 @@ pub struct Prepared {
 
 /// Validates the flags and builds the plan.
 pub fn prepare(a: &SampleArgs) -> Result<Prepared, UsageError> {
-    let data = crate::data::load(&a.data).map_err(UsageError::flag)?;
+    let data = crate::io::data::load(&a.data).map_err(UsageError::flag)?;
     let tau = a.tau.unwrap_or(data.default_tau);
     if !(tau.is_finite() && tau >= 0.0) {
         return Err(UsageError::flag(format!(
@@ -467,7 +467,7 @@ impl Start {
                 let mut u = [0.0f64; 1];
                 for (j, row) in x.chunks_exact_mut(d).enumerate() {
                     noise.uniforms((first + j) as u64, anneal_core::noise::Stream::AuxInit, &mut u);
-                    let k = crate::metrics::pick_component(&p.data.weights, u[0]);
+                    let k = crate::report::metrics::pick_component(&p.data.weights, u[0]);
                     row.iter_mut()
                         .zip(&p.data.means[k * d..(k + 1) * d])
                         .for_each(|(v, m)| *v += m);
@@ -576,7 +576,7 @@ pub fn sample(
             plan::run(
                 &p.plan,
                 &mut score,
-                &mut crate::par_noise::ParKeyed(noise),
+                &mut crate::score::par_noise::ParKeyed(noise),
                 batch,
                 None,
                 &mut obs,
@@ -681,7 +681,8 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     let (samples, trace) = match &device {
         Some(dev) => {
             p.config.device = dev.describe();
-            let progress = crate::progress::bar((a.n * p.plan.len()) as u64, "sample-steps");
+            let progress =
+                crate::report::progress::bar((a.n * p.plan.len()) as u64, "sample-steps");
             let (samples, stats) = sample_cuda(&p, dev, a.n, a.seed, a.init, &progress)?;
             device_line = format!("{device_line}; {}", stats.summary());
             progress.finish_and_clear();
@@ -689,7 +690,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
         }
         None => {
             let batches = a.n.div_ceil(a.batch);
-            let progress = crate::progress::bar((batches * p.plan.len()) as u64, "steps");
+            let progress = crate::report::progress::bar((batches * p.plan.len()) as u64, "steps");
             let out =
                 pool.install(|| sample(&p, a.n, a.batch, a.seed, a.init, &progress, a.trace))?;
             progress.finish_and_clear();
@@ -697,8 +698,8 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
         }
     };
     let seconds = start.elapsed().as_secs_f64();
-    let metrics = pool.install(|| crate::metrics::compute(&p, &samples, a.seed, seconds));
-    let png = crate::plot::render(&p, &samples);
+    let metrics = pool.install(|| crate::report::metrics::compute(&p, &samples, a.seed, seconds));
+    let png = crate::report::plot::render(&p, &samples);
 
     std::fs::create_dir_all(&a.out)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", a.out.display()))?;
@@ -714,7 +715,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
             .zip(t.sigma_eff.iter().zip(&t.sigma))
             .map(|(&i, (e, s))| (i as f64, e / s))
             .collect();
-        let series = [crate::plot::Series {
+        let series = [crate::report::plot::Series {
             label: format!("{:?}", a.sampler).to_lowercase(),
             points,
             flagged: Vec::new(),
@@ -722,10 +723,10 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
         write_atomic(
             &a.out,
             "trace.png",
-            &crate::plot::line_chart(&series, false, "level i", "sigma_eff/sigma_i")?,
+            &crate::report::plot::line_chart(&series, false, "level i", "sigma_eff/sigma_i")?,
         )?;
     }
-    write_atomic(&a.out, "samples.npy", &crate::npy::write_f32(&samples, a.n, p.data.dim))?;
+    write_atomic(&a.out, "samples.npy", &crate::io::npy::write_f32(&samples, a.n, p.data.dim))?;
 
     println!(
         "{} samples of {} (D = {}, K = {}) by {:?}, N = {} levels, {} steps: {}",
@@ -739,7 +740,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
         if seconds < 0.1 { format!("{:.1} ms", seconds * 1e3) } else { format!("{seconds:.2} s") }
     );
     println!("device: {device_line}");
-    crate::metrics::print_summary(&metrics);
+    crate::report::metrics::print_summary(&metrics);
     println!("wrote {}/{{samples.npy, metrics.json, samples.png, config.json}}", a.out.display());
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! "Analytic scores").
 //!
 //! For components N(μ_k, τ² I) with weights w_k and v = τ² + σ²:
-//! 1. `G = Y Mᵀ` (B × K, single precision, [`crate::gemm`] over the means packed once per run)
+//! 1. `G = Y Mᵀ` (B × K, single precision, [`crate::score::gemm`] over the means packed once per run)
 //!    and logits up to a per-row constant, `t_k = c_k + g_k/v` with `c_k = ln w_k − ‖μ_k‖²/(2v)`
 //!    (the row's −‖y‖²/(2v) and the (D/2) ln v term are shared by all k and dropped);
 //! 2. precision: an f32 dot product errs by at most `D·2⁻²⁴·‖y‖‖μ_k‖`, so a logit by
@@ -16,18 +16,18 @@
 //!    other rows go through one product with the packed means.
 //!
 //! Rows are independent: a row's result does not depend on the other rows of the batch, the
-//! thread count or the instruction set (see [`crate::gemm`] and [`crate::simd`]), so samples are
+//! thread count or the instruction set (see [`crate::score::gemm`] and [`crate::score::simd`]), so samples are
 //! the same for any batch size.
 
 use anneal_core::{BatchScore, Error};
 
-use crate::gemm::{self, Packed};
+use crate::score::gemm::{self, Packed};
 use rayon::prelude::*;
 
 /// exp(t) for t ≤ 0 (exactly 1 at 0), with 0 below −40; branch-free (it vectorises).
 #[inline(always)]
 fn weight(t: f64) -> f64 {
-    let e = crate::simd::exp_nonpositive(t);
+    let e = crate::score::simd::exp_nonpositive(t);
     if t < -40.0 { 0.0 } else { e }
 }
 
@@ -98,11 +98,11 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
     }
 
     /// Tiny mixtures (K·D ≤ 64, e.g. toy2d) skip the GEMMs: exact f64 logits per row, eight rows
-    /// at a time in lanes (vectorised by [`crate::simd::dispatch!`]).
+    /// at a time in lanes (vectorised by [`crate::score::simd::dispatch!`]).
     fn score_rows_direct(&self, points: &[f32], sigma: f64, out: &mut [f32]) {
         let mix = self.mix;
         let v = mix.variance(sigma);
-        crate::simd::dispatch!(
+        crate::score::simd::dispatch!(
             direct_rows,
             (mix: &Mixture<'_>, v: f64, points: &[f32], out: &mut [f32]) -> ()
         );
@@ -329,7 +329,7 @@ impl RowsIn<'_, '_> {
         let mut scratch =
             Scratch { t: vec![0.0; self.mix.k], cand: Cand::default(), report: RowsOut::default() };
         let job = Job { this: self, first, y, g, o, r, sc: &mut scratch };
-        crate::simd::dispatch!(rows, (job: Job<'_, '_, '_>) -> ());
+        crate::score::simd::dispatch!(rows, (job: Job<'_, '_, '_>) -> ());
         scratch.report
     }
 
@@ -455,7 +455,7 @@ mod tests {
 
     #[test]
     fn gemm_score_matches_the_f64_reference() {
-        let data = crate::data::load("digits").unwrap();
+        let data = crate::io::data::load("digits").unwrap();
         let (d, k) = (data.dim, data.components());
         let means64: Vec<f64> = data.means.iter().map(|&v| v as f64).collect();
         let schedule = Geometric::new(14.0, 0.01, 30).unwrap();
@@ -547,7 +547,7 @@ mod tests {
     /// (f32 output: 6e-8 relative, plus the exp's 2 ulp and f64 rounding).
     #[test]
     fn direct_score_matches_the_f64_reference() {
-        let data = crate::data::load("toy2d").unwrap();
+        let data = crate::io::data::load("toy2d").unwrap();
         let means64: Vec<f64> = data.means.iter().map(|&v| v as f64).collect();
         let reference =
             IsotropicMixture::new(&means64, 2, Some(&data.weights), Taus::Shared(1.0)).unwrap();

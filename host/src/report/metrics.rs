@@ -6,7 +6,7 @@ use anneal_core::score::{IsotropicMixture, Taus};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::sample::Prepared;
+use crate::commands::sample::Prepared;
 
 /// Sliced Wasserstein-2 distance to exact samples of the ground truth.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 
 use anneal_core::score::{IsotropicMixture, Taus};
 
-use crate::sample::Prepared;
+use crate::commands::sample::Prepared;
 
 const W: usize = 512;
 

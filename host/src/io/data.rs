@@ -31,7 +31,7 @@ impl Dataset {
     }
 }
 
-const DIGITS: &[u8] = include_bytes!("../data/digits.u8");
+const DIGITS: &[u8] = include_bytes!("../../data/digits.u8");
 
 /// Loads `--data`.
 pub fn load(spec: &str) -> Result<Dataset, String> {
@@ -70,7 +70,7 @@ fn load_file(path: &Path) -> Result<Dataset, String> {
     })?;
     let (data, rows, cols) = match path.extension().and_then(|e| e.to_str()) {
         Some("npy") => {
-            let a = crate::npy::read(&bytes).map_err(|e| format!("--data = {shown}: {e}"))?;
+            let a = crate::io::npy::read(&bytes).map_err(|e| format!("--data = {shown}: {e}"))?;
             (a.data, a.rows, a.cols)
         }
         Some("csv") | Some("txt") => {
