@@ -5,7 +5,9 @@
 
 mod cli;
 mod commands;
+mod config;
 mod error;
+mod exec;
 mod io;
 mod report;
 mod score;

@@ -126,7 +126,13 @@ fn bad_flags_exit_2_with_one_line() {
         (&["--sampler", "pc", "--snr", "1.5"], "--snr = 1.5 is out of range: must be in (0, 1)"),
         (&["--sampler", "als", "--steps-per-level", "0"], "--steps-per-level = 0 is out of range"),
         (&["--sampler", "langevin", "--levels", "1"], "--eps is required with --levels 1"),
-        (&["--sampler", "als", "--eps-c", "2"], "--eps-c/--eps-b apply to --sampler cas"),
+        (&["--sampler", "als", "--eps-c", "2"], "--eps-c does not apply to --sampler als"),
+        // The sampler's name as the flag spells it (it once read "noisedenoise").
+        (
+            &["--sampler", "noise-denoise", "--eps", "0.1"],
+            "--eps does not apply to --sampler noise-denoise",
+        ),
+        (&["--sampler", "pc", "--snr", "0.1", "--eps", "1e-5"], "--sampler pc with --snr"),
         (&["--data", "/nonexistent.npy"], "--data = /nonexistent.npy:"),
         (&["--data", "Cargo.toml"], "unknown extension (use .npy or .csv)"),
         (&["--sampler", "magic"], "invalid value 'magic' for '--sampler <SAMPLER>'"),

@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+pub mod flags;
+pub use flags::*;
 
 /// Sampling from score-based generative models: schedules, samplers, tuning.
 #[derive(Debug, Parser)]
@@ -28,28 +32,22 @@ pub enum Command {
     /// Time one sampler step (GEMM score + noise + update) at fixed sizes beside NumPy.
     Bench(BenchArgs),
     /// Sweep levels × εc / ε_b / ε × seeds (the CAS note's Figure 1); resumable.
-    Tune(TuneArgs),
+    Tune(Box<TuneArgs>),
 }
 
 /// Flags of `anneal tune`. Lists are `a,b,c` or `logspace:LO:HI:COUNT`.
 #[derive(Debug, Args)]
 pub struct TuneArgs {
-    /// toy2d, digits, or a .npy/.csv file.
-    #[arg(long, default_value = "toy2d")]
-    pub data: String,
-    /// τ (default: the dataset's).
-    #[arg(long, allow_negative_numbers = true)]
-    pub tau: Option<f64>,
+    /// The ground truth.
+    #[command(flatten)]
+    pub data: DataFlags,
     /// The samplers, e.g. `cas,als` (cas: --eps-c/--eps-b lists; others: --eps list, default
     /// Technique 4).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "cas")]
-    pub sampler: Vec<SamplerKind>,
-    /// σ_1, or `auto`.
-    #[arg(long, default_value = "auto", allow_negative_numbers = true)]
-    pub sigma_max: String,
-    /// σ_N.
-    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
-    pub sigma_min: f64,
+    pub sampler: Vec<SamplerArg>,
+    /// The schedule's ends.
+    #[command(flatten)]
+    pub sigma: SigmaFlags,
     /// The numbers of levels.
     #[arg(long, default_value = "8,16,32,64,128,256")]
     pub levels: String,
@@ -62,24 +60,18 @@ pub struct TuneArgs {
     /// ε values (NCSNv2 convention) for the Langevin-type samplers.
     #[arg(long)]
     pub eps: Option<String>,
-    /// T for the Langevin-type samplers.
-    #[arg(long)]
-    pub steps_per_level: Option<u32>,
+    /// The samplers' other parameters, the same in every cell.
+    #[command(flatten)]
+    pub options: SamplerOptions,
     /// Samples per cell.
     #[arg(long, default_value_t = 500)]
     pub n: usize,
     /// Seeds.
     #[arg(long, default_value = "0,1,2")]
     pub seeds: String,
-    /// Initialisation.
-    #[arg(long, value_enum, default_value_t = InitKind::Normal)]
-    pub init: InitKind,
-    /// Samples per batch.
-    #[arg(long, default_value_t = 256)]
-    pub batch: usize,
-    /// Worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
+    /// Start and work split.
+    #[command(flatten)]
+    pub run: RunFlags,
     /// Output folder; a folder with a sweep.json is resumed.
     #[arg(long, default_value = "anneal-tune")]
     pub out: PathBuf,
@@ -143,163 +135,42 @@ pub enum BenchDevice {
     Cuda,
 }
 
-/// The samplers of anneal-core.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SamplerKind {
-    /// Consistent annealed sampling (η from --eps-c or --eps-b).
-    Cas,
-    /// Annealed Langevin sampling (--eps, --steps-per-level).
-    Als,
-    /// Predictor–corrector (--corrector-steps; --snr or --eps for the corrector).
-    Pc,
-    /// Overdamped Langevin, level by level (--eps, --steps-per-level; --levels 1 = one level).
-    Langevin,
-    /// Generalized noise-denoise (--lambda, --steps-per-level).
-    NoiseDenoise,
-    /// BAOAB-limit (--eps, --steps-per-level).
-    BaoabLimit,
-    /// BAOAB with friction (--eps, --friction, --steps-per-level).
-    Baoab,
-    /// OBABO with friction (--eps, --friction, --steps-per-level).
-    Obabo,
-}
-
-/// Initialisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InitKind {
-    /// N(data mean, σ_1² I).
-    Normal,
-    /// Uniform on the data's bounding box widened by 3·max(τ, σ_N) (NCSN's [−8, 8]² on toy2d).
-    Uniform,
-    /// Exact samples of p_σ1 (a data point + τ and σ_1 noise): isolates the sampler's error from
-    /// the start's. Uses the data, so it is for studying samplers, not for generation.
-    Data,
-}
-
-/// Step-size convention of --eps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ConventionKind {
-    /// x ← x + α s + √(2α) z (NCSNv2).
-    Ncsnv2,
-    /// x ← x + (α/2) s + √α z (NCSN).
-    Ncsn,
-}
-
-/// PC order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OrderKind {
-    /// Predictor, then correctors (the paper).
-    PredictorFirst,
-    /// Correctors, then predictor (score_sde's code).
-    CorrectorFirst,
-}
-
-/// snr corrector norms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SnrNormsKind {
-    /// Per sample (reproducible across batches).
-    PerSample,
-    /// Batch means (score_sde; depends on the batch).
-    BatchMean,
-}
-
-/// Where sampling runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DeviceKind {
-    /// CUDA device 0 when a driver, a device, NVRTC and cuBLAS answer; the CPU otherwise (the
-    /// run says which it used and why).
-    Auto,
-    /// The CPU (rayon threads).
-    Cpu,
-    /// CUDA device 0; exits with status 2 when there is none.
-    Cuda,
-}
-
 /// Flags of `anneal sample`.
-#[derive(Debug, Args, serde::Serialize)]
+#[derive(Debug, Args, Serialize)]
 pub struct SampleArgs {
-    /// toy2d, digits, or a .npy/.csv file of points (each point a mixture component).
-    #[arg(long, default_value = "toy2d")]
-    pub data: String,
-    /// Standard deviation τ of every component (default: 1 for toy2d, 0.05 for digits, 0 for files).
-    #[arg(long, allow_negative_numbers = true)]
-    pub tau: Option<f64>,
+    /// The ground truth.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub data: DataFlags,
     /// The sampler.
-    #[arg(long, value_enum, default_value_t = SamplerKind::Cas)]
-    pub sampler: SamplerKind,
-    /// σ_1: a number, or `auto` (NCSNv2 Technique 1: the largest distance between two data points).
-    #[arg(long, default_value = "auto", allow_negative_numbers = true)]
-    pub sigma_max: String,
-    /// σ_N.
-    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
-    pub sigma_min: f64,
-    /// Number of levels N (geometric).
-    #[arg(long, conflicts_with = "technique2")]
-    pub levels: Option<usize>,
-    /// N by NCSNv2's Technique 2.
-    #[arg(long)]
-    pub technique2: bool,
-    /// Technique 2's C.
-    #[arg(long, default_value_t = 0.5, requires = "technique2", allow_negative_numbers = true)]
-    pub c: f64,
-    /// CAS: η_i = 1 − γ_i^εc (εc ≥ 1, `inf` allowed).
-    #[arg(long, conflicts_with = "eps_b", allow_negative_numbers = true)]
-    pub eps_c: Option<f64>,
-    /// CAS: η = ε_b/σ_N².
-    #[arg(long, allow_negative_numbers = true)]
-    pub eps_b: Option<f64>,
-    /// Langevin step ε (α_i = ε σ_i²/σ_N²) for als, pc's corrector, langevin, baoab*, obabo;
-    /// default: Technique 4 for the schedule and --steps-per-level.
-    #[arg(long, allow_negative_numbers = true)]
-    pub eps: Option<f64>,
-    /// The convention --eps is given in.
-    #[arg(long, value_enum, default_value_t = ConventionKind::Ncsnv2)]
-    pub step_convention: ConventionKind,
-    /// Steps per level T (als, langevin, noise-denoise, baoab*, obabo).
-    #[arg(long)]
-    pub steps_per_level: Option<u32>,
-    /// PC: corrector steps M per level.
-    #[arg(long, default_value_t = 1)]
-    pub corrector_steps: u32,
-    /// PC: the signal-to-noise corrector with this snr ∈ (0, 1) (otherwise the Langevin corrector).
-    #[arg(long, allow_negative_numbers = true)]
-    pub snr: Option<f64>,
-    /// PC: how the snr corrector takes its norms.
-    #[arg(long, value_enum, default_value_t = SnrNormsKind::PerSample)]
-    pub snr_norms: SnrNormsKind,
-    /// PC: order of predictor and correctors.
-    #[arg(long, value_enum, default_value_t = OrderKind::PredictorFirst)]
-    pub order: OrderKind,
-    /// noise-denoise: λ ∈ (0, 2].
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub lambda: f64,
-    /// baoab, obabo: friction κ > 0.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub friction: f64,
-    /// Final denoising step x ← x + σ_N² s(x, σ_N) (als, cas, pc).
-    #[arg(long, default_value_t = true, action = ArgAction::Set)]
-    pub denoise: bool,
-    /// Initialisation.
-    #[arg(long, value_enum, default_value_t = InitKind::Normal)]
-    pub init: InitKind,
+    #[arg(long, value_enum, default_value_t = SamplerArg::Cas)]
+    pub sampler: SamplerArg,
+    /// The schedule's ends.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub sigma: SigmaFlags,
+    /// The number of levels.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub levels: LevelFlags,
+    /// The step size.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub step: StepFlags,
+    /// The sampler's other parameters.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub options: SamplerOptions,
+    /// Start and work split.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub run: RunFlags,
     /// Number of samples.
     #[arg(long, default_value_t = 2000)]
     pub n: usize,
     /// Seed of every random draw.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Samples per batch (one GEMM score call per batch and step).
-    #[arg(long, default_value_t = 256)]
-    pub batch: usize,
-    /// Worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
     /// Output folder (refused if it exists, unless --force).
     #[arg(long, default_value = "anneal-out")]
     pub out: PathBuf,

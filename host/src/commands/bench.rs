@@ -203,15 +203,15 @@ impl WholeCase {
     fn with_defaults(name: &'static str, data: &str, n: usize, als: bool) -> anyhow::Result<Self> {
         let ds = crate::io::data::load(data).map_err(|e| anyhow::anyhow!(e))?;
         let sigma1 = anneal_core::ncsnv2::max_pairwise_distance(&ds.means, ds.dim)?;
-        let g = Geometric::new(sigma1, 0.01, crate::commands::sample::DEFAULT_LEVELS)?;
+        let g = Geometric::new(sigma1, 0.01, crate::config::DEFAULT_LEVELS)?;
         let plan: Box<dyn Plan> = if als {
             // `sample --sampler als`: T = 100, Technique 4's ε, the final denoising step.
-            let t = crate::commands::sample::DEFAULT_STEPS_PER_LEVEL;
+            let t = anneal_core::samplers::any::SamplerParams::DEFAULT.steps_per_level;
             let eps = anneal_core::ncsnv2::technique4_eps(0.01, g.common_ratio().growth(), t)?.eps;
             let step = anneal_core::LangevinStep::new(eps, anneal_core::StepConvention::Ncsnv2)?;
             Box::new(anneal_core::samplers::als::Als::new(g, step, t, true, ds.default_tau)?)
         } else {
-            Box::new(Cas::new(g, EtaRule::eps_c(crate::commands::sample::DEFAULT_EPS_C)?, true)?)
+            Box::new(Cas::new(g, EtaRule::eps_c(crate::config::DEFAULT_EPS_C)?, true)?)
         };
         Ok(WholeCase {
             heavy: als,

@@ -9,9 +9,13 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{MetricKind, SampleArgs, SamplerKind, TuneArgs};
-use crate::commands::sample::write_atomic;
+use anneal_core::Plan;
+
+use crate::cli::{LevelFlags, MetricKind, SamplerArg, StepFlags, TuneArgs};
+use crate::config::{DEFAULT_TECHNIQUE2_C, RunConfig, RunSpec};
 use crate::error::{CoreError, UsageError};
+use crate::io::data::Dataset;
+use crate::io::write::write_atomic;
 
 /// Parses a list: `a,b,c` (numbers or `inf`) or `logspace:LO:HI:COUNT`.
 pub fn parse_list(flag: &str, s: &str) -> Result<Vec<f64>, UsageError> {
@@ -185,44 +189,35 @@ fn save(dir: &Path, grid: &[CellConfig], done: &HashMap<String, Row>) -> anyhow:
     Ok(sweep.rows)
 }
 
-fn sample_args(a: &TuneArgs, c: &CellConfig) -> SampleArgs {
+/// Runs one cell's configuration: the sweep's shared flags with the cell's levels, step size and
+/// seed.
+fn cell_config(a: &TuneArgs, c: &CellConfig, data: &Dataset) -> Result<RunConfig, UsageError> {
     let value: f64 = c.value.parse().unwrap_or(f64::NAN);
-    SampleArgs {
-        data: a.data.clone(),
-        tau: a.tau,
-        sampler: <SamplerKind as clap::ValueEnum>::from_str(&c.sampler, true)
-            .unwrap_or(SamplerKind::Cas),
-        sigma_max: a.sigma_max.clone(),
-        sigma_min: a.sigma_min,
-        levels: Some(c.levels),
-        technique2: false,
-        c: 0.5,
+    let levels = LevelFlags { levels: Some(c.levels), technique2: false, c: DEFAULT_TECHNIQUE2_C };
+    let step = StepFlags {
         eps_c: (c.param == "eps_c").then_some(value),
         eps_b: (c.param == "eps_b").then_some(value),
         eps: (c.param == "eps").then_some(value),
-        step_convention: crate::cli::ConventionKind::Ncsnv2,
-        steps_per_level: a.steps_per_level,
-        corrector_steps: 1,
-        snr: None,
-        snr_norms: crate::cli::SnrNormsKind::PerSample,
-        order: crate::cli::OrderKind::PredictorFirst,
-        lambda: 1.0,
-        friction: 1.0,
-        denoise: true,
-        init: a.init,
+    };
+    let sampler = <SamplerArg as clap::ValueEnum>::from_str(&c.sampler, true)
+        .map_err(|_| UsageError::flag(format!("--sampler {} is not a sampler", c.sampler)))?;
+    let spec = RunSpec {
+        tau: a.data.tau,
+        sampler,
+        sigma: &a.sigma,
+        levels: &levels,
+        step: &step,
+        options: &a.options,
+        run: &a.run,
         n: a.n,
         seed: c.seed,
-        batch: a.batch,
-        threads: a.threads,
-        out: a.out.clone(),
-        force: true,
-        trace: true,
-        device: crate::cli::DeviceKind::Cpu,
-    }
+        flags: &serde_json::Value::Null,
+    };
+    RunConfig::new(&spec, data.clone())
 }
 
 /// Runs one cell.
-fn run_cell(a: &TuneArgs, c: &CellConfig) -> Row {
+fn run_cell(a: &TuneArgs, c: &CellConfig, data: &Dataset) -> Row {
     let mut row = Row {
         config: c.clone(),
         status: CellStatus::Ok,
@@ -236,8 +231,7 @@ fn run_cell(a: &TuneArgs, c: &CellConfig) -> Row {
         trace_levels: None,
         metrics: None,
     };
-    let sa = sample_args(a, c);
-    let p = match crate::commands::sample::prepare(&sa) {
+    let p = match cell_config(a, c, data) {
         Ok(p) => p,
         Err(e) => {
             row.status = CellStatus::of_refusal(&e);
@@ -247,10 +241,16 @@ fn run_cell(a: &TuneArgs, c: &CellConfig) -> Row {
     };
     let start = Instant::now();
     let hidden = indicatif::ProgressBar::hidden();
-    match crate::commands::sample::sample(&p, sa.n, sa.batch, sa.seed, sa.init, &hidden, true) {
+    match crate::exec::cpu::sample(&p, p.n, p.batch, p.seed, p.init, &hidden, true) {
         Ok((samples, trace)) => {
             let seconds = start.elapsed().as_secs_f64();
-            let m = crate::report::metrics::compute(&p, &samples, sa.seed, seconds);
+            let m = crate::report::metrics::compute(
+                &p.truth(),
+                &samples,
+                p.seed,
+                seconds,
+                p.plan.len(),
+            );
             row.mode_tv = Some(
                 m.mode_weights.iter().zip(&m.true_weights).map(|(x, y)| (x - y).abs()).sum::<f64>()
                     / 2.0,
@@ -307,7 +307,7 @@ fn cells(a: &TuneArgs) -> Result<Vec<CellConfig>, UsageError> {
             format!("{v:.3e}")
         }
     };
-    if (a.eps_c.is_some() || a.eps_b.is_some()) && !a.sampler.contains(&SamplerKind::Cas) {
+    if (a.eps_c.is_some() || a.eps_b.is_some()) && !a.sampler.contains(&SamplerArg::Cas) {
         return Err(UsageError::flag(
             "--eps-c/--eps-b apply to --sampler cas; use --eps for the others",
         ));
@@ -315,7 +315,7 @@ fn cells(a: &TuneArgs) -> Result<Vec<CellConfig>, UsageError> {
     let mut out = Vec::new();
     for &kind in &a.sampler {
         let mut params: Vec<(&str, f64)> = Vec::new();
-        if kind == SamplerKind::Cas {
+        if kind == SamplerArg::Cas {
             let eps_c = match (&a.eps_c, &a.eps_b) {
                 (None, None) => Some("1,1.25,1.5,2,3,5,10,inf".to_string()),
                 (c, _) => c.clone(),
@@ -339,18 +339,18 @@ fn cells(a: &TuneArgs) -> Result<Vec<CellConfig>, UsageError> {
                 for &seed in &seeds {
                     out.push(CellConfig {
                         version: env!("CARGO_PKG_VERSION").into(),
-                        data: a.data.clone(),
-                        tau: a.tau,
+                        data: a.data.data.clone(),
+                        tau: a.data.tau,
                         sampler: name.clone(),
-                        sigma_max: a.sigma_max.clone(),
-                        sigma_min: a.sigma_min,
+                        sigma_max: a.sigma.sigma_max.clone(),
+                        sigma_min: a.sigma.sigma_min,
                         levels: n,
                         param: param.into(),
                         value: if value.is_nan() { String::new() } else { fmt(value) },
-                        steps_per_level: a.steps_per_level,
+                        steps_per_level: a.options.steps_per_level,
                         n: a.n,
                         seed,
-                        init: format!("{:?}", a.init).to_lowercase(),
+                        init: a.run.init.name().to_string(),
                     });
                 }
             }
@@ -420,13 +420,14 @@ fn aggregate(rows: &[Row], metric: MetricKind) -> Vec<Agg> {
 /// Runs `anneal tune`.
 pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
     let grid = cells(a)?;
-    if a.n == 0 || a.batch == 0 {
+    let data = crate::config::load_data(&a.data)?;
+    if a.n == 0 || a.run.batch == 0 {
         return Err(UsageError::flag("--n and --batch must be ≥ 1").into());
     }
     // Flags shared by every cell (data, σ, τ, …) are checked once on the first cell: only the
     // per-cell bounds (η, Langevin step) become rows instead of an exit.
     if let Some(first) = grid.first()
-        && let Err(e) = crate::commands::sample::prepare(&sample_args(a, first))
+        && let Err(e) = cell_config(a, first, &data)
         && CellStatus::of_refusal(&e) == CellStatus::Error
     {
         return Err(e.into());
@@ -446,13 +447,13 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
         a.out.display()
     );
     let progress = crate::report::progress::bar(todo as u64, "cells");
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(a.threads).build()?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(a.run.threads).build()?;
     let mut computed = 0usize;
     for c in &grid {
         if done.contains_key(&key(c)) {
             continue;
         }
-        let row = pool.install(|| run_cell(a, c));
+        let row = pool.install(|| run_cell(a, c, &data));
         done.insert(key(c), row);
         computed += 1;
         progress.inc(1);
@@ -649,4 +650,92 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn tune_args(args: &str) -> TuneArgs {
+        let mut argv = vec!["anneal", "tune"];
+        argv.extend(args.split_whitespace());
+        let Command::Tune(a) = Cli::try_parse_from(argv).expect("flags parse").command else {
+            unreachable!("a tune command")
+        };
+        *a
+    }
+
+    /// The grid is samplers × levels × parameter values × seeds, in that order; CAS without
+    /// lists takes the default εc list, the other samplers Technique 4.
+    #[test]
+    fn the_grid_is_every_combination_in_order() {
+        let g = cells(&tune_args("--sampler cas,als --levels 4,8 --seeds 0,1,2")).unwrap();
+        assert_eq!(g.len(), 2 * 8 * 3 + 2 * 3);
+        assert_eq!((g[0].sampler.as_str(), g[0].levels, g[0].param.as_str()), ("cas", 4, "eps_c"));
+        assert_eq!((g[0].value.as_str(), g[1].seed, g[3].value.as_str()), ("1", 1, "1.25"));
+        assert_eq!(g[23].value, "inf");
+        let als = &g[2 * 8 * 3];
+        assert_eq!(
+            (als.sampler.as_str(), als.param.as_str(), als.value.as_str()),
+            ("als", "technique4", "")
+        );
+        let lists =
+            cells(&tune_args("--eps-c 1,2 --eps-b logspace:1e-4:1e-2:3 --levels 8 --seeds 0"))
+                .unwrap();
+        let values: Vec<&str> = lists.iter().map(|c| c.value.as_str()).collect();
+        assert_eq!(values, ["1", "2", "0.0001", "0.001", "0.01"]);
+        assert!(cells(&tune_args("--sampler als --eps-c 2")).is_err());
+        assert!(cells(&tune_args("--levels 1")).is_err());
+    }
+
+    fn row(levels: usize, value: &str, seed: u64, status: CellStatus, w2: Option<f64>) -> Row {
+        let config = CellConfig {
+            version: String::new(),
+            data: "toy2d".into(),
+            tau: None,
+            sampler: "cas".into(),
+            sigma_max: "auto".into(),
+            sigma_min: 0.01,
+            levels,
+            param: "eps_c".into(),
+            value: value.into(),
+            steps_per_level: None,
+            n: 10,
+            seed,
+            init: "normal".into(),
+        };
+        Row {
+            config,
+            status,
+            message: String::new(),
+            mode_tv: w2,
+            sliced_w2: w2,
+            noise_floor: None,
+            nearest: None,
+            seconds: None,
+            trace: None,
+            trace_levels: None,
+            metrics: None,
+        }
+    }
+
+    /// Each (sampler, N, parameter, value) group gets the mean and sample standard deviation over
+    /// its seeds; a group in which a seed did not run is left out.
+    #[test]
+    fn aggregation_is_over_complete_groups_of_seeds() {
+        let rows = [
+            row(4, "1", 0, CellStatus::Ok, Some(1.0)),
+            row(4, "1", 1, CellStatus::Ok, Some(3.0)),
+            row(4, "2", 0, CellStatus::Ok, Some(5.0)),
+            row(4, "2", 1, CellStatus::OutOfBounds, None),
+            row(8, "1", 0, CellStatus::Ok, Some(7.0)),
+        ];
+        let agg = aggregate(&rows, MetricKind::SlicedW2);
+        let got: Vec<(usize, &str, f64, f64, usize)> =
+            agg.iter().map(|g| (g.levels, g.value.as_str(), g.mean, g.sd, g.seeds)).collect();
+        assert_eq!(got, [(4, "1", 2.0, 2.0f64.sqrt(), 2), (8, "1", 7.0, 0.0, 1)]);
+    }
 }

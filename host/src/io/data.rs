@@ -9,6 +9,7 @@
 use std::path::Path;
 
 /// A ground-truth mixture.
+#[derive(Debug, Clone)]
 pub struct Dataset {
     /// What it is called in outputs.
     pub name: String,

@@ -1,12 +1,11 @@
 //! metrics.json: how good the samples are against the ground-truth mixture.
 
-use anneal_core::Schedule;
 use anneal_core::noise::{Keyed, Noise, Stream};
 use anneal_core::score::{IsotropicMixture, Taus};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::commands::sample::Prepared;
+use super::Truth;
 
 /// Sliced Wasserstein-2 distance to exact samples of the ground truth.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,7 +103,7 @@ pub fn pick_component(weights: &[f64], u: f64) -> usize {
 }
 
 /// n exact samples of the ground truth μ_k + τ z, keyed by `seed`.
-fn exact_samples(p: &Prepared, n: usize, seed: u64) -> Vec<f32> {
+fn exact_samples(p: &Truth<'_>, n: usize, seed: u64) -> Vec<f32> {
     let d = p.data.dim;
     (0..n)
         .into_par_iter()
@@ -157,13 +156,19 @@ fn sliced_w2(
     ((total / PROJECTIONS as f64).sqrt(), (floor / PROJECTIONS as f64).sqrt())
 }
 
-/// All metrics of a finished run.
-pub fn compute(p: &Prepared, samples: &[f32], seed: u64, seconds: f64) -> Metrics {
+/// All metrics of a finished run of `plan_steps` steps that took `seconds`.
+pub fn compute(
+    p: &Truth<'_>,
+    samples: &[f32],
+    seed: u64,
+    seconds: f64,
+    plan_steps: usize,
+) -> Metrics {
     let d = p.data.dim;
     let n = samples.len() / d;
     let k = p.data.components();
     let mix = IsotropicMixture::new(&p.data.means, d, Some(&p.data.weights), Taus::Shared(p.tau));
-    let sigma = p.schedule.sigma_min();
+    let sigma = p.sigma_min;
     // Mode assignment by responsibility at σ_N (f64 logits of the core).
     let counts = samples
         .par_chunks_exact(d)
@@ -211,7 +216,7 @@ pub fn compute(p: &Prepared, samples: &[f32], seed: u64, seconds: f64) -> Metric
         .sum::<f64>()
         / n as f64;
     let non_finite = samples.chunks_exact(d).filter(|x| x.iter().any(|v| !v.is_finite())).count();
-    let evals = n as f64 * p.config.plan_steps as f64;
+    let evals = n as f64 * plan_steps as f64;
     Metrics {
         mode_weights,
         true_weights: p.data.weights.clone(),

@@ -3,7 +3,7 @@
 
 use anneal_core::score::{IsotropicMixture, Taus};
 
-use crate::commands::sample::Prepared;
+use super::Truth;
 
 const W: usize = 512;
 
@@ -34,7 +34,7 @@ impl Canvas {
 }
 
 /// The PNG bytes.
-pub fn render(p: &Prepared, samples: &[f32]) -> anyhow::Result<Vec<u8>> {
+pub fn render(p: &Truth<'_>, samples: &[f32]) -> anyhow::Result<Vec<u8>> {
     let d = p.data.dim;
     if let Some((h, w)) = p.data.image {
         return grid(samples, d, h, w);
@@ -60,7 +60,7 @@ fn grid(samples: &[f32], d: usize, h: usize, w: usize) -> anyhow::Result<Vec<u8>
     c.png()
 }
 
-fn scatter(p: &Prepared, samples: &[f32]) -> anyhow::Result<Vec<u8>> {
+fn scatter(p: &Truth<'_>, samples: &[f32]) -> anyhow::Result<Vec<u8>> {
     let d = p.data.dim;
     // View: the data's box widened by 3τ + 10% (2-D: x, y = the first two coordinates).
     let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
@@ -85,7 +85,7 @@ fn scatter(p: &Prepared, samples: &[f32]) -> anyhow::Result<Vec<u8>> {
     if d == 2 {
         // Log-density of the ground truth at σ = 0 (or σ_N when τ = 0), contours every 2 nats
         // below the maximum, drawn where the level index changes between neighbours.
-        let sigma = if p.tau > 0.0 { 0.0 } else { anneal_core::Schedule::sigma_min(&p.schedule) };
+        let sigma = if p.tau > 0.0 { 0.0 } else { p.sigma_min };
         let v = p.tau * p.tau + sigma * sigma;
         if let Ok(mix) = IsotropicMixture::new(
             &p.data.means,

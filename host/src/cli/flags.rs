@@ -1,0 +1,243 @@
+//! The flag groups shared by the commands (`#[command(flatten)]`), the flags' value types and
+//! the run's defaults. Each default is written once: the samplers' come from the core
+//! ([`SamplerParams::DEFAULT`]), the run's are the constants below (the configuration reads
+//! them from here).
+
+use clap::{ArgAction, Args, ValueEnum};
+use serde::Serialize;
+
+use anneal_core::samplers::any::{SamplerKind, SamplerParams};
+
+/// σ_N when --sigma-min is not given.
+pub const DEFAULT_SIGMA_MIN: f64 = 0.01;
+/// Levels when neither --levels nor --technique2 is given (README, "Defaults").
+pub const DEFAULT_LEVELS: usize = 100;
+/// εc when CAS is run without --eps-c/--eps-b.
+pub const DEFAULT_EPS_C: f64 = 2.0;
+/// Technique 2's C when --c is not given.
+pub const DEFAULT_TECHNIQUE2_C: f64 = 0.5;
+/// Samples per batch when --batch is not given.
+pub const DEFAULT_BATCH: usize = 256;
+
+/// The ground truth: which data, and the width of its components.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct DataFlags {
+    /// toy2d, digits, or a .npy/.csv file of points (each point a mixture component).
+    #[arg(long, default_value = "toy2d")]
+    pub data: String,
+    /// Standard deviation τ of every component (default: 1 for toy2d, 0.05 for digits, 0 for files).
+    #[arg(long, allow_negative_numbers = true)]
+    pub tau: Option<f64>,
+}
+
+/// The ends of the noise schedule.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct SigmaFlags {
+    /// σ_1: a number, or `auto` (NCSNv2 Technique 1: the largest distance between two data points).
+    #[arg(long, default_value = "auto", allow_negative_numbers = true)]
+    pub sigma_max: String,
+    /// σ_N.
+    #[arg(long, default_value_t = DEFAULT_SIGMA_MIN, allow_negative_numbers = true)]
+    pub sigma_min: f64,
+}
+
+/// Everything a sampler takes besides its step size (εc, ε_b, ε: `sample` takes one value,
+/// `tune` a list).
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct SamplerOptions {
+    /// The convention --eps is given in.
+    #[arg(long, value_enum, default_value_t = ConventionKind::Ncsnv2)]
+    pub step_convention: ConventionKind,
+    /// Steps per level T (als, langevin, noise-denoise, baoab*, obabo; default 100).
+    #[arg(long)]
+    pub steps_per_level: Option<u32>,
+    /// PC: corrector steps M per level.
+    #[arg(long, default_value_t = SamplerParams::DEFAULT.corrector_steps)]
+    pub corrector_steps: u32,
+    /// PC: the signal-to-noise corrector with this snr ∈ (0, 1) (otherwise the Langevin corrector).
+    #[arg(long, allow_negative_numbers = true)]
+    pub snr: Option<f64>,
+    /// PC: how the snr corrector takes its norms.
+    #[arg(long, value_enum, default_value_t = SnrNormsKind::PerSample)]
+    pub snr_norms: SnrNormsKind,
+    /// PC: order of predictor and correctors.
+    #[arg(long, value_enum, default_value_t = OrderKind::PredictorFirst)]
+    pub order: OrderKind,
+    /// noise-denoise: λ ∈ (0, 2].
+    #[arg(long, default_value_t = SamplerParams::DEFAULT.lambda, allow_negative_numbers = true)]
+    pub lambda: f64,
+    /// baoab, obabo: friction κ > 0.
+    #[arg(long, default_value_t = SamplerParams::DEFAULT.friction, allow_negative_numbers = true)]
+    pub friction: f64,
+    /// Final denoising step x ← x + σ_N² s(x, σ_N) (als, cas, pc).
+    #[arg(long, default_value_t = SamplerParams::DEFAULT.denoise, action = ArgAction::Set)]
+    pub denoise: bool,
+}
+
+/// How the samples start and how the work is split.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct RunFlags {
+    /// Initialisation.
+    #[arg(long, value_enum, default_value_t = InitKind::Normal)]
+    pub init: InitKind,
+    /// Samples per batch (one GEMM score call per batch and step).
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    pub batch: usize,
+    /// Worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// The number of levels of `sample`: given, the default, or by Technique 2.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct LevelFlags {
+    /// Number of levels N (geometric; default 100).
+    #[arg(long, conflicts_with = "technique2")]
+    pub levels: Option<usize>,
+    /// N by NCSNv2's Technique 2.
+    #[arg(long)]
+    pub technique2: bool,
+    /// Technique 2's C.
+    #[arg(
+        long,
+        default_value_t = DEFAULT_TECHNIQUE2_C,
+        requires = "technique2",
+        allow_negative_numbers = true
+    )]
+    pub c: f64,
+}
+
+/// The step size of one `sample` run.
+#[derive(Debug, Clone, Args, Serialize)]
+pub struct StepFlags {
+    /// CAS: η_i = 1 − γ_i^εc (εc ≥ 1, `inf` allowed; default 2).
+    #[arg(long, conflicts_with = "eps_b", allow_negative_numbers = true)]
+    pub eps_c: Option<f64>,
+    /// CAS: η = ε_b/σ_N².
+    #[arg(long, allow_negative_numbers = true)]
+    pub eps_b: Option<f64>,
+    /// Langevin step ε (α_i = ε σ_i²/σ_N²) for als, pc's corrector, langevin, baoab*, obabo;
+    /// default: Technique 4 for the schedule and --steps-per-level.
+    #[arg(long, allow_negative_numbers = true)]
+    pub eps: Option<f64>,
+}
+
+/// `--sampler`: the samplers of anneal-core ([`SamplerKind`], which holds their rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SamplerArg {
+    /// Consistent annealed sampling (η from --eps-c or --eps-b).
+    Cas,
+    /// Annealed Langevin sampling (--eps, --steps-per-level).
+    Als,
+    /// Predictor–corrector (--corrector-steps; --snr or --eps for the corrector).
+    Pc,
+    /// Overdamped Langevin, level by level (--eps, --steps-per-level; --levels 1 = one level).
+    Langevin,
+    /// Generalized noise-denoise (--lambda, --steps-per-level).
+    NoiseDenoise,
+    /// BAOAB-limit (--eps, --steps-per-level).
+    BaoabLimit,
+    /// BAOAB with friction (--eps, --friction, --steps-per-level).
+    Baoab,
+    /// OBABO with friction (--eps, --friction, --steps-per-level).
+    Obabo,
+}
+
+/// Initialisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitKind {
+    /// N(data mean, σ_1² I).
+    Normal,
+    /// Uniform on the data's bounding box widened by 3·max(τ, σ_N) (NCSN's [−8, 8]² on toy2d).
+    Uniform,
+    /// Exact samples of p_σ1 (a data point + τ and σ_1 noise): isolates the sampler's error from
+    /// the start's. Uses the data, so it is for studying samplers, not for generation.
+    Data,
+}
+
+/// Step-size convention of --eps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConventionKind {
+    /// x ← x + α s + √(2α) z (NCSNv2).
+    Ncsnv2,
+    /// x ← x + (α/2) s + √α z (NCSN).
+    Ncsn,
+}
+
+/// PC order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OrderKind {
+    /// Predictor, then correctors (the paper).
+    PredictorFirst,
+    /// Correctors, then predictor (score_sde's code).
+    CorrectorFirst,
+}
+
+/// snr corrector norms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnrNormsKind {
+    /// Per sample (reproducible across batches).
+    PerSample,
+    /// Batch means (score_sde; depends on the batch).
+    BatchMean,
+}
+
+/// Where sampling runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceKind {
+    /// CUDA device 0 when a driver, a device, NVRTC and cuBLAS answer; the CPU otherwise (the
+    /// run says which it used and why).
+    Auto,
+    /// The CPU (rayon threads).
+    Cpu,
+    /// CUDA device 0; exits with status 2 when there is none.
+    Cuda,
+}
+
+impl From<SamplerArg> for SamplerKind {
+    fn from(a: SamplerArg) -> SamplerKind {
+        match a {
+            SamplerArg::Cas => SamplerKind::Cas,
+            SamplerArg::Als => SamplerKind::Als,
+            SamplerArg::Pc => SamplerKind::Pc,
+            SamplerArg::Langevin => SamplerKind::Langevin,
+            SamplerArg::NoiseDenoise => SamplerKind::NoiseDenoise,
+            SamplerArg::BaoabLimit => SamplerKind::BaoabLimit,
+            SamplerArg::Baoab => SamplerKind::Baoab,
+            SamplerArg::Obabo => SamplerKind::Obabo,
+        }
+    }
+}
+
+impl InitKind {
+    /// The name the CLI and the outputs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            InitKind::Normal => "normal",
+            InitKind::Uniform => "uniform",
+            InitKind::Data => "data",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flag's spelling of each sampler is the core's name, in the core's order.
+    #[test]
+    fn sampler_flags_are_the_cores_names() {
+        let args = SamplerArg::value_variants();
+        assert_eq!(args.len(), SamplerKind::ALL.len());
+        for (a, k) in args.iter().zip(SamplerKind::ALL) {
+            assert_eq!(SamplerKind::from(*a), k);
+            assert_eq!(a.to_possible_value().unwrap().get_name(), k.name());
+        }
+    }
+}

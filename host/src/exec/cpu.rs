@@ -1,0 +1,136 @@
+//! The CPU executor: batches of samples in parallel (rayon), each through the whole plan with
+//! the GEMM score; optionally the consistency trace.
+
+use anneal_core::noise::Keyed;
+use anneal_core::plan::{self, Batch, Step};
+use anneal_core::{Error, Plan, Schedule};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::start::Start;
+use crate::cli::InitKind;
+use crate::config::RunConfig;
+use crate::score::batch_score::{GemmMixture, Mixture};
+
+/// The consistency trace: per level i, σ_i and σ_eff(i) = RMS over samples of
+/// ‖σ_i² s(x_i, σ_i)‖/√D, where x_i is the state at the end of the steps that leave it at σ_i.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trace {
+    /// The traced levels i (1-based).
+    pub level: Vec<usize>,
+    /// σ_i of each traced level (in schedule order).
+    pub sigma: Vec<f64>,
+    /// σ_eff(i).
+    pub sigma_eff: Vec<f64>,
+}
+
+impl Trace {
+    /// trace.csv.
+    pub fn csv(&self) -> String {
+        let mut s = String::from("level,sigma,sigma_eff,ratio\n");
+        for ((i, a), b) in self.level.iter().zip(&self.sigma).zip(&self.sigma_eff) {
+            s.push_str(&format!("{i},{a},{b},{}\n", b / a));
+        }
+        s
+    }
+}
+
+/// Runs the plan for samples `0..n` in batches of `batch`, in parallel; returns the n × D samples
+/// and, with `trace`, the consistency trace.
+pub fn sample(
+    p: &RunConfig,
+    n: usize,
+    batch: usize,
+    seed: u64,
+    init: InitKind,
+    progress: &indicatif::ProgressBar,
+    trace: bool,
+) -> anyhow::Result<(Vec<f32>, Option<Trace>)> {
+    let levels = p.schedule.levels();
+    let d = p.data.dim;
+    let start = Start::new(p);
+    let starts: Vec<usize> = (0..n).step_by(batch).collect();
+    // ln w, ‖μ‖² and the packed means, once for all batches.
+    let mix = Mixture::new(&p.data.means, d, &p.data.weights, p.tau);
+    type BatchOut = (Vec<f32>, Vec<f64>);
+    let results: Vec<Result<BatchOut, Error>> = starts
+        .par_iter()
+        .map(|&first| {
+            let count = batch.min(n - first);
+            let len = count * d;
+            let mut x = start.rows(p, first, count, seed, init)?;
+            let (mut aux, mut s, mut xi, mut pt) =
+                (vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len]);
+            let noise = Keyed::new(seed);
+            let mut score = GemmMixture::new(&mix);
+            let batch = Batch {
+                dim: d,
+                first_sample: first as u64,
+                x: &mut x,
+                aux: &mut aux,
+                score: &mut s,
+                noise: &mut xi,
+                point: &mut pt,
+            };
+            // The trace scores the state where it leaves a level: after a step whose successor
+            // puts the state at another noise level.
+            let mut sumsq = vec![0.0f64; if trace { levels } else { 0 }];
+            let mut trace_score = trace.then(|| GemmMixture::new(&mix));
+            let mut s_trace = if trace { vec![0.0f32; len] } else { Vec::new() };
+            let mut obs = |k: usize, st: &Step, xs: &[f32]| {
+                progress.inc(1);
+                let Some(ts) = trace_score.as_mut() else { return };
+                let last_of_level = p.plan.step(k + 1).is_none_or(|nx| {
+                    nx.level_after != st.level_after || nx.sigma_after != st.sigma_after
+                });
+                if st.sigma_after > 0.0 && last_of_level {
+                    let sig = st.sigma_after;
+                    if anneal_core::BatchScore::score_batch(ts, xs, sig, &mut s_trace).is_ok() {
+                        let s2: f64 = s_trace.iter().map(|&v| (v as f64 * sig * sig).powi(2)).sum();
+                        if let Some(acc) = sumsq.get_mut(st.level_after) {
+                            *acc += s2;
+                        }
+                    }
+                }
+            };
+            plan::run(
+                &p.plan,
+                &mut score,
+                &mut crate::score::par_noise::ParKeyed(noise),
+                batch,
+                None,
+                &mut obs,
+            )?;
+            Ok((x, sumsq))
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n * d);
+    let mut total = vec![0.0f64; if trace { levels } else { 0 }];
+    for (r, &first) in results.into_iter().zip(&starts) {
+        match r {
+            Ok((x, sumsq)) => {
+                out.extend(x);
+                total.iter_mut().zip(sumsq).for_each(|(t, v)| *t += v);
+            }
+            Err(e @ Error::NonFinite { .. }) => {
+                anyhow::bail!(
+                    "sampling stopped in the batch starting at sample {first}: {e}; nothing was written"
+                )
+            }
+            Err(e) => anyhow::bail!("sampling failed: {e}"),
+        }
+    }
+    let trace = trace.then(|| {
+        // Levels the plan never leaves the state at (ALS's denoised end, CAS's σ_1) are skipped.
+        let (mut level, mut sigma, mut sigma_eff) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, &t) in total.iter().enumerate() {
+            if t > 0.0 {
+                level.push(i + 1);
+                sigma.push(p.schedule.sigma(i).unwrap_or(f64::NAN));
+                sigma_eff.push((t / (n * d) as f64).sqrt());
+            }
+        }
+        Trace { level, sigma, sigma_eff }
+    });
+    Ok((out, trace))
+}

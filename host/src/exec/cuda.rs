@@ -1,0 +1,79 @@
+//! The CUDA executor (`anneal-gpu`): which device `--device` picks, and a whole run on it.
+
+use anneal_core::{Error, Schedule};
+
+use super::start::Start;
+use crate::cli::{DeviceKind, InitKind, SampleArgs, SnrNormsKind};
+use crate::config::RunConfig;
+use crate::error::UsageError;
+
+/// Samples `0..n` on a CUDA device, all rows at once (the device splits them only when its
+/// scratch memory asks for it); the initial states are the CPU's.
+pub fn sample_cuda(
+    p: &RunConfig,
+    dev: &anneal_gpu::Device,
+    n: usize,
+    seed: u64,
+    init: InitKind,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<(Vec<f32>, anneal_gpu::RunStats)> {
+    let start = Start::new(p);
+    // The default start is drawn on the device (the same keyed stream); others on the host.
+    let (mut x, from) = if init == InitKind::Normal {
+        let from = anneal_gpu::Start::Normal { center: &start.mean, sigma: p.schedule.sigma_max() };
+        (vec![0.0f32; n * p.data.dim], from)
+    } else {
+        let x = start
+            .rows(p, 0, n, seed, init)
+            .map_err(|e| anyhow::anyhow!("initialisation failed: {e}"))?;
+        (x, anneal_gpu::Start::Given)
+    };
+    let mix = anneal_gpu::Mixture {
+        means: &p.data.means,
+        dim: p.data.dim,
+        weights: &p.data.weights,
+        tau: p.tau,
+    };
+    let mut report = |row_steps: u64| progress.inc(row_steps);
+    match dev.run_plan_from(&p.plan, &mix, seed, 0, from, &mut x, &mut report) {
+        Ok(stats) => Ok((x, stats)),
+        Err(anneal_gpu::Error::Core(e @ Error::NonFinite { .. })) => {
+            anyhow::bail!("sampling stopped on {}: {e}; nothing was written", dev.describe())
+        }
+        Err(e) => anyhow::bail!("sampling on {} failed: {e}", dev.describe()),
+    }
+}
+
+/// The CUDA device `--device` asks for, or None for the CPU, and the line that says which.
+pub fn resolve_device(a: &SampleArgs) -> Result<(Option<anneal_gpu::Device>, String), UsageError> {
+    let cpu_only = if a.trace {
+        Some("--trace")
+    } else if a.options.snr.is_some() && a.options.snr_norms == SnrNormsKind::BatchMean {
+        Some("--snr-norms batch-mean")
+    } else {
+        None
+    };
+    match (a.device, cpu_only) {
+        (DeviceKind::Cpu, _) => Ok((None, "cpu".into())),
+        (DeviceKind::Cuda, Some(flag)) => Err(UsageError::flag(format!(
+            "--device cuda: {flag} runs on the CPU only; use --device cpu or drop {flag}"
+        ))),
+        (DeviceKind::Auto, Some(flag)) => Ok((None, format!("cpu ({flag} runs on the CPU only)"))),
+        (DeviceKind::Cuda, None) => match anneal_gpu::Device::open(0) {
+            Ok(d) => {
+                let line = d.describe();
+                Ok((Some(d), line))
+            }
+            Err(e) => {
+                Err(UsageError::flag(format!("--device cuda: {e}; use --device cpu or auto")))
+            }
+        },
+        (DeviceKind::Auto, None) => match anneal_gpu::Device::open(0) {
+            Ok(d) => {
+                let line = d.describe();
+                Ok((Some(d), line))
+            }
+            Err(e) => Ok((None, format!("cpu (no CUDA device: {e})"))),
+        },
+    }
+}
