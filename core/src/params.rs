@@ -208,7 +208,7 @@ pub fn check_langevin<S: Schedule>(
             break;
         };
         let a = step.score_coefficient(sigma, sigma_min);
-        let limit = 2.0 * (tau * tau + sigma * sigma);
+        let limit = 2.0 * crate::score::perturbed_variance(tau, sigma);
         if !(a < limit) {
             return Err(Error::StepUnstable { level: i + 1, step_size: a, limit });
         }

@@ -117,7 +117,7 @@ impl<F: Real> Score<F> for Gaussian<'_, F> {
         check_len(self.mean.len(), x.len())?;
         check_len(self.mean.len(), out.len())?;
         check_sigma(sigma)?;
-        let inv = F::from_f64(1.0 / (self.tau * self.tau + sigma * sigma));
+        let inv = F::from_f64(1.0 / perturbed_variance(self.tau, sigma));
         for ((o, &xi), &mu) in out.iter_mut().zip(x).zip(self.mean) {
             *o = (mu - xi) * inv;
         }
@@ -230,7 +230,7 @@ impl<'a, F: Real> IsotropicMixture<'a, F> {
     /// (l_k, 1/v_k).
     fn logit(&self, k: usize, x: &[F], mu: &[F], sigma: f64) -> (f64, f64) {
         let tau = self.tau(k);
-        let v = tau * tau + sigma * sigma;
+        let v = perturbed_variance(tau, sigma);
         let d2 = squared_distance(x, mu);
         let l = self.ln_weight(k) - 0.5 * self.dim.get() as f64 * libm::log(v) - 0.5 * d2 / v;
         (l, 1.0 / v)
@@ -380,4 +380,18 @@ impl<F: Real, const D: usize, const K: usize> Score<F> for FullCovMixture<D, K> 
         }
         Ok(())
     }
+}
+
+/// Whether a mixture of `components` means in `dim` dimensions is small enough for the direct
+/// score — every ‖y − μ_k‖² and the softmax in f64 per sample, no matrix products: K·D ≤ 64 and
+/// D ≤ 16 (the GPU's direct kernel keeps a sample's state in registers). The host and the GPU
+/// choose their path by this one rule.
+pub const fn is_small_mixture(components: usize, dim: usize) -> bool {
+    dim <= 16 && components.saturating_mul(dim) <= 64
+}
+
+/// v = τ² + σ²: the variance of a component N(μ, τ² I) perturbed by noise of level σ.
+#[inline]
+pub fn perturbed_variance(tau: f64, sigma: f64) -> f64 {
+    tau * tau + sigma * sigma
 }

@@ -13,6 +13,13 @@ typedef unsigned long long u64;
 #define WHAT_STATE 1u
 #define WHAT_AUX 2u
 
+// The noise streams' tags (anneal_core::noise::Stream::index_and_tag; the emulation test checks
+// that these are the core's).
+#define STREAM_TAG_STEP 0u
+#define STREAM_TAG_INIT 1u
+#define STREAM_TAG_INPAINT 2u
+#define STREAM_TAG_AUX_INIT 3u
+
 // One plan step, as gpu/src/table.rs writes it (#[repr(C)], same field order). Coefficients are
 // computed in f64 by the core and rounded to f32 once per step, as the CPU executor does.
 struct StepRec {

@@ -52,7 +52,7 @@ extern "C" __global__ void direct_run(const StepRec* __restrict__ table, u32 cou
         // 1. Noise.
         for (u32 j = 0; j < D; j += 4) {
             if (r.noise) {
-                Words w = noise_block(seed, sample, r.step, 0u, j / 4u);
+                Words w = noise_block(seed, sample, r.step, STREAM_TAG_STEP, j / 4u);
                 for (u32 e = 0; e < 4u && j + e < D; ++e) xi[j + e] = normal_of(w, e);
             } else {
                 for (u32 e = 0; e < 4u && j + e < D; ++e) xi[j + e] = 0.0f;

@@ -96,7 +96,7 @@ extern "C" __global__ void init_normal_rows(u64 seed, u64 first, u32 dim, u32 ro
     u64 t = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     if (t >= (u64)per_row * rows) return;
     u32 row = (u32)(t / per_row), block = (u32)(t % per_row);
-    Words w = noise_block(seed, first + row, 0u, 1u, block);
+    Words w = noise_block(seed, first + row, 0u, STREAM_TAG_INIT, block);
     for (u32 e = 0; e < 4u; ++e) {
         u32 j = 4u * block + e;
         if (j < dim) x[(u64)row * dim + j] = __fmul_rn(ppnd7(word_at(w, e)), sigma) + center[j];

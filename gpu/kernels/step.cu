@@ -9,7 +9,7 @@ __device__ __forceinline__ float step_noise(const StepRec* r, u64 seed, u64 samp
                                             Words* w, bool* have) {
     if (!r->noise) return 0.0f;
     if (!*have) {
-        *w = noise_block(seed, sample, r->step, 0u, block);
+        *w = noise_block(seed, sample, r->step, STREAM_TAG_STEP, block);
         *have = true;
     }
     return normal_of(*w, e);

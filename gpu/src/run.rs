@@ -53,10 +53,10 @@ impl Mixture<'_> {
         self.means.len().checked_div(self.dim).unwrap_or(0)
     }
 
-    /// Whether the direct (GEMM-free) path serves this mixture.
+    /// Whether the direct (GEMM-free) path serves this mixture (the core's
+    /// [`anneal_core::score::is_small_mixture`], the host's rule too).
     pub fn direct(&self) -> bool {
-        let k = self.components();
-        self.dim <= 16 && k <= 64 && k * self.dim <= 64
+        anneal_core::score::is_small_mixture(self.components(), self.dim)
     }
 }
 
@@ -908,12 +908,7 @@ impl Device {
         dim: usize,
         rows: usize,
     ) -> Result<(Vec<u32>, Vec<f32>), Error> {
-        let (index, tag) = match stream {
-            Stream::Step(k) => (k, 0u32),
-            Stream::Init => (0, 1),
-            Stream::InpaintLevel(i) => (i, 2),
-            Stream::AuxInit => (0, 3),
-        };
+        let (index, tag) = stream.index_and_tag();
         let (d32, r32) = (u32_of("D", dim)?, u32_of("rows", rows)?);
         let n = u32_of("rows × D", rows * dim)?;
         let alloc = || Error::driver("allocating device memory");

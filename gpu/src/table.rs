@@ -53,7 +53,7 @@ impl StepRec {
         dim: usize,
         max_norm: f64,
     ) -> Result<Self, crate::Error> {
-        let v = tau * tau + step.sigma * step.sigma;
+        let v = anneal_core::score::perturbed_variance(tau, step.sigma);
         let k = u32::try_from(k).map_err(|_| crate::Error::TooLarge {
             what: "plan steps",
             value: k,

@@ -66,6 +66,7 @@ struct Emulated {
     refined: u32,
     sparse_steps: u32,
     layout: [u64; 8],
+    tags: [u32; 4],
 }
 
 fn bytes<T: Copy>(v: &[T]) -> &[u8] {
@@ -134,7 +135,7 @@ fn emulate<P: Plan + ?Sized>(
     assert!(st.success(), "emulator exit {st}");
     let out = std::fs::read(&fout).unwrap();
     let n = x0.len();
-    assert_eq!(out.len(), 4 * n + 12 + 64);
+    assert_eq!(out.len(), 4 * n + 12 + 64 + 16);
     let x =
         out[..4 * n].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     let word =
@@ -144,7 +145,8 @@ fn emulate<P: Plan + ?Sized>(
         let o = 4 * n + 12 + 8 * i;
         *l = u64::from_le_bytes(out[o..o + 8].try_into().unwrap());
     }
-    Emulated { x, status: word(0), refined: word(1), sparse_steps: word(2), layout }
+    let tags = std::array::from_fn(|i| word(3 + 16 + i));
+    Emulated { x, status: word(0), refined: word(1), sparse_steps: word(2), layout, tags }
 }
 
 /// The core's executor in f64 from the same states: the reference.
@@ -294,6 +296,9 @@ fn step_record_layout_matches_the_kernels() {
         o(offset_of!(StepRec, active)),
     ];
     assert_eq!(e.layout, rust, "C++ sizeof/offsetof of StepRec differ from the Rust struct");
+    let core_tags = [Stream::Step(0), Stream::Init, Stream::InpaintLevel(0), Stream::AuxInit]
+        .map(|s| s.index_and_tag().1);
+    assert_eq!(e.tags, core_tags, "the kernels' STREAM_TAG_* differ from the core's tags");
 }
 
 /// The direct path (toy2d: K = 2, D = 2) for CAS, PC with the snr corrector and OBABO (auxiliary

@@ -80,8 +80,12 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// The stream's index (the step k, the inpainting level i, else 0) and its tag (0 step
+    /// noise, 1 initialisation, 2 inpainting level noise, 3 the auxiliary state's start), the two
+    /// words of the counter that name it. The GPU kernels use the same tags (`STREAM_TAG_*` in
+    /// `gpu/kernels/common.cu`, checked against these by the emulation tests).
     #[inline]
-    fn index_and_tag(self) -> (u32, u32) {
+    pub const fn index_and_tag(self) -> (u32, u32) {
         match self {
             Stream::Step(k) => (k, 0),
             Stream::Init => (0, 1),

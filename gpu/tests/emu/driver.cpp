@@ -6,7 +6,8 @@
 // global memory instead of shared memory (as for K > SHARED_LOGITS_MAX));
 // StepRec[len]; f32 x[B*D]; f32 a[B*D]; f32 means[K*D]; f64 ln_w[K]; f64 norms2[K].
 // Output: f32 x[B*D]; u32 status; u32 refined; u32 steps whose S' came from sparse_rm; then the layout check: u64 sizeof(StepRec),
-// offsetof inv_v, point_aux, xx, ax, snr, step, active.
+// offsetof inv_v, point_aux, xx, ax, snr, step, active; u32 the stream tags (step, init, inpaint,
+// aux init).
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -130,6 +131,8 @@ int main(int argc, char** argv) {
     u64 layout[8] = {sizeof(StepRec), offsetof(StepRec, inv_v), offsetof(StepRec, point_aux), offsetof(StepRec, xx),
                      offsetof(StepRec, ax), offsetof(StepRec, snr), offsetof(StepRec, step), offsetof(StepRec, active)};
     fwrite(layout, 8, 8, out);
+    u32 tags[4] = {STREAM_TAG_STEP, STREAM_TAG_INIT, STREAM_TAG_INPAINT, STREAM_TAG_AUX_INIT};
+    fwrite(tags, 4, 4, out);
     fclose(out);
     return 0;
 }

@@ -64,7 +64,8 @@ impl Start {
                 plan::init_uniform(&mut noise, first as u64, d, self.lo, self.hi, &mut x)?
             }
             InitKind::Data => {
-                let s1 = (p.tau * p.tau + p.schedule.sigma_max().powi(2)).sqrt();
+                let s1 =
+                    anneal_core::score::perturbed_variance(p.tau, p.schedule.sigma_max()).sqrt();
                 plan::init_normal(&mut noise, first as u64, d, s1, &mut x)?;
                 let mut u = [0.0f64; 1];
                 for (j, row) in x.chunks_exact_mut(d).enumerate() {

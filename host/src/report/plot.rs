@@ -86,7 +86,7 @@ fn scatter(p: &Truth<'_>, samples: &[f32]) -> anyhow::Result<Vec<u8>> {
         // Log-density of the ground truth at σ = 0 (or σ_N when τ = 0), contours every 2 nats
         // below the maximum, drawn where the level index changes between neighbours.
         let sigma = if p.tau > 0.0 { 0.0 } else { p.sigma_min };
-        let v = p.tau * p.tau + sigma * sigma;
+        let v = anneal_core::score::perturbed_variance(p.tau, sigma);
         if let Ok(mix) = IsotropicMixture::new(
             &p.data.means,
             2,

@@ -52,7 +52,7 @@ impl<'a> Mixture<'a> {
         let norms2: Vec<f64> =
             means.chunks_exact(dim).map(|m| m.iter().map(|&v| v as f64 * v as f64).sum()).collect();
         let max_norm = norms2.iter().cloned().fold(0.0, f64::max).sqrt();
-        let packed = (k * dim > 64)
+        let packed = (!anneal_core::score::is_small_mixture(k, dim))
             .then(|| (Packed::transposed(means, k, dim), Packed::plain(means, k, dim)));
         Mixture {
             means,
@@ -66,14 +66,15 @@ impl<'a> Mixture<'a> {
         }
     }
 
-    /// Whether scores go through the two products (K·D > 64) rather than the direct path.
+    /// Whether scores go through the two products rather than the direct path (the core's
+    /// [`anneal_core::score::is_small_mixture`] rule, shared with the GPU).
     pub fn uses_gemm(&self) -> bool {
         self.packed.is_some()
     }
 
     /// v = τ² + σ², the variance of each component at noise level σ.
     fn variance(&self, sigma: f64) -> f64 {
-        self.tau * self.tau + sigma * sigma
+        anneal_core::score::perturbed_variance(self.tau, sigma)
     }
 }
 
