@@ -1,0 +1,155 @@
+//! `anneal tune`: the CAS note's Figure 1 as a command. A grid of levels × (εc | ε_b | ε) × seeds
+//! ([`grid`]), each cell an `anneal sample` run with its metrics ([`sweep`]); `sweep.csv` and
+//! `sweep.json` are rewritten (atomically) after every cell, so an interrupted sweep resumes:
+//! cells whose full configuration is already in `sweep.json` are not recomputed. Then the
+//! figures and the summary ([`report`]).
+
+pub mod grid;
+pub mod report;
+pub mod sweep;
+
+use std::collections::HashMap;
+
+use grid::{cell_config, cells};
+use sweep::{CellStatus, Row, Sweep, key, run_cell, save};
+
+use crate::cli::TuneArgs;
+use crate::error::UsageError;
+
+/// Runs `anneal tune`.
+pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
+    let grid = cells(a)?;
+    let data = crate::config::load_data(&a.data)?;
+    if a.n == 0 || a.run.batch == 0 {
+        return Err(UsageError::flag("--n and --batch must be ≥ 1").into());
+    }
+    // Flags shared by every cell (data, σ, τ, …) are checked once on the first cell: only the
+    // per-cell bounds (η, Langevin step) become rows instead of an exit.
+    if let Some(first) = grid.first()
+        && let Err(e) = cell_config(a, first, &data)
+        && CellStatus::of_refusal(&e) == CellStatus::Error
+    {
+        return Err(e.into());
+    }
+    std::fs::create_dir_all(&a.out)?;
+    let previous: Sweep = std::fs::read(a.out.join("sweep.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut done: HashMap<String, Row> =
+        previous.rows.into_iter().map(|r| (key(&r.config), r)).collect();
+    let todo = grid.iter().filter(|c| !done.contains_key(&key(c))).count();
+    println!(
+        "{} cells: {} already in {}, {todo} to run",
+        grid.len(),
+        grid.len() - todo,
+        a.out.display()
+    );
+    let progress = crate::report::progress::bar(todo as u64, "cells");
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(a.run.threads).build()?;
+    let mut computed = 0usize;
+    for c in &grid {
+        if done.contains_key(&key(c)) {
+            continue;
+        }
+        let row = pool.install(|| run_cell(a, c, &data));
+        done.insert(key(c), row);
+        computed += 1;
+        progress.inc(1);
+        save(&a.out, &grid, &done)?;
+    }
+    progress.finish_and_clear();
+    let rows = save(&a.out, &grid, &done)?;
+
+    report::write(a, &rows, computed)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::grid::CellConfig;
+    use super::report::aggregate;
+    use super::*;
+    use crate::cli::{Cli, Command, MetricKind};
+
+    fn tune_args(args: &str) -> TuneArgs {
+        let mut argv = vec!["anneal", "tune"];
+        argv.extend(args.split_whitespace());
+        let Command::Tune(a) = Cli::try_parse_from(argv).expect("flags parse").command else {
+            unreachable!("a tune command")
+        };
+        *a
+    }
+
+    /// The grid is samplers × levels × parameter values × seeds, in that order; CAS without
+    /// lists takes the default εc list, the other samplers Technique 4.
+    #[test]
+    fn the_grid_is_every_combination_in_order() {
+        let g = cells(&tune_args("--sampler cas,als --levels 4,8 --seeds 0,1,2")).unwrap();
+        assert_eq!(g.len(), 2 * 8 * 3 + 2 * 3);
+        assert_eq!((g[0].sampler.as_str(), g[0].levels, g[0].param.as_str()), ("cas", 4, "eps_c"));
+        assert_eq!((g[0].value.as_str(), g[1].seed, g[3].value.as_str()), ("1", 1, "1.25"));
+        assert_eq!(g[23].value, "inf");
+        let als = &g[2 * 8 * 3];
+        assert_eq!(
+            (als.sampler.as_str(), als.param.as_str(), als.value.as_str()),
+            ("als", "technique4", "")
+        );
+        let lists =
+            cells(&tune_args("--eps-c 1,2 --eps-b logspace:1e-4:1e-2:3 --levels 8 --seeds 0"))
+                .unwrap();
+        let values: Vec<&str> = lists.iter().map(|c| c.value.as_str()).collect();
+        assert_eq!(values, ["1", "2", "0.0001", "0.001", "0.01"]);
+        assert!(cells(&tune_args("--sampler als --eps-c 2")).is_err());
+        assert!(cells(&tune_args("--levels 1")).is_err());
+    }
+
+    fn row(levels: usize, value: &str, seed: u64, status: CellStatus, w2: Option<f64>) -> Row {
+        let config = CellConfig {
+            version: String::new(),
+            data: "toy2d".into(),
+            tau: None,
+            sampler: "cas".into(),
+            sigma_max: "auto".into(),
+            sigma_min: 0.01,
+            levels,
+            param: "eps_c".into(),
+            value: value.into(),
+            steps_per_level: None,
+            n: 10,
+            seed,
+            init: "normal".into(),
+        };
+        Row {
+            config,
+            status,
+            message: String::new(),
+            mode_tv: w2,
+            sliced_w2: w2,
+            noise_floor: None,
+            nearest: None,
+            seconds: None,
+            trace: None,
+            trace_levels: None,
+            metrics: None,
+        }
+    }
+
+    /// Each (sampler, N, parameter, value) group gets the mean and sample standard deviation over
+    /// its seeds; a group in which a seed did not run is left out.
+    #[test]
+    fn aggregation_is_over_complete_groups_of_seeds() {
+        let rows = [
+            row(4, "1", 0, CellStatus::Ok, Some(1.0)),
+            row(4, "1", 1, CellStatus::Ok, Some(3.0)),
+            row(4, "2", 0, CellStatus::Ok, Some(5.0)),
+            row(4, "2", 1, CellStatus::OutOfBounds, None),
+            row(8, "1", 0, CellStatus::Ok, Some(7.0)),
+        ];
+        let agg = aggregate(&rows, MetricKind::SlicedW2);
+        let got: Vec<(usize, &str, f64, f64, usize)> =
+            agg.iter().map(|g| (g.levels, g.value.as_str(), g.mean, g.sd, g.seeds)).collect();
+        assert_eq!(got, [(4, "1", 2.0, 2.0f64.sqrt(), 2), (8, "1", 7.0, 0.0, 1)]);
+    }
+}

@@ -1,0 +1,185 @@
+//! The sweep's rows: how each cell ended, running a cell, and `sweep.json`/`sweep.csv`,
+//! rewritten atomically after every cell so that an interrupted sweep resumes.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use anneal_core::Plan;
+use serde::{Deserialize, Serialize};
+
+use super::grid::{CellConfig, cell_config};
+use crate::cli::TuneArgs;
+use crate::error::{CoreError, UsageError};
+use crate::io::data::Dataset;
+use crate::io::write::write_atomic;
+
+/// How a cell ended (`ok`, `out_of_bounds`, `unstable`, `error` in the files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellStatus {
+    /// Sampled; the metrics are filled in.
+    Ok,
+    /// η outside [1 − γ, 1] at some step (CAS with ε_b).
+    OutOfBounds,
+    /// A Langevin step above its stability bound.
+    Unstable,
+    /// Any other failure.
+    Error,
+}
+
+impl CellStatus {
+    /// The status of a cell whose configuration was refused: by the core's error variant.
+    pub fn of_refusal(e: &UsageError) -> CellStatus {
+        match e.core() {
+            Some(CoreError::EtaOutOfBounds { .. }) => CellStatus::OutOfBounds,
+            Some(CoreError::StepUnstable { .. }) => CellStatus::Unstable,
+            _ => CellStatus::Error,
+        }
+    }
+
+    /// The name written in the files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CellStatus::Ok => "ok",
+            CellStatus::OutOfBounds => "out_of_bounds",
+            CellStatus::Unstable => "unstable",
+            CellStatus::Error => "error",
+        }
+    }
+}
+
+/// One row of sweep.csv / sweep.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    /// The cell.
+    pub config: CellConfig,
+    /// How the cell ended.
+    pub status: CellStatus,
+    /// The reason, for cells that did not run.
+    pub message: String,
+    /// Total variation between the mode weights and the true weights.
+    pub mode_tv: Option<f64>,
+    /// Sliced W2 to exact samples.
+    pub sliced_w2: Option<f64>,
+    /// Sliced W2 between two exact sample sets of the same size.
+    pub noise_floor: Option<f64>,
+    /// Mean distance to the nearest component.
+    pub nearest: Option<f64>,
+    /// Sampling seconds.
+    pub seconds: Option<f64>,
+    /// σ_eff/σ_i per traced level (the consistency trace).
+    pub trace: Option<Vec<f64>>,
+    /// Levels (1-based) of `trace`.
+    pub trace_levels: Option<Vec<usize>>,
+    /// Every metric of `anneal sample` for this cell (metrics.json).
+    pub metrics: Option<crate::report::metrics::Metrics>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+/// The contents of sweep.json.
+pub struct Sweep {
+    /// The finished cells, in grid order.
+    pub rows: Vec<Row>,
+}
+
+pub fn key(c: &CellConfig) -> String {
+    serde_json::to_string(c).unwrap_or_default()
+}
+
+pub fn csv(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "data,sampler,levels,param,value,seed,n,status,mode_tv,sliced_w2,noise_floor,nearest,seconds,message\n",
+    );
+    let f = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
+    for r in rows {
+        let c = &r.config;
+        s.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"\n",
+            c.data,
+            c.sampler,
+            c.levels,
+            c.param,
+            c.value,
+            c.seed,
+            c.n,
+            r.status.as_str(),
+            f(r.mode_tv),
+            f(r.sliced_w2),
+            f(r.noise_floor),
+            f(r.nearest),
+            f(r.seconds),
+            r.message.replace('"', "'")
+        ));
+    }
+    s
+}
+
+/// The finished rows in grid order, written to sweep.json and sweep.csv.
+pub fn save(
+    dir: &Path,
+    grid: &[CellConfig],
+    done: &HashMap<String, Row>,
+) -> anyhow::Result<Vec<Row>> {
+    let sweep = Sweep { rows: grid.iter().filter_map(|c| done.get(&key(c)).cloned()).collect() };
+    write_atomic(dir, "sweep.json", serde_json::to_string_pretty(&sweep)?.as_bytes())?;
+    write_atomic(dir, "sweep.csv", csv(&sweep.rows).as_bytes())?;
+    Ok(sweep.rows)
+}
+
+/// Runs one cell.
+pub fn run_cell(a: &TuneArgs, c: &CellConfig, data: &Dataset) -> Row {
+    let mut row = Row {
+        config: c.clone(),
+        status: CellStatus::Ok,
+        message: String::new(),
+        mode_tv: None,
+        sliced_w2: None,
+        noise_floor: None,
+        nearest: None,
+        seconds: None,
+        trace: None,
+        trace_levels: None,
+        metrics: None,
+    };
+    let p = match cell_config(a, c, data) {
+        Ok(p) => p,
+        Err(e) => {
+            row.status = CellStatus::of_refusal(&e);
+            row.message = e.to_string();
+            return row;
+        }
+    };
+    let start = Instant::now();
+    let hidden = indicatif::ProgressBar::hidden();
+    match crate::exec::cpu::sample(&p, p.n, p.batch, p.seed, p.init, &hidden, true) {
+        Ok((samples, trace)) => {
+            let seconds = start.elapsed().as_secs_f64();
+            let m = crate::report::metrics::compute(
+                &p.truth(),
+                &samples,
+                p.seed,
+                seconds,
+                p.plan.len(),
+            );
+            row.mode_tv = Some(
+                m.mode_weights.iter().zip(&m.true_weights).map(|(x, y)| (x - y).abs()).sum::<f64>()
+                    / 2.0,
+            );
+            row.sliced_w2 = Some(m.sliced_wasserstein.value);
+            row.noise_floor = Some(m.sliced_wasserstein.noise_floor);
+            row.nearest = Some(m.mean_nearest_component_distance);
+            row.seconds = Some(seconds);
+            if let Some(t) = trace {
+                row.trace = Some(t.sigma_eff.iter().zip(&t.sigma).map(|(e, s)| e / s).collect());
+                row.trace_levels = Some(t.level);
+            }
+            row.metrics = Some(m);
+        }
+        Err(e) => {
+            row.status = CellStatus::Error;
+            row.message = e.to_string();
+        }
+    }
+    row
+}
