@@ -1,0 +1,97 @@
+//! `anneal bench`: on the CPU, one sampler step (GEMM score + noise + CAS update) at fixed sizes
+//! beside this machine's SGEMM rate and the NumPy reference (`host/bench/numpy_step.py`)
+//! ([`cpu`]); on a CUDA device, one step and whole runs over every σ beside PyTorch FP32
+//! (`gpu/bench/torch_step.py`, `torch_run.py`) ([`cuda`]).
+
+pub mod cpu;
+pub mod cuda;
+
+use std::process::Command;
+use std::time::Instant;
+
+use anneal_core::noise::{Keyed, Noise, Stream};
+
+use crate::cli::BenchArgs;
+
+/// A benchmark size.
+pub struct Case {
+    /// What the tables call it.
+    pub name: &'static str,
+    /// Samples (rows) per step.
+    pub b: usize,
+    /// Components.
+    pub k: usize,
+    /// Dimension.
+    pub d: usize,
+}
+
+impl Case {
+    /// K standard normal means (keyed, the same on every run).
+    pub fn means(&self) -> Vec<f32> {
+        let mut means = vec![0.0f32; self.k * self.d];
+        for (j, row) in means.chunks_exact_mut(self.d).enumerate() {
+            Keyed::new(1).normals(j as u64, Stream::Init, row);
+        }
+        means
+    }
+}
+
+/// The median (`v` not empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Seconds of each of `repeats` runs of `f`, after one warm-up run.
+pub fn runs<F: FnMut()>(repeats: usize, mut f: F) -> Vec<f64> {
+    f();
+    (0..repeats)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect()
+}
+
+/// The median of [`runs`].
+pub fn time<F: FnMut()>(repeats: usize, f: F) -> f64 {
+    median(runs(repeats, f))
+}
+
+/// Runs an external reference script with the cases as JSON; its stdout as JSON, or None (said).
+pub fn reference(
+    python: &str,
+    script: &str,
+    cases: &[&Case],
+    repeats: usize,
+    what: &str,
+) -> Option<serde_json::Value> {
+    let list: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|c| serde_json::json!({"name": c.name, "B": c.b, "K": c.k, "D": c.d}))
+        .collect();
+    let arg = serde_json::to_string(&list).ok()?;
+    match Command::new(python).arg(script).arg(arg).arg(repeats.to_string()).output() {
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
+        Ok(o) => {
+            eprintln!(
+                "{what} reference failed: {}",
+                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("{what} reference not run ({python}: {e})");
+            None
+        }
+    }
+}
+
+/// Runs `anneal bench`.
+pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
+    if a.device == crate::cli::BenchDevice::Cuda {
+        return cuda::run(a);
+    }
+    cpu::run(a)
+}
