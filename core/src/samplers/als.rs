@@ -77,3 +77,35 @@ impl<S: Schedule> Plan for Als<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::StepConvention;
+    use crate::samplers::known::{self, KEEP};
+
+    /// σ = 4, 2, 1, ε = 0.01 (NCSNv2), T = 2: α_i = ε σ_i²/σ_N² = 0.16, 0.04, 0.01, each step
+    /// x ← x + α s + √(2α) ξ; then the denoiser. NCSN's convention with ε = 0.02 is the same chain.
+    #[test]
+    fn known_coefficients() {
+        for step in [
+            LangevinStep::new(0.01, StepConvention::Ncsnv2).unwrap(),
+            LangevinStep::new(0.02, StepConvention::Ncsn).unwrap(),
+        ] {
+            let als = Als::new(known::schedule(), step, 2, true, 0.0).unwrap();
+            assert_eq!(als.len(), 7);
+            let want = [
+                (4.0, 0.16, 0.565685424949238),
+                (2.0, 0.04, 0.282842712474619),
+                (1.0, 0.01, 0.1414213562373095),
+            ];
+            for (k, &(sigma, a, n)) in [0, 1, 2, 3, 4, 5]
+                .iter()
+                .zip(&[want[0], want[0], want[1], want[1], want[2], want[2]])
+            {
+                known::step(als.step(*k), k / 2, sigma, [1.0, 0.0, a, n], KEEP);
+            }
+            known::step(als.step(6), 2, 1.0, [1.0, 0.0, 1.0, 0.0], KEEP);
+        }
+    }
+}

@@ -217,3 +217,69 @@ impl<S: Schedule> Plan for Underdamped<S> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::StepConvention;
+    use crate::samplers::known;
+
+    fn eps() -> LangevinStep {
+        LangevinStep::new(0.01, StepConvention::Ncsnv2).unwrap()
+    }
+
+    /// BAOAB-limit, ε = 0.01 on σ = 4, 2, 1 (ε_i = 0.16, 0.04, 0.01): z ← z + ε_i s +
+    /// √(ε_i/2)(ξ + ξ_n), and the state's ξ_n becomes ξ.
+    #[test]
+    fn baoab_limit_known_coefficients() {
+        let bl = BaoabLimit::new(known::schedule(), eps(), 1, 0.0).unwrap();
+        let xi_n = [0.0, 0.0, 0.0, 1.0];
+        for (k, (sigma, e, r)) in [
+            (4.0, 0.16, 0.282842712474619),
+            (2.0, 0.04, 0.1414213562373095),
+            (1.0, 0.01, 0.07071067811865475),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            known::step(bl.step(k), k, sigma, [1.0, r, e, r], xi_n);
+        }
+    }
+
+    /// BAOAB, κ = 2, T = 2 at σ = 4: h = √(2ε_i) = √0.32, c = e^(−κh) = 0.32259…; the set-up
+    /// p̃ ← p + (h/2) s; then z ← z + (h/2)(1 + c) p̃ + (h/2)√(1 − c²) ξ and
+    /// p̃ ← c p̃ + √(1 − c²) ξ + h s (the level's last step adds h/2 only).
+    #[test]
+    fn baoab_known_coefficients() {
+        let b = Underdamped::new(known::schedule(), eps(), 2.0, Splitting::Baoab, 2, 0.0).unwrap();
+        assert_eq!(b.len(), 9);
+        let (h2, c, sq) = (0.282842712474619, 0.3225907297036365, 0.946538547080506);
+        known::step(b.step(0), 0, 4.0, [1.0, 0.0, 0.0, 0.0], [0.0, 1.0, h2, 0.0]);
+        let x = [1.0, 0.37408514948316224, 0.0, 0.2677215301180352];
+        known::step(b.step(1), 0, 4.0, x, [0.0, c, 2.0 * h2, sq]);
+        known::step(b.step(2), 0, 4.0, x, [0.0, c, h2, sq]);
+    }
+
+    /// OBABO, κ = 2, T = 2 at σ = 4: c = e^(−κh/2) = 0.56797…; the merged B O O B step carries
+    /// p ← c² p + (h/2)(1 + c²) s + √(1 − c⁴) ξ, the level's final B O p ← c p + c (h/2) s +
+    /// √(1 − c²) ξ.
+    #[test]
+    fn obabo_known_coefficients() {
+        let o = Underdamped::new(known::schedule(), eps(), 2.0, Splitting::Obabo, 2, 0.0).unwrap();
+        assert_eq!(o.len(), 9);
+        let (h2, c) = (0.282842712474619, 0.5679707120121922);
+        let Some(Step { update: crate::plan::Update::Linear { aux, .. }, .. }) = o.step(1) else {
+            panic!("linear")
+        };
+        known::lin(
+            aux,
+            [0.0, 0.32259072970363656, 0.37408514948316224, 0.946538547080506],
+            "merged",
+        );
+        let Some(Step { update: crate::plan::Update::Linear { x, aux }, .. }) = o.step(2) else {
+            panic!("linear")
+        };
+        known::lin(x, [1.0, 0.0, 0.0, 0.0], "final x");
+        known::lin(aux, [0.0, c, c * h2, 0.8230487654424636], "final B O");
+    }
+}

@@ -65,3 +65,26 @@ impl<S: Schedule> Plan for Cas<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::samplers::known::{self, KEEP};
+
+    /// σ = 4, 2, 1 (γ = 1/2). εc = 2: η = 1 − γ² = 3/4, so x ← x + η σ_i² s + β σ_{i+1} ξ with
+    /// β = √(1 − (1 − η)²/γ²) = √(3/4); then the denoiser x ← x + σ_N² s. ε_b = 0.8: η = 0.8,
+    /// β = √(1 − 0.04/0.25) = √0.84.
+    #[test]
+    fn known_coefficients() {
+        let cas = Cas::new(known::schedule(), EtaRule::eps_c(2.0).unwrap(), true).unwrap();
+        assert_eq!(cas.len(), 3);
+        known::step(cas.step(0), 0, 4.0, [1.0, 0.0, 12.0, 1.7320508075688772], KEEP);
+        known::step(cas.step(1), 1, 2.0, [1.0, 0.0, 3.0, 0.8660254037844386], KEEP);
+        known::step(cas.step(2), 2, 1.0, [1.0, 0.0, 1.0, 0.0], KEEP);
+        assert!(cas.step(3).is_none());
+        let b = Cas::new(known::schedule(), EtaRule::eps_b(0.8).unwrap(), false).unwrap();
+        assert_eq!(b.len(), 2);
+        known::step(b.step(0), 0, 4.0, [1.0, 0.0, 12.8, 1.833030277982336], KEEP);
+        known::step(b.step(1), 1, 2.0, [1.0, 0.0, 3.2, 0.916515138991168], KEEP);
+    }
+}

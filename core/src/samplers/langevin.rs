@@ -28,3 +28,26 @@ pub fn overdamped(
         tau,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::params::{LangevinStep, StepConvention};
+    use crate::plan::Plan;
+    use crate::samplers::als::Als;
+    use crate::samplers::known::{self, KEEP};
+    use crate::schedule::Borrowed;
+
+    /// One level σ = 0.5, ε = 0.1, T = 3: three steps z ← z + ε s + √(2ε) ξ (ALS's α = ε σ²/σ_N²
+    /// is ε itself), no denoiser.
+    #[test]
+    fn known_coefficients() {
+        let level = [0.5];
+        let one = Borrowed::single(&level).unwrap();
+        let st = LangevinStep::new(0.1, StepConvention::Ncsnv2).unwrap();
+        let old = Als::new(one, st, 3, false, 0.0).unwrap();
+        assert_eq!(old.len(), 3);
+        for k in 0..3 {
+            known::step(old.step(k), 0, 0.5, [1.0, 0.0, 0.1, 0.4472135954999579], KEEP);
+        }
+    }
+}

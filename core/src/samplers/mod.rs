@@ -58,3 +58,39 @@ pub(crate) fn check_len(len: usize) -> Result<usize, Error> {
         Ok(len)
     }
 }
+
+/// Known-answer helpers: the schedule σ = 4, 2, 1 (γ = 1/2 exactly) and coefficient checks
+/// against values computed by hand from each paper's formula (to 1e-15 relative).
+#[cfg(test)]
+pub(crate) mod known {
+    use crate::plan::{Lin, Step, Update};
+    use crate::schedule::Geometric;
+
+    /// σ = 4, 2, 1.
+    pub fn schedule() -> Geometric {
+        Geometric::new(4.0, 1.0, 3).unwrap()
+    }
+
+    fn close(got: f64, want: f64) -> bool {
+        (got - want).abs() <= 1e-15 * want.abs().max(1.0)
+    }
+
+    /// Asserts a [`Lin`]'s coefficients of x, aux, s, ξ.
+    pub fn lin(got: Lin, want: [f64; 4], what: &str) {
+        let g = [got.x, got.aux, got.score, got.noise];
+        assert!(g.iter().zip(want).all(|(&a, b)| close(a, b)), "{what}: {g:?} vs {want:?}");
+    }
+
+    /// The x and aux updates of a linear step, with its level and σ.
+    pub fn step(s: Option<Step>, level: usize, sigma: f64, x: [f64; 4], aux: [f64; 4]) {
+        let s = s.expect("a step");
+        assert_eq!(s.level, level);
+        assert!(close(s.sigma, sigma), "σ {} vs {sigma}", s.sigma);
+        let Update::Linear { x: gx, aux: ga } = s.update else { panic!("not linear") };
+        lin(gx, x, "x");
+        lin(ga, aux, "aux");
+    }
+
+    /// `aux ← aux` (the samplers without a second state).
+    pub const KEEP: [f64; 4] = [0.0, 1.0, 0.0, 0.0];
+}

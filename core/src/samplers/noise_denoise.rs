@@ -68,3 +68,24 @@ impl<S: Schedule> Plan for NoiseDenoise<S> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::samplers::known::{self, KEEP};
+
+    /// λ = 1.5, T = 1 on σ = 4, 2, 1: the score is taken at y = x + σ ξ, and
+    /// x ← x + λ σ ξ + λ σ² s(y): at σ = 4, (6, 24); at 2, (3, 6); at 1, (1.5, 1.5).
+    #[test]
+    fn known_coefficients() {
+        let nd = NoiseDenoise::new(known::schedule(), 1.5, 1).unwrap();
+        assert_eq!(nd.len(), 3);
+        for (k, (sigma, s, n)) in
+            [(4.0, 24.0, 6.0), (2.0, 6.0, 3.0), (1.0, 1.5, 1.5)].into_iter().enumerate()
+        {
+            let step = nd.step(k);
+            assert_eq!(step.map(|s| (s.point.aux, s.point.noise)), Some((0.0, sigma)));
+            known::step(step, k, sigma, [1.0, 0.0, s, n], KEEP);
+        }
+    }
+}

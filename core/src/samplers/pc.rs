@@ -149,3 +149,45 @@ impl<S: Schedule> Plan for Pc<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{LangevinStep, StepConvention};
+    use crate::samplers::known::{self, KEEP};
+
+    /// σ = 4, 2, 1, M = 1, Langevin corrector ε = 0.01. Predictor-first: the predictor 4 → 2 is
+    /// x ← x + (16 − 4) s + √12 ξ, then the corrector at σ = 2 (α = 0.04), the predictor 2 → 1
+    /// (3, √3), the corrector at σ = 1 (α = 0.01), the denoiser. Corrector-first starts with
+    /// the corrector at σ = 4 (α = 0.16).
+    #[test]
+    fn known_coefficients() {
+        let st = LangevinStep::new(0.01, StepConvention::Ncsnv2).unwrap();
+        let pc = Pc::new(
+            known::schedule(),
+            Corrector::Langevin(st),
+            1,
+            Order::PredictorFirst,
+            true,
+            0.0,
+        )
+        .unwrap();
+        assert_eq!(pc.len(), 5);
+        known::step(pc.step(0), 0, 4.0, [1.0, 0.0, 12.0, 3.4641016151377544], KEEP);
+        known::step(pc.step(1), 1, 2.0, [1.0, 0.0, 0.04, 0.282842712474619], KEEP);
+        known::step(pc.step(2), 1, 2.0, [1.0, 0.0, 3.0, 1.7320508075688772], KEEP);
+        known::step(pc.step(3), 2, 1.0, [1.0, 0.0, 0.01, 0.1414213562373095], KEEP);
+        known::step(pc.step(4), 2, 1.0, [1.0, 0.0, 1.0, 0.0], KEEP);
+        let cf = Pc::new(
+            known::schedule(),
+            Corrector::Langevin(st),
+            1,
+            Order::CorrectorFirst,
+            true,
+            0.0,
+        )
+        .unwrap();
+        known::step(cf.step(0), 0, 4.0, [1.0, 0.0, 0.16, 0.565685424949238], KEEP);
+        known::step(cf.step(1), 0, 4.0, [1.0, 0.0, 12.0, 3.4641016151377544], KEEP);
+    }
+}
