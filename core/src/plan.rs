@@ -164,6 +164,22 @@ pub trait Plan {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The level and σ the state is at after the last step (None for a plan without steps). By
+    /// default the last step says; a sampler over a schedule answers from the schedule.
+    fn end(&self) -> Option<(usize, f64)> {
+        let last = self.step(self.len().checked_sub(1)?)?;
+        Some((last.level_after, last.sigma_after))
+    }
+
+    /// This plan followed by the denoising step `x ← x + σ² s(x, σ)` at the level and σ its last
+    /// step leaves the state at (σ_N for CAS, ALS and PC) — NCSNv2's "denoise", for any plan.
+    fn denoised(self) -> Result<Denoised<Self>, Error>
+    where
+        Self: Sized,
+    {
+        Denoised::new(self, true)
+    }
 }
 
 impl<P: Plan + ?Sized> Plan for &P {
@@ -175,6 +191,59 @@ impl<P: Plan + ?Sized> Plan for &P {
     }
     fn aux_init(&self) -> AuxInit {
         (**self).aux_init()
+    }
+    fn end(&self) -> Option<(usize, f64)> {
+        (**self).end()
+    }
+}
+
+/// A plan and, optionally, the final denoising step ([`Plan::denoised`]): the one place that adds
+/// it, whatever the sampler. The step's level and σ are where the plan leaves the state
+/// ([`Plan::end`]), read when the step is asked for.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Denoised<P> {
+    plan: P,
+    on: bool,
+}
+
+impl<P: Plan> Denoised<P> {
+    /// `plan`, followed by the denoising step when `on` (a plan without steps cannot be).
+    pub fn new(plan: P, on: bool) -> Result<Self, Error> {
+        let n = plan.len();
+        if on && n == 0 {
+            return Err(Error::TooFewLevels { levels: 0, min: 1 });
+        }
+        crate::samplers::check_len(n.saturating_add(on as usize))?;
+        Ok(Denoised { plan, on })
+    }
+
+    /// The plan it wraps.
+    pub fn inner(&self) -> &P {
+        &self.plan
+    }
+}
+
+impl<P: Plan> Plan for Denoised<P> {
+    #[inline]
+    fn len(&self) -> usize {
+        self.plan.len() + self.on as usize
+    }
+    #[inline]
+    fn step(&self, k: usize) -> Option<Step> {
+        let n = self.plan.len();
+        if k < n {
+            self.plan.step(k)
+        } else if self.on && k == n {
+            let (level, sigma) = self.plan.end()?;
+            Some(Step::denoise(level, sigma))
+        } else {
+            None
+        }
+    }
+    #[inline]
+    fn aux_init(&self) -> AuxInit {
+        self.plan.aux_init()
     }
 }
 

@@ -953,13 +953,12 @@ impl Device {
         let steps = steps.max(1);
         let mut x0 = vec![0.0f32; b * mix.dim];
         anneal_core::plan::init_normal(&mut Keyed::new(7), 0, mix.dim, 0.5, &mut x0)?;
-        let plan_of = |s: usize| -> Result<
-            anneal_core::samplers::cas::Cas<anneal_core::Geometric>,
-            Error,
-        > {
-            let g = anneal_core::Geometric::new(0.5, 0.5 * 0.9f64.powf(s as f64 / 100.0), s + 1)?;
-            Ok(anneal_core::samplers::cas::Cas::new(g, anneal_core::EtaRule::eps_c(2.0)?, false)?)
-        };
+        let plan_of =
+            |s: usize| -> Result<anneal_core::samplers::cas::Cas<anneal_core::Geometric>, Error> {
+                let g =
+                    anneal_core::Geometric::new(0.5, 0.5 * 0.9f64.powf(s as f64 / 100.0), s + 1)?;
+                Ok(anneal_core::samplers::cas::Cas::new(g, anneal_core::EtaRule::eps_c(2.0)?)?)
+            };
         let (short, long) = (plan_of(steps)?, plan_of(3 * steps)?);
         let run = |plan: &dyn Plan| -> Result<f64, Error> {
             let mut x = x0.clone();

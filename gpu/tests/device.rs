@@ -112,7 +112,7 @@ fn one_step_matches_the_f64_reference() {
         dev.set_options(opts);
         for sigma in [1.0, 0.1, 0.01] {
             let s = Geometric::new(sigma, sigma * 0.9, 2).unwrap();
-            let plan = Cas::new(&s, EtaRule::eps_c(2.0).unwrap(), false).unwrap();
+            let plan = Cas::new(&s, EtaRule::eps_c(2.0).unwrap()).unwrap();
             // Start near data points (the regime where the logits cancel worst).
             let mut x0 = vec![0.0f32; 256 * 64];
             plan::init_normal(&mut Keyed::new(1), 0, 64, sigma, &mut x0).unwrap();
@@ -145,10 +145,14 @@ fn digits_at_sigma_001_picks_the_references_components() {
     let weights = vec![1.0 / k as f64; k];
     let m = Mixture { means: &means, dim: 64, weights: &weights, tau: 0.05 };
     let cas_s = Geometric::new(11.0, 0.01, 100).unwrap();
-    let cas = Cas::new(&cas_s, EtaRule::eps_c(2.0).unwrap(), true).unwrap();
+    let cas = Cas::new(&cas_s, EtaRule::eps_c(2.0).unwrap())
+        .and_then(anneal_core::Plan::denoised)
+        .unwrap();
     let pc_s = Geometric::new(11.0, 0.01, 40).unwrap();
     let snr = Corrector::Snr { snr: 0.16, norms: SnrNorms::PerSample };
-    let pc = Pc::new(&pc_s, snr, 1, Order::PredictorFirst, true, 0.05).unwrap();
+    let pc = Pc::new(&pc_s, snr, 1, Order::PredictorFirst, 0.05)
+        .and_then(anneal_core::Plan::denoised)
+        .unwrap();
     let plans: [(&str, &dyn Plan); 2] = [("cas", &cas), ("pc-snr", &pc)];
     let mut x0 = vec![0.0f32; 200 * 64];
     plan::init_normal(&mut Keyed::new(2), 0, 64, 11.0, &mut x0).unwrap();
@@ -200,7 +204,8 @@ fn toy2d_mode_weights_match_the_cpu() {
     let weights = [0.2, 0.8];
     let m = Mixture { means: &means, dim: 2, weights: &weights, tau: 1.0 };
     let s = Geometric::new(14.2, 0.01, 100).unwrap();
-    let plan = Cas::new(&s, EtaRule::eps_c(2.0).unwrap(), true).unwrap();
+    let plan =
+        Cas::new(&s, EtaRule::eps_c(2.0).unwrap()).and_then(anneal_core::Plan::denoised).unwrap();
     let n = 20_000;
     let mut x0 = vec![0.0f32; n * 2];
     plan::init_normal(&mut Keyed::new(0), 0, 2, 14.2, &mut x0).unwrap();
@@ -240,7 +245,7 @@ fn the_device_drawn_start_is_the_cores() {
             })
             .collect();
         let s = Geometric::new(11.0, 10.0, 2).unwrap();
-        let plan = Cas::new(&s, EtaRule::eps_c(2.0).unwrap(), false).unwrap();
+        let plan = Cas::new(&s, EtaRule::eps_c(2.0).unwrap()).unwrap();
         let mut host = vec![0.0f32; n * d];
         plan::init_normal(&mut Keyed::new(5), 1 << 33, d, 11.0, &mut host).unwrap();
         for row in host.chunks_exact_mut(d) {
@@ -277,7 +282,7 @@ fn large_k_step_matches_the_f64_reference() {
         dev.set_options(opts);
         for sigma in [1.0, 0.1, 0.01] {
             let s = Geometric::new(sigma, sigma * 0.9, 2).unwrap();
-            let plan = Cas::new(&s, EtaRule::eps_c(2.0).unwrap(), false).unwrap();
+            let plan = Cas::new(&s, EtaRule::eps_c(2.0).unwrap()).unwrap();
             let mut x0 = vec![0.0f32; 128 * d];
             plan::init_normal(&mut Keyed::new(1), 0, d, sigma, &mut x0).unwrap();
             for (r, row) in x0.chunks_exact_mut(d).enumerate() {

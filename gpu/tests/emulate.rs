@@ -281,7 +281,7 @@ fn step_record_layout_matches_the_kernels() {
     let means = [0.0f32, 0.0];
     let p = Problem { means: &means, dim: 2, weights: &[1.0], tau: 1.0 };
     let s = Geometric::new(2.0, 1.0, 2).unwrap();
-    let plan = Cas::new(&s, EtaRule::eps_c(1.0).unwrap(), false).unwrap();
+    let plan = Cas::new(&s, EtaRule::eps_c(1.0).unwrap()).unwrap();
     let e = emulate(&exe, &plan, &p, DIRECT, 0, 0, &[0.5, 0.5]);
     let o = |f: usize| f as u64;
     use std::mem::offset_of;
@@ -317,9 +317,12 @@ fn direct_path_matches_the_core_on_toy2d() {
     let p = Problem { means: &means, dim: 2, weights: &weights, tau: 1.0 };
     let s = Geometric::new(14.0, 0.01, 50).unwrap();
     let x0 = init(300, 2, 14.0, 3.0, 7);
-    let cas = Cas::new(&s, EtaRule::eps_c(2.0).unwrap(), true).unwrap();
+    let cas =
+        Cas::new(&s, EtaRule::eps_c(2.0).unwrap()).and_then(anneal_core::Plan::denoised).unwrap();
     let snr = Corrector::Snr { snr: 0.16, norms: SnrNorms::PerSample };
-    let pc = Pc::new(&s, snr, 1, Order::PredictorFirst, true, 1.0).unwrap();
+    let pc = Pc::new(&s, snr, 1, Order::PredictorFirst, 1.0)
+        .and_then(anneal_core::Plan::denoised)
+        .unwrap();
     let step = LangevinStep::new(2e-5, StepConvention::Ncsnv2).unwrap();
     let obabo = Underdamped::new(&s, step, 1.0, Splitting::Obabo, 3, 1.0).unwrap();
     let plans: [(&str, &dyn Plan); 3] = [("cas", &cas), ("obabo", &obabo), ("pc-snr", &pc)];
@@ -373,13 +376,17 @@ fn gemm_path_matches_the_core_down_to_sigma_001() {
     let p = Problem { means: &means, dim: d, weights: &weights, tau: 0.05 };
     let s = Geometric::new(2.0, 0.01, 30).unwrap();
     let x0 = init(48, d, 2.0, 0.5, 5);
-    let cas = Cas::new(&s, EtaRule::eps_c(1.5).unwrap(), true).unwrap();
+    let cas =
+        Cas::new(&s, EtaRule::eps_c(1.5).unwrap()).and_then(anneal_core::Plan::denoised).unwrap();
     let growth = anneal_core::Schedule::ratio(&s, 0).unwrap().growth();
     let t4 = anneal_core::ncsnv2::technique4_eps(0.01, growth, 3).unwrap().eps;
-    let als = Als::new(&s, LangevinStep::new(t4, StepConvention::Ncsnv2).unwrap(), 3, true, 0.05)
+    let als = Als::new(&s, LangevinStep::new(t4, StepConvention::Ncsnv2).unwrap(), 3, 0.05)
+        .and_then(anneal_core::Plan::denoised)
         .unwrap();
     let snr = Corrector::Snr { snr: 0.1, norms: SnrNorms::PerSample };
-    let pc = Pc::new(&s, snr, 1, Order::CorrectorFirst, true, 0.05).unwrap();
+    let pc = Pc::new(&s, snr, 1, Order::CorrectorFirst, 0.05)
+        .and_then(anneal_core::Plan::denoised)
+        .unwrap();
     let plans: [(&str, &dyn Plan); 3] = [("cas", &cas), ("als", &als), ("pc-snr", &pc)];
     for (name, plan) in plans {
         let r = reference(plan, &p, 3, 1000, &x0).unwrap();
@@ -418,7 +425,7 @@ fn non_finite_values_are_reported_at_the_cpus_step() {
     let means = [0.0f32, 0.0, 1.0, 1.0];
     let p = Problem { means: &means, dim: 2, weights: &[0.5, 0.5], tau: 0.0 };
     let s = Geometric::new(1.0, 1e-3, 4).unwrap();
-    let plan = Cas::new(&s, EtaRule::eps_c(1.0).unwrap(), false).unwrap();
+    let plan = Cas::new(&s, EtaRule::eps_c(1.0).unwrap()).unwrap();
     // |x| = 1e37: s ≈ −x/σ² overflows f32 at a later level, once σ² is small enough.
     let x0 = [1e37f32, -1e37, 2e36, 1.0];
     let want = reference_f32(&plan, &p, 0, 0, &x0).unwrap_err();
@@ -440,7 +447,7 @@ fn keyed_noise_is_the_cores_for_odd_dimensions() {
     let p = Problem { means: &means, dim: d, weights: &[1.0], tau: 0.0 };
     let s = Geometric::new(1.0, 0.5, 2).unwrap();
     // εc = ∞: η = 1, β = 1, so x_1 = σ_2 ξ_0 exactly (εc = 1 would make the step noiseless).
-    let plan = Cas::new(&s, EtaRule::eps_c(f64::INFINITY).unwrap(), false).unwrap();
+    let plan = Cas::new(&s, EtaRule::eps_c(f64::INFINITY).unwrap()).unwrap();
     let x0 = vec![0.0f32; 5 * d];
     let e = emulate(&exe, &plan, &p, DIRECT, 42, 1 << 40, &x0);
     let mix = IsotropicMixture::new(&means, d, None, Taus::Shared(0.0)).unwrap();

@@ -64,7 +64,7 @@ proptest! {
     /// CAS consistency: each step maps σ_i² to σ_{i+1}² within 1e-12, for every εc ∈ [1, ∞].
     #[test]
     fn cas_eps_c_is_consistent(s in schedule(), e in eps_c()) {
-        let plan = Cas::new(&s, EtaRule::eps_c(e).unwrap(), true).unwrap();
+        let plan = Cas::new(&s, EtaRule::eps_c(e).unwrap()).and_then(anneal_core::Plan::denoised).unwrap();
         prop_assert_eq!(plan.len(), s.levels());
         for i in steps_of(s.levels()) {
             let st = plan.step(i).unwrap();
@@ -83,7 +83,7 @@ proptest! {
         let lower = s.common_ratio().one_minus();
         let eta = lower + t * (1.0 - lower);
         let eps_b = eta * s.sigma_min() * s.sigma_min();
-        let Ok(plan) = Cas::new(&s, EtaRule::eps_b(eps_b).unwrap(), false) else {
+        let Ok(plan) = Cas::new(&s, EtaRule::eps_b(eps_b).unwrap()) else {
             // Only the rounding of η·σ_N²/σ_N² can push η over a bound at t ∈ {0, 1}.
             prop_assume!(false);
             unreachable!()
@@ -100,7 +100,7 @@ proptest! {
     #[test]
     fn als_matches_proposition_3(s in schedule(), u in 0.001f64..1.9, t in 1u32..200) {
         let eps = u * s.sigma_min() * s.sigma_min();
-        let plan = Als::new(&s, LangevinStep::new(eps, StepConvention::Ncsnv2).unwrap(), t, false, 0.0).unwrap();
+        let plan = Als::new(&s, LangevinStep::new(eps, StepConvention::Ncsnv2).unwrap(), t, 0.0).unwrap();
         let g = s.common_ratio().growth();
         for level in [0, s.levels() / 2, s.levels() - 1] {
             let si = s.sigma(level).unwrap();
@@ -119,8 +119,8 @@ proptest! {
     #[test]
     fn step_conventions_agree(s in schedule(), u in 0.001f64..1.9) {
         let eps = u * s.sigma_min() * s.sigma_min();
-        let v2 = Als::new(&s, LangevinStep::new(eps, StepConvention::Ncsnv2).unwrap(), 3, true, 0.0).unwrap();
-        let v1 = Als::new(&s, LangevinStep::new(2.0 * eps, StepConvention::Ncsn).unwrap(), 3, true, 0.0).unwrap();
+        let v2 = Als::new(&s, LangevinStep::new(eps, StepConvention::Ncsnv2).unwrap(), 3, 0.0).and_then(anneal_core::Plan::denoised).unwrap();
+        let v1 = Als::new(&s, LangevinStep::new(2.0 * eps, StepConvention::Ncsn).unwrap(), 3, 0.0).and_then(anneal_core::Plan::denoised).unwrap();
         for k in [0, 1, v2.len() / 2, v2.len() - 1] {
             prop_assert_eq!(v1.step(k), v2.step(k));
         }
@@ -133,9 +133,13 @@ proptest! {
 fn cas_special_cases_are_the_closed_forms() {
     let s = Geometric::new(20.0, 0.05, 17).unwrap();
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-14 * b.abs().max(1e-300);
-    let denoise_only = Cas::new(&s, EtaRule::eps_c(1.0).unwrap(), true).unwrap();
-    let predictor_like = Cas::new(&s, EtaRule::eps_c(2.0).unwrap(), true).unwrap();
-    let renoise = Cas::new(&s, EtaRule::eps_c(f64::INFINITY).unwrap(), true).unwrap();
+    let denoise_only =
+        Cas::new(&s, EtaRule::eps_c(1.0).unwrap()).and_then(anneal_core::Plan::denoised).unwrap();
+    let predictor_like =
+        Cas::new(&s, EtaRule::eps_c(2.0).unwrap()).and_then(anneal_core::Plan::denoised).unwrap();
+    let renoise = Cas::new(&s, EtaRule::eps_c(f64::INFINITY).unwrap())
+        .and_then(anneal_core::Plan::denoised)
+        .unwrap();
     for i in 0..16 {
         let (si, sn) = (s.sigma(i).unwrap(), s.sigma(i + 1).unwrap());
         let gamma = sn / si;
@@ -158,8 +162,11 @@ fn cas_special_cases_are_the_closed_forms() {
 fn pc_predictor_is_cas_eps_c_2_without_gamma() {
     let s = Geometric::new(10.0, 0.1, 8).unwrap();
     let corr = Corrector::Langevin(LangevinStep::new(0.1 * 0.01, StepConvention::Ncsnv2).unwrap());
-    let pc = Pc::new(&s, corr, 2, Order::PredictorFirst, true, 0.0).unwrap();
-    let cas = Cas::new(&s, EtaRule::eps_c(2.0).unwrap(), true).unwrap();
+    let pc = Pc::new(&s, corr, 2, Order::PredictorFirst, 0.0)
+        .and_then(anneal_core::Plan::denoised)
+        .unwrap();
+    let cas =
+        Cas::new(&s, EtaRule::eps_c(2.0).unwrap()).and_then(anneal_core::Plan::denoised).unwrap();
     assert_eq!(pc.len(), 7 * 3 + 1);
     for i in 0..7 {
         let p = lin(&pc.step(3 * i).unwrap());
@@ -170,7 +177,9 @@ fn pc_predictor_is_cas_eps_c_2_without_gamma() {
         // Correctors at the new level (predictor first).
         assert_eq!(pc.step(3 * i + 1).unwrap().level, i + 1);
     }
-    let cf = Pc::new(&s, corr, 2, Order::CorrectorFirst, true, 0.0).unwrap();
+    let cf = Pc::new(&s, corr, 2, Order::CorrectorFirst, 0.0)
+        .and_then(anneal_core::Plan::denoised)
+        .unwrap();
     assert_eq!(cf.len(), 8 * 2 + 7 + 1);
     assert_eq!((cf.step(0).unwrap().level, cf.step(2).unwrap().level), (0, 0));
     assert_eq!(lin(&cf.step(2).unwrap()).score, lin(&pc.step(0).unwrap()).score);

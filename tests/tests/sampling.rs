@@ -2,7 +2,7 @@
 //! from the sample size and stated beside the assertion.
 
 use anneal_core::noise::Keyed;
-use anneal_core::plan::{self, Batch, Inpaint, PerSample, Plan};
+use anneal_core::plan::{self, Batch, Denoised, Inpaint, PerSample, Plan};
 use anneal_core::samplers::als::Als;
 use anneal_core::samplers::baoab::{BaoabLimit, Splitting, Underdamped};
 use anneal_core::samplers::cas::Cas;
@@ -62,7 +62,7 @@ fn cas_is_consistent_on_one_point_data_in_d_1000() {
         EtaRule::eps_c(f64::INFINITY).unwrap(),
         EtaRule::eps_b(0.8 * 1e-4).unwrap(),
     ] {
-        let plan = Cas::new(&s, rule, false).unwrap();
+        let plan = Cas::new(&s, rule).unwrap();
         let mut bufs = Bufs::<f32>::new(b, d);
         let mut noise = Keyed::new(7);
         plan::init_normal(&mut noise, 0, d, 10.0, &mut bufs.x).unwrap();
@@ -92,8 +92,7 @@ fn als_is_not_consistent() {
     let s = Geometric::new(10.0, 0.01, 12).unwrap();
     // One step per level with ε = σ_N² (u = 1): x ← 0·x + √2 σ_i ξ, so Var = 2σ_i², not σ_i².
     let plan =
-        Als::new(&s, LangevinStep::new(1e-4, StepConvention::Ncsnv2).unwrap(), 1, false, 0.0)
-            .unwrap();
+        Als::new(&s, LangevinStep::new(1e-4, StepConvention::Ncsnv2).unwrap(), 1, 0.0).unwrap();
     let mut bufs = Bufs::<f32>::new(b, d);
     let mut noise = Keyed::new(7);
     plan::init_normal(&mut noise, 0, d, 10.0, &mut bufs.x).unwrap();
@@ -127,8 +126,8 @@ fn ncsn_toy_als_recovers_the_weights_and_langevin_does_not() {
     };
 
     let s = Geometric::new(20.0, 1.0, 10).unwrap();
-    let als = Als::new(&s, LangevinStep::new(0.1, StepConvention::Ncsn).unwrap(), 100, false, 0.0)
-        .unwrap();
+    let als =
+        Als::new(&s, LangevinStep::new(0.1, StepConvention::Ncsn).unwrap(), 100, 0.0).unwrap();
     let mut bufs = Bufs::<f32>::new(n, 2);
     let mut noise = Keyed::new(2019);
     plan::init_uniform(&mut noise, 0, 2, -8.0, 8.0, &mut bufs.x).unwrap();
@@ -220,11 +219,14 @@ fn inpainting_keeps_the_known_part_and_gets_the_conditional_mean() {
     let cond_var = cov[(1, 1)] - cov[(1, 0)] * cov[(1, 0)] / cov[(0, 0)];
     let s = Geometric::new(5.0, 0.01, 10).unwrap();
     let n = 2000usize;
-    let als = Als::new(&s, LangevinStep::new(2e-5, StepConvention::Ncsnv2).unwrap(), 60, true, 0.0)
+    let als = Als::new(&s, LangevinStep::new(2e-5, StepConvention::Ncsnv2).unwrap(), 60, 0.0)
+        .and_then(anneal_core::Plan::denoised)
         .unwrap();
     // CAS makes one move per level, so its conditional needs more levels than ALS's 60 steps each.
     let s_cas = Geometric::new(5.0, 0.01, CAS_LEVELS).unwrap();
-    let cas = Cas::new(&s_cas, EtaRule::eps_c(1.5).unwrap(), true).unwrap();
+    let cas = Cas::new(&s_cas, EtaRule::eps_c(1.5).unwrap())
+        .and_then(anneal_core::Plan::denoised)
+        .unwrap();
     let plans: [(&str, &dyn Plan); 2] = [("ALS", &als), ("CAS", &cas)];
     for (name, plan) in plans {
         let mut bufs = Bufs::<f64>::new(n, 2);
@@ -264,7 +266,8 @@ fn samples_do_not_depend_on_batch_or_threads() {
     let means = [-5.0f32, -5.0, 0.0, 3.0, 5.0, 5.0];
     let mix = IsotropicMixture::new(&means, 2, Some(&[0.2, 0.3, 0.5]), Taus::Shared(0.3)).unwrap();
     let s = Geometric::new(20.0, 0.05, 30).unwrap();
-    let plan = Cas::new(&s, EtaRule::eps_c(2.0).unwrap(), true).unwrap();
+    let plan =
+        Cas::new(&s, EtaRule::eps_c(2.0).unwrap()).and_then(anneal_core::Plan::denoised).unwrap();
     let run = |first: u64, count: usize| {
         let mut bufs = Bufs::<f32>::new(count, 2);
         let mut noise = Keyed::new(42);
@@ -296,7 +299,8 @@ fn f32_executor_matches_the_f64_reference() {
     let m32 = IsotropicMixture::new(&means32, 2, Some(&w), Taus::Shared(0.5)).unwrap();
     let m64 = IsotropicMixture::new(&means64, 2, Some(&w), Taus::Shared(0.5)).unwrap();
     let s = Geometric::new(20.0, 0.05, 20).unwrap();
-    let plan = Cas::new(&s, EtaRule::eps_c(1.5).unwrap(), true).unwrap();
+    let plan =
+        Cas::new(&s, EtaRule::eps_c(1.5).unwrap()).and_then(anneal_core::Plan::denoised).unwrap();
     let (mut a, mut b) = (Bufs::<f32>::new(200, 2), Bufs::<f64>::new(200, 2));
     plan::init_normal(&mut Keyed::new(5), 0, 2, 20.0, &mut a.x).unwrap();
     plan::init_normal(&mut Keyed::new(5), 0, 2, 20.0, &mut b.x).unwrap();
@@ -325,7 +329,8 @@ fn non_finite_values_stop_the_run_with_level_and_step() {
         }
     }
     let s = Geometric::new(1000.0, 10.0, 5).unwrap(); // σ = 1000, 316, 100, 31.6, 10
-    let plan = Cas::new(&s, EtaRule::eps_c(2.0).unwrap(), true).unwrap();
+    let plan =
+        Cas::new(&s, EtaRule::eps_c(2.0).unwrap()).and_then(anneal_core::Plan::denoised).unwrap();
     let mut bufs = Bufs::<f32>::new(3, 2);
     let r = plan::run(
         &plan,
@@ -399,7 +404,7 @@ fn predictor_corrector() {
     let s = Geometric::new(100.0, 0.05, 300).unwrap();
     let n = 2000usize;
     let se = (0.16f64 / n as f64).sqrt();
-    let run = |plan: &Pc<&Geometric>, first: u64, count: usize| {
+    let run = |plan: &Denoised<Pc<&Geometric>>, first: u64, count: usize| {
         let mut bufs = Bufs::<f32>::new(count, d);
         let mut noise = Keyed::new(21);
         plan::init_normal(&mut noise, first, d, 100.0, &mut bufs.x).unwrap();
@@ -415,7 +420,8 @@ fn predictor_corrector() {
         (Order::CorrectorFirst, snr),
         (Order::PredictorFirst, langevin),
     ] {
-        let plan = Pc::new(&s, corrector, 1, order, true, 0.0).unwrap();
+        let plan =
+            Pc::new(&s, corrector, 1, order, 0.0).and_then(anneal_core::Plan::denoised).unwrap();
         let x = run(&plan, 0, n);
         let w = x.chunks(d).filter(|p| p.iter().sum::<f32>() < 0.0).count() as f64 / n as f64;
         assert!((w - 0.2).abs() < 4.0 * se, "{order:?} {corrector:?}: weight {w}");
@@ -427,9 +433,9 @@ fn predictor_corrector() {
         Corrector::Snr { snr: 0.16, norms: SnrNorms::BatchMean },
         1,
         Order::PredictorFirst,
-        true,
         0.0,
     )
+    .and_then(anneal_core::Plan::denoised)
     .unwrap();
     let (a, b) = (run(&mean, 0, 5), run(&mean, 0, 10));
     assert_ne!(a[..5 * d], b[..5 * d], "batch-mean norms make a sample depend on its batch");
@@ -439,9 +445,9 @@ fn predictor_corrector() {
             Corrector::Snr { snr: 1.0, norms: SnrNorms::PerSample },
             1,
             Order::PredictorFirst,
-            true,
             0.0
-        ),
+        )
+        .and_then(anneal_core::Plan::denoised),
         Err(Error::OutOfRange { param: anneal_core::Param::Snr, .. })
     ));
 }

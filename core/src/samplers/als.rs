@@ -24,7 +24,6 @@ pub struct Als<S> {
     schedule: S,
     step: LangevinStep,
     steps_per_level: u32,
-    denoise: bool,
     len: usize,
 }
 
@@ -35,16 +34,13 @@ impl<S: Schedule> Als<S> {
         schedule: S,
         step: LangevinStep,
         steps_per_level: u32,
-        denoise: bool,
         tau: f64,
     ) -> Result<Self, Error> {
         super::check_levels(&schedule, 1)?;
         let t = super::check_steps(steps_per_level)?;
         check_langevin(&schedule, step, tau)?;
-        let len = super::check_len(
-            schedule.levels().saturating_mul(t as usize).saturating_add(denoise as usize),
-        )?;
-        Ok(Als { schedule, step, steps_per_level: t, denoise, len })
+        let len = super::check_len(schedule.levels().saturating_mul(t as usize))?;
+        Ok(Als { schedule, step, steps_per_level: t, len })
     }
 
     /// The schedule.
@@ -63,6 +59,10 @@ impl<S: Schedule> Plan for Als<S> {
         self.len
     }
 
+    fn end(&self) -> Option<(usize, f64)> {
+        Some((self.schedule.levels().checked_sub(1)?, self.schedule.sigma_min()))
+    }
+
     fn step(&self, k: usize) -> Option<Step> {
         let n = self.schedule.levels();
         let (level, _) = super::split(k, self.steps_per_level as usize)?;
@@ -70,8 +70,6 @@ impl<S: Schedule> Plan for Als<S> {
             let sigma = self.schedule.sigma(level)?;
             let a = self.alpha(level)?;
             Some(Step::simple(level, sigma, a, libm::sqrt(2.0 * a), sigma, level))
-        } else if self.denoise && k == self.len - 1 {
-            Some(Step::denoise(n - 1, self.schedule.sigma_min()))
         } else {
             None
         }
@@ -92,7 +90,8 @@ mod tests {
             LangevinStep::new(0.01, StepConvention::Ncsnv2).unwrap(),
             LangevinStep::new(0.02, StepConvention::Ncsn).unwrap(),
         ] {
-            let als = Als::new(known::schedule(), step, 2, true, 0.0).unwrap();
+            let als =
+                Als::new(known::schedule(), step, 2, 0.0).and_then(crate::Plan::denoised).unwrap();
             assert_eq!(als.len(), 7);
             let want = [
                 (4.0, 0.16, 0.565685424949238),

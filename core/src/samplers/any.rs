@@ -1,6 +1,7 @@
 //! Every sampler by name, which parameters each takes, and one plan over all of them: the one
 //! place that knows the samplers as a family. Adding a sampler is its own file plus one variant
-//! of [`SamplerKind`] and one arm in each `match` of this file (the compiler lists them).
+//! of [`SamplerKind`] and one arm in each `match` of this file (the compiler lists them). The
+//! final denoising step is not a sampler's business: [`Plan::denoised`] adds it to any plan.
 //!
 //! ```
 //! use anneal_core::samplers::any::{AnySampler, SamplerKind, SamplerParams};
@@ -18,7 +19,7 @@
 
 use crate::error::{Error, Param};
 use crate::params::{EtaRule, LangevinStep};
-use crate::plan::{AuxInit, Plan, SnrNorms, Step};
+use crate::plan::{AuxInit, Denoised, Plan, SnrNorms, Step};
 use crate::schedule::Schedule;
 
 use super::als::Als;
@@ -121,7 +122,8 @@ impl SamplerKind {
 
 /// Everything a sampler may take. [`AnySampler::new`] uses what the kind takes (see
 /// [`SamplerKind`]) and refuses an η rule or a Langevin step given to a sampler that does not take
-/// it; `denoise` is ignored where there is no final denoising step.
+/// it; `denoise` (the [`Plan::denoised`] adapter) is ignored where there is no final denoising
+/// step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplerParams {
     /// CAS: η from εc or ε_b.
@@ -164,10 +166,10 @@ impl SamplerParams {
     };
 }
 
-/// Any sampler's plan over schedule `S`.
+/// The sampler's own plan, before the optional denoising step.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum AnySampler<S> {
+pub enum Base<S> {
     /// CAS.
     Cas(Cas<S>),
     /// ALS and Langevin.
@@ -180,6 +182,14 @@ pub enum AnySampler<S> {
     BaoabLimit(BaoabLimit<S>),
     /// BAOAB, OBABO.
     Underdamped(Underdamped<S>),
+}
+
+/// Any sampler's plan over schedule `S`, with the final denoising step where the sampler has one
+/// and `denoise` asks for it.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AnySampler<S> {
+    plan: Denoised<Base<S>>,
 }
 
 impl<S: Schedule> AnySampler<S> {
@@ -206,80 +216,96 @@ impl<S: Schedule> AnySampler<S> {
         }
         let step = || p.step.ok_or(Error::MissingParam { param: Param::Eps, sampler: name });
         let t = p.steps_per_level;
-        Ok(match kind {
+        let base = match kind {
             SamplerKind::Cas => {
                 let rule =
                     p.eta.ok_or(Error::MissingParam { param: Param::EpsC, sampler: name })?;
-                AnySampler::Cas(Cas::new(schedule, rule, p.denoise)?)
+                Base::Cas(Cas::new(schedule, rule)?)
             }
-            SamplerKind::Als => AnySampler::Als(Als::new(schedule, step()?, t, p.denoise, p.tau)?),
-            SamplerKind::Langevin => AnySampler::Als(Als::new(schedule, step()?, t, false, p.tau)?),
+            SamplerKind::Als | SamplerKind::Langevin => {
+                Base::Als(Als::new(schedule, step()?, t, p.tau)?)
+            }
             SamplerKind::Pc => {
                 let corrector = match p.snr {
                     Some((snr, norms)) => Corrector::Snr { snr, norms },
                     None => Corrector::Langevin(step()?),
                 };
-                AnySampler::Pc(Pc::new(
-                    schedule,
-                    corrector,
-                    p.corrector_steps,
-                    p.order,
-                    p.denoise,
-                    p.tau,
-                )?)
+                Base::Pc(Pc::new(schedule, corrector, p.corrector_steps, p.order, p.tau)?)
             }
             SamplerKind::NoiseDenoise => {
-                AnySampler::NoiseDenoise(NoiseDenoise::new(schedule, p.lambda, t)?)
+                Base::NoiseDenoise(NoiseDenoise::new(schedule, p.lambda, t)?)
             }
             SamplerKind::BaoabLimit => {
-                AnySampler::BaoabLimit(BaoabLimit::new(schedule, step()?, t, p.tau)?)
+                Base::BaoabLimit(BaoabLimit::new(schedule, step()?, t, p.tau)?)
             }
             SamplerKind::Baoab | SamplerKind::Obabo => {
                 let split =
                     if kind == SamplerKind::Baoab { Splitting::Baoab } else { Splitting::Obabo };
-                AnySampler::Underdamped(Underdamped::new(
-                    schedule,
-                    step()?,
-                    p.friction,
-                    split,
-                    t,
-                    p.tau,
-                )?)
+                Base::Underdamped(Underdamped::new(schedule, step()?, p.friction, split, t, p.tau)?)
             }
-        })
+        };
+        let plan = Denoised::new(base, p.denoise && kind.has_final_denoise())?;
+        Ok(AnySampler { plan })
+    }
+
+    /// The sampler's own plan (without the denoising step).
+    pub fn base(&self) -> &Base<S> {
+        self.plan.inner()
+    }
+}
+
+impl<S: Schedule> Plan for Base<S> {
+    fn len(&self) -> usize {
+        match self {
+            Base::Cas(p) => p.len(),
+            Base::Als(p) => p.len(),
+            Base::Pc(p) => p.len(),
+            Base::NoiseDenoise(p) => p.len(),
+            Base::BaoabLimit(p) => p.len(),
+            Base::Underdamped(p) => p.len(),
+        }
+    }
+    fn step(&self, k: usize) -> Option<Step> {
+        match self {
+            Base::Cas(p) => p.step(k),
+            Base::Als(p) => p.step(k),
+            Base::Pc(p) => p.step(k),
+            Base::NoiseDenoise(p) => p.step(k),
+            Base::BaoabLimit(p) => p.step(k),
+            Base::Underdamped(p) => p.step(k),
+        }
+    }
+    fn end(&self) -> Option<(usize, f64)> {
+        match self {
+            Base::Cas(p) => p.end(),
+            Base::Als(p) => p.end(),
+            Base::Pc(p) => p.end(),
+            Base::NoiseDenoise(p) => p.end(),
+            Base::BaoabLimit(p) => p.end(),
+            Base::Underdamped(p) => p.end(),
+        }
+    }
+    fn aux_init(&self) -> AuxInit {
+        match self {
+            Base::Cas(p) => p.aux_init(),
+            Base::Als(p) => p.aux_init(),
+            Base::Pc(p) => p.aux_init(),
+            Base::NoiseDenoise(p) => p.aux_init(),
+            Base::BaoabLimit(p) => p.aux_init(),
+            Base::Underdamped(p) => p.aux_init(),
+        }
     }
 }
 
 impl<S: Schedule> Plan for AnySampler<S> {
     fn len(&self) -> usize {
-        match self {
-            AnySampler::Cas(p) => p.len(),
-            AnySampler::Als(p) => p.len(),
-            AnySampler::Pc(p) => p.len(),
-            AnySampler::NoiseDenoise(p) => p.len(),
-            AnySampler::BaoabLimit(p) => p.len(),
-            AnySampler::Underdamped(p) => p.len(),
-        }
+        self.plan.len()
     }
     fn step(&self, k: usize) -> Option<Step> {
-        match self {
-            AnySampler::Cas(p) => p.step(k),
-            AnySampler::Als(p) => p.step(k),
-            AnySampler::Pc(p) => p.step(k),
-            AnySampler::NoiseDenoise(p) => p.step(k),
-            AnySampler::BaoabLimit(p) => p.step(k),
-            AnySampler::Underdamped(p) => p.step(k),
-        }
+        self.plan.step(k)
     }
     fn aux_init(&self) -> AuxInit {
-        match self {
-            AnySampler::Cas(p) => p.aux_init(),
-            AnySampler::Als(p) => p.aux_init(),
-            AnySampler::Pc(p) => p.aux_init(),
-            AnySampler::NoiseDenoise(p) => p.aux_init(),
-            AnySampler::BaoabLimit(p) => p.aux_init(),
-            AnySampler::Underdamped(p) => p.aux_init(),
-        }
+        self.plan.aux_init()
     }
 }
 

@@ -17,22 +17,22 @@ use crate::params::{EtaRule, cas_step, check_cas};
 use crate::plan::{Plan, Step};
 use crate::schedule::Schedule;
 
-/// CAS over a schedule of N ≥ 2 levels: N − 1 steps, plus the final denoising step.
+/// CAS over a schedule of N ≥ 2 levels: N − 1 steps (the final denoising step is
+/// [`Plan::denoised`]'s).
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Cas<S> {
     schedule: S,
     rule: EtaRule,
-    denoise: bool,
     len: usize,
 }
 
 impl<S: Schedule> Cas<S> {
     /// CAS with η chosen by `rule`; every step's bound is checked here.
-    pub fn new(schedule: S, rule: EtaRule, denoise: bool) -> Result<Self, Error> {
+    pub fn new(schedule: S, rule: EtaRule) -> Result<Self, Error> {
         check_cas(&schedule, rule)?;
-        let len = super::check_len(schedule.levels() - 1 + denoise as usize)?;
-        Ok(Cas { schedule, rule, denoise, len })
+        let len = super::check_len(schedule.levels() - 1)?;
+        Ok(Cas { schedule, rule, len })
     }
 
     /// The schedule.
@@ -44,6 +44,10 @@ impl<S: Schedule> Cas<S> {
 impl<S: Schedule> Plan for Cas<S> {
     fn len(&self) -> usize {
         self.len
+    }
+
+    fn end(&self) -> Option<(usize, f64)> {
+        Some((self.schedule.levels().checked_sub(1)?, self.schedule.sigma_min()))
     }
 
     fn step(&self, k: usize) -> Option<Step> {
@@ -58,8 +62,6 @@ impl<S: Schedule> Plan for Cas<S> {
                 c.sigma_next,
                 k + 1,
             ))
-        } else if self.denoise && k + 1 == n {
-            Some(Step::denoise(n - 1, self.schedule.sigma_min()))
         } else {
             None
         }
@@ -76,13 +78,15 @@ mod tests {
     /// β = √(1 − 0.04/0.25) = √0.84.
     #[test]
     fn known_coefficients() {
-        let cas = Cas::new(known::schedule(), EtaRule::eps_c(2.0).unwrap(), true).unwrap();
+        let cas = Cas::new(known::schedule(), EtaRule::eps_c(2.0).unwrap())
+            .and_then(crate::Plan::denoised)
+            .unwrap();
         assert_eq!(cas.len(), 3);
         known::step(cas.step(0), 0, 4.0, [1.0, 0.0, 12.0, 1.7320508075688772], KEEP);
         known::step(cas.step(1), 1, 2.0, [1.0, 0.0, 3.0, 0.8660254037844386], KEEP);
         known::step(cas.step(2), 2, 1.0, [1.0, 0.0, 1.0, 0.0], KEEP);
         assert!(cas.step(3).is_none());
-        let b = Cas::new(known::schedule(), EtaRule::eps_b(0.8).unwrap(), false).unwrap();
+        let b = Cas::new(known::schedule(), EtaRule::eps_b(0.8).unwrap()).unwrap();
         assert_eq!(b.len(), 2);
         known::step(b.step(0), 0, 4.0, [1.0, 0.0, 12.8, 1.833030277982336], KEEP);
         known::step(b.step(1), 1, 2.0, [1.0, 0.0, 3.2, 0.916515138991168], KEEP);

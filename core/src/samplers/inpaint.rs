@@ -65,7 +65,9 @@ mod tests {
     /// √0.75 + √0.75/2; after the denoiser the known coordinate is 3 itself.
     #[test]
     fn known_projection() {
-        let cas = Cas::new(known::schedule(), EtaRule::eps_c(2.0).unwrap(), true).unwrap();
+        let cas = Cas::new(known::schedule(), EtaRule::eps_c(2.0).unwrap())
+            .and_then(crate::Plan::denoised)
+            .unwrap();
         let (known_x, mask) = ([3.0, 0.0], [1.0, 0.0]);
         let run = |steps: usize| {
             let plan = Prefix(&cas, steps);

@@ -20,13 +20,7 @@ pub fn overdamped(
     steps: u32,
     tau: f64,
 ) -> Result<Als<Borrowed<'_>>, Error> {
-    Als::new(
-        Borrowed::single(sigma)?,
-        LangevinStep::new(eps, StepConvention::Ncsnv2)?,
-        steps,
-        false,
-        tau,
-    )
+    Als::new(Borrowed::single(sigma)?, LangevinStep::new(eps, StepConvention::Ncsnv2)?, steps, tau)
 }
 
 #[cfg(test)]
@@ -44,7 +38,7 @@ mod tests {
         let level = [0.5];
         let one = Borrowed::single(&level).unwrap();
         let st = LangevinStep::new(0.1, StepConvention::Ncsnv2).unwrap();
-        let old = Als::new(one, st, 3, false, 0.0).unwrap();
+        let old = Als::new(one, st, 3, 0.0).unwrap();
         assert_eq!(old.len(), 3);
         for k in 0..3 {
             known::step(old.step(k), 0, 0.5, [1.0, 0.0, 0.1, 0.4472135954999579], KEEP);

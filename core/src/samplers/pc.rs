@@ -56,7 +56,6 @@ pub struct Pc<S> {
     corrector: Corrector,
     m: usize,
     order: Order,
-    denoise: bool,
     len: usize,
 }
 
@@ -67,7 +66,6 @@ impl<S: Schedule> Pc<S> {
         corrector: Corrector,
         corrector_steps: u32,
         order: Order,
-        denoise: bool,
         tau: f64,
     ) -> Result<Self, Error> {
         super::check_levels(&schedule, 2)?;
@@ -89,8 +87,8 @@ impl<S: Schedule> Pc<S> {
             Order::PredictorFirst => (n - 1).saturating_mul(1 + m),
             Order::CorrectorFirst => n.saturating_mul(m).saturating_add(n - 1),
         };
-        let len = super::check_len(len.saturating_add(denoise as usize))?;
-        Ok(Pc { schedule, corrector, m, order, denoise, len })
+        let len = super::check_len(len)?;
+        Ok(Pc { schedule, corrector, m, order, len })
     }
 
     fn predictor(&self, i: usize) -> Option<Step> {
@@ -122,13 +120,13 @@ impl<S: Schedule> Plan for Pc<S> {
         self.len
     }
 
+    fn end(&self) -> Option<(usize, f64)> {
+        Some((self.schedule.levels().checked_sub(1)?, self.schedule.sigma_min()))
+    }
+
     fn step(&self, k: usize) -> Option<Step> {
         if k >= self.len {
             return None;
-        }
-        let n = self.schedule.levels();
-        if self.denoise && k + 1 == self.len {
-            return Some(Step::denoise(n - 1, self.schedule.sigma_min()));
         }
         let (i, r) = super::split(k, self.m.checked_add(1)?)?;
         match self.order {
@@ -163,30 +161,18 @@ mod tests {
     #[test]
     fn known_coefficients() {
         let st = LangevinStep::new(0.01, StepConvention::Ncsnv2).unwrap();
-        let pc = Pc::new(
-            known::schedule(),
-            Corrector::Langevin(st),
-            1,
-            Order::PredictorFirst,
-            true,
-            0.0,
-        )
-        .unwrap();
+        let pc = Pc::new(known::schedule(), Corrector::Langevin(st), 1, Order::PredictorFirst, 0.0)
+            .and_then(crate::Plan::denoised)
+            .unwrap();
         assert_eq!(pc.len(), 5);
         known::step(pc.step(0), 0, 4.0, [1.0, 0.0, 12.0, 3.4641016151377544], KEEP);
         known::step(pc.step(1), 1, 2.0, [1.0, 0.0, 0.04, 0.282842712474619], KEEP);
         known::step(pc.step(2), 1, 2.0, [1.0, 0.0, 3.0, 1.7320508075688772], KEEP);
         known::step(pc.step(3), 2, 1.0, [1.0, 0.0, 0.01, 0.1414213562373095], KEEP);
         known::step(pc.step(4), 2, 1.0, [1.0, 0.0, 1.0, 0.0], KEEP);
-        let cf = Pc::new(
-            known::schedule(),
-            Corrector::Langevin(st),
-            1,
-            Order::CorrectorFirst,
-            true,
-            0.0,
-        )
-        .unwrap();
+        let cf = Pc::new(known::schedule(), Corrector::Langevin(st), 1, Order::CorrectorFirst, 0.0)
+            .and_then(crate::Plan::denoised)
+            .unwrap();
         known::step(cf.step(0), 0, 4.0, [1.0, 0.0, 0.16, 0.565685424949238], KEEP);
         known::step(cf.step(1), 0, 4.0, [1.0, 0.0, 12.0, 3.4641016151377544], KEEP);
     }

@@ -78,7 +78,7 @@ fn cas_consistency() -> f64 {
     for n in [2usize, 7, 50, 1000] {
         let Ok(s) = Geometric::new(20.0, 0.02, n) else { return f64::INFINITY };
         for e in [1.0, 1.3, 2.0, 7.0, f64::INFINITY] {
-            let Ok(p) = EtaRule::eps_c(e).and_then(|r| Cas::new(&s, r, false)) else {
+            let Ok(p) = EtaRule::eps_c(e).and_then(|r| Cas::new(&s, r)) else {
                 return f64::INFINITY;
             };
             for k in 0..p.len() {
@@ -101,8 +101,8 @@ fn als_prop3() -> f64 {
     let mut worst = 0.0f64;
     for (u, t) in [(0.062, 5u32), (0.5, 3), (1.5, 20)] {
         let eps = u * 1e-4;
-        let Ok(p) = LangevinStep::new(eps, StepConvention::Ncsnv2)
-            .and_then(|st| Als::new(&s, st, t, false, 0.0))
+        let Ok(p) =
+            LangevinStep::new(eps, StepConvention::Ncsnv2).and_then(|st| Als::new(&s, st, t, 0.0))
         else {
             return f64::INFINITY;
         };
@@ -163,7 +163,7 @@ fn cas_step_instructions(means: &[f32]) -> Option<(u32, u32)> {
     let mut ticks = [0u32; 2];
     for (t, levels) in ticks.iter_mut().zip([2usize, 12]) {
         let s = Geometric::new(10.0, 0.05, levels).ok()?;
-        let cas = Cas::new(&s, EtaRule::eps_c(2.0).ok()?, false).ok()?;
+        let cas = Cas::new(&s, EtaRule::eps_c(2.0).ok()?).ok()?;
         let mut buf = Single::<f32, D>::new();
         let mut noise = anneal_core::noise::Keyed::new(1);
         plan::init_normal(&mut noise, 0, D, 10.0, &mut buf.x).ok()?;
@@ -189,8 +189,9 @@ fn main() -> ! {
         format_args!("after {n} checks"),
     );
 
-    let refused = Geometric::new(20.0, 1.0, 10)
-        .and_then(|s| Cas::new(&s, EtaRule::eps_b(0.1)?, true).map(|_| ()));
+    let refused = Geometric::new(20.0, 1.0, 10).and_then(|s| {
+        Cas::new(&s, EtaRule::eps_b(0.1)?).and_then(anneal_core::Plan::denoised).map(|_| ())
+    });
     r.check(
         "eps_b out of bounds refused, naming step 1",
         matches!(refused, Err(Error::EtaOutOfBounds { step: 1, .. })),
@@ -221,7 +222,7 @@ fn main() -> ! {
 
     let mut b = Single::<f32, D>::new();
     let nan = Geometric::new(10.0, 0.1, 5)
-        .and_then(|s| Cas::new(s, EtaRule::eps_c(2.0)?, true))
+        .and_then(|s| Cas::new(s, EtaRule::eps_c(2.0)?).and_then(anneal_core::Plan::denoised))
         .and_then(|p| {
             plan::run(
                 &p,

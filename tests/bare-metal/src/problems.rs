@@ -63,11 +63,12 @@ pub fn run(
     let mut score = PerSample(&mix);
     match which {
         0 => {
-            let p = Cas::new(&schedule, EtaRule::eps_c(2.0)?, true)?;
+            let p =
+                Cas::new(&schedule, EtaRule::eps_c(2.0)?).and_then(anneal_core::Plan::denoised)?;
             exec(&p, &mut score, &mut noise, sample, buf)
         }
         1 => {
-            let p = Als::new(&schedule, step, 3, true, 0.0)?;
+            let p = Als::new(&schedule, step, 3, 0.0).and_then(anneal_core::Plan::denoised)?;
             exec(&p, &mut score, &mut noise, sample, buf)
         }
         _ => {

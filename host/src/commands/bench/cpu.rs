@@ -95,10 +95,8 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         // S and 3S CAS steps from σ = 0.5 down to 0.45 (the same regime throughout).
         let (short, long) =
             (Geometric::new(0.5, 0.45, STEPS + 1)?, Geometric::new(0.5, 0.45, 3 * STEPS + 1)?);
-        let plans = [
-            Cas::new(&short, EtaRule::eps_c(2.0)?, false)?,
-            Cas::new(&long, EtaRule::eps_c(2.0)?, false)?,
-        ];
+        let plans =
+            [Cas::new(&short, EtaRule::eps_c(2.0)?)?, Cas::new(&long, EtaRule::eps_c(2.0)?)?];
         // As `anneal sample` runs it: batches of at most --batch samples, in parallel; when there
         // are several, their count is rounded up to a multiple of the threads (balance).
         let mut nb = c.b.div_ceil(a.batch.max(1));

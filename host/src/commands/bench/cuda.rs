@@ -89,9 +89,15 @@ impl WholeCase {
             let t = anneal_core::samplers::any::SamplerParams::DEFAULT.steps_per_level;
             let eps = anneal_core::ncsnv2::technique4_eps(0.01, g.common_ratio().growth(), t)?.eps;
             let step = anneal_core::LangevinStep::new(eps, anneal_core::StepConvention::Ncsnv2)?;
-            Box::new(anneal_core::samplers::als::Als::new(g, step, t, true, ds.default_tau)?)
+            Box::new(
+                anneal_core::samplers::als::Als::new(g, step, t, ds.default_tau)
+                    .and_then(anneal_core::Plan::denoised)?,
+            )
         } else {
-            Box::new(Cas::new(g, EtaRule::eps_c(crate::config::DEFAULT_EPS_C)?, true)?)
+            Box::new(
+                Cas::new(g, EtaRule::eps_c(crate::config::DEFAULT_EPS_C)?)
+                    .and_then(anneal_core::Plan::denoised)?,
+            )
         };
         Ok(WholeCase {
             heavy: als,
@@ -133,7 +139,10 @@ fn whole_cases() -> anyhow::Result<Vec<WholeCase>> {
         tau: 0.0,
         n: big.b,
         sigma1: 1.0,
-        plan: Box::new(Cas::new(Geometric::new(2.0, 0.01, 100)?, EtaRule::eps_c(2.0)?, true)?),
+        plan: Box::new(
+            Cas::new(Geometric::new(2.0, 0.01, 100)?, EtaRule::eps_c(2.0)?)
+                .and_then(anneal_core::Plan::denoised)?,
+        ),
         heavy: true,
     };
     let c = wc.center();
@@ -144,8 +153,10 @@ fn whole_cases() -> anyhow::Result<Vec<WholeCase>> {
         .fold(0.0, f64::max)
         .sqrt();
     wc.sigma1 = 2.0 * r;
-    wc.plan =
-        Box::new(Cas::new(Geometric::new(wc.sigma1, 0.01, 100)?, EtaRule::eps_c(2.0)?, true)?);
+    wc.plan = Box::new(
+        Cas::new(Geometric::new(wc.sigma1, 0.01, 100)?, EtaRule::eps_c(2.0)?)
+            .and_then(anneal_core::Plan::denoised)?,
+    );
     let toy = WholeCase::with_defaults("(c) toy2d n=1000000", "toy2d", 1_000_000, false)?;
     let als = WholeCase::with_defaults("(d) digits ALS n=1000", "digits", 1000, true)?;
     Ok(vec![digits, wc, toy, als])

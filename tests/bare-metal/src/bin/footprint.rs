@@ -32,7 +32,7 @@ static MEANS: [f32; K * D] = {
 fn sample(x: &mut Single<f32, D>) -> Result<(), Error> {
     let mix = IsotropicMixture::new(&MEANS, D, None, Taus::Shared(0.3))?;
     let schedule = Geometric::new(10.0, 0.05, 12)?;
-    let cas = Cas::new(&schedule, EtaRule::eps_c(2.0)?, true)?;
+    let cas = Cas::new(&schedule, EtaRule::eps_c(2.0)?).and_then(anneal_core::Plan::denoised)?;
     let mut noise = Keyed::new(7);
     plan::init_normal(&mut noise, 0, D, 10.0, &mut x.x)?;
     plan::run(&cas, &mut PerSample(&mix), &mut noise, x.batch(0), None, &mut ())

@@ -44,7 +44,7 @@ fn everything(
     let mut score = PerSample(&mix);
     plan::init_normal(&mut noise, seed, D, sigmas.0, &mut x.x)?;
     plan::run(
-        &Cas::new(&s, EtaRule::eps_c(eps_c)?, true)?,
+        &Cas::new(&s, EtaRule::eps_c(eps_c)?).and_then(anneal_core::Plan::denoised)?,
         &mut score,
         &mut noise,
         x.batch(seed),
@@ -52,7 +52,7 @@ fn everything(
         &mut (),
     )?;
     plan::run(
-        &Als::new(&s, step, t, true, 0.0)?,
+        &Als::new(&s, step, t, 0.0).and_then(anneal_core::Plan::denoised)?,
         &mut score,
         &mut noise,
         x.batch(seed),
@@ -69,11 +69,13 @@ fn everything(
     )?;
     let ud = Underdamped::new(&s, step, black_box(1.0), Splitting::Obabo, t, 0.0)?;
     plan::run(&ud, &mut score, &mut noise, x.batch(seed), None, &mut ())?;
-    let pc = Pc::new(&s, Corrector::Langevin(step), t, Order::CorrectorFirst, true, 0.0)?;
+    let pc = Pc::new(&s, Corrector::Langevin(step), t, Order::CorrectorFirst, 0.0)
+        .and_then(anneal_core::Plan::denoised)?;
     acc += pc.len() as f64;
     plan::run(&pc, &mut score, &mut noise, x.batch(seed), None, &mut ())?;
     let snr = Corrector::Snr { snr: black_box(0.16), norms: SnrNorms::PerSample };
-    let pc = Pc::new(&s, snr, t, Order::PredictorFirst, true, 0.0)?;
+    let pc =
+        Pc::new(&s, snr, t, Order::PredictorFirst, 0.0).and_then(anneal_core::Plan::denoised)?;
     plan::run(&pc, &mut score, &mut noise, x.batch(seed), None, &mut ())?;
     let nd = NoiseDenoise::new(&s, black_box(1.5), t)?;
     plan::run(&nd, &mut score, &mut noise, x.batch(seed), None, &mut ())?;
@@ -85,12 +87,12 @@ fn everything(
     mask.iter_mut().step_by(2).for_each(|m| *m = 1.0);
     let mut level_noise = [0.0f32; D];
     let ip = Inpaint { known: &known, mask: &black_box(mask), level_noise: &mut level_noise };
-    let als = Als::new(&s, step, t, true, 0.0)?;
+    let als = Als::new(&s, step, t, 0.0).and_then(anneal_core::Plan::denoised)?;
     plan::run(&als, &mut score, &mut noise, x.batch(seed), Some(ip), &mut ())?;
     // A user table and NCSNv2's techniques.
     let table = Table::<16>::new(&black_box([4.0, 2.0, 1.0, 0.5]))?;
     plan::run(
-        &Cas::new(&table, EtaRule::eps_b(black_box(0.2))?, true)?,
+        &Cas::new(&table, EtaRule::eps_b(black_box(0.2))?).and_then(anneal_core::Plan::denoised)?,
         &mut score,
         &mut noise,
         x.batch(seed),
@@ -107,7 +109,7 @@ fn everything(
     )?;
     let mut y = Single::<f32, 2>::new();
     plan::run(
-        &Cas::new(&s, EtaRule::eps_c(eps_c)?, true)?,
+        &Cas::new(&s, EtaRule::eps_c(eps_c)?).and_then(anneal_core::Plan::denoised)?,
         &mut PerSample(&full),
         &mut noise,
         y.batch(seed),
