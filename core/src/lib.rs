@@ -19,6 +19,32 @@
 //!
 //! Formulas, notation and where the papers disagree: `MATH.md` in the project's shared folder;
 //! each module names the paper and equation it implements.
+//!
+//! From a schedule to samples — NCSN's toy mixture 1/5 N((−5, −5), I) + 4/5 N((5, 5), I), CAS with
+//! εc = 2 over 100 levels and the final denoising step, one sample on the stack:
+//!
+//! ```
+//! use anneal_core::noise::Keyed;
+//! use anneal_core::plan::{self, PerSample, Single};
+//! use anneal_core::samplers::cas::Cas;
+//! use anneal_core::score::{IsotropicMixture, Taus};
+//! use anneal_core::{EtaRule, Geometric, Plan};
+//!
+//! let means = [-5.0f32, -5.0, 5.0, 5.0];
+//! let mix = IsotropicMixture::new(&means, 2, Some(&[0.2, 0.8]), Taus::Shared(1.0))?;
+//! // σ_1 = 14.2 (Technique 1: the largest distance between two data points) down to σ_N = 0.01.
+//! let schedule = Geometric::new(14.2, 0.01, 100)?;
+//! let cas = Cas::new(&schedule, EtaRule::eps_c(2.0)?)?.denoised()?;
+//! assert_eq!(cas.len(), 100); // 99 transitions, then x ← x + σ_N² s(x, σ_N)
+//!
+//! let mut noise = Keyed::new(7); // sample j's noise is a pure function of (seed, j, step)
+//! let mut x = Single::<f32, 2>::new();
+//! plan::init_normal(&mut noise, 0, 2, 14.2, &mut x.x)?;
+//! plan::run(&cas, &mut PerSample(&mix), &mut noise, x.batch(0), None, &mut ())?;
+//! // The sample ends in one of the two modes.
+//! assert!(x.x.iter().all(|v| (v.abs() - 5.0).abs() < 4.0), "{:?}", x.x);
+//! # Ok::<(), anneal_core::Error>(())
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

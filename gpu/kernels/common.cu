@@ -59,6 +59,27 @@ __device__ __forceinline__ double snr_alpha(double snr, double score_norm, doubl
     return 0.0;
 }
 
+// The score point y = x + point_aux·a + point_noise·ξ of step r (x itself when trivial).
+__device__ __forceinline__ float score_point(const StepRec* r, float x, float a, float xi) {
+    return r->trivial_point ? x : x + r->point_aux * a + r->point_noise * xi;
+}
+
+// One element's update by step r, in the CPU executor's operation order: an snr update
+// x ← x + ca·s + cn·ξ (ca = α, cn = √(2α), per sample), else the linear update of x and, with an
+// auxiliary state, of a. The direct and the GEMM-path kernels both apply it.
+__device__ __forceinline__ void update_element(const StepRec* r, u32 has_aux, float ca, float cn, float s,
+                                               float xi, float* x, float* a) {
+    float x0 = *x, a0 = *a;
+    if (r->kind == 1u) {
+        *x = x0 + ca * s + cn * xi;
+    } else if (has_aux) {
+        *x = r->xx * x0 + r->xa * a0 + r->xs * s + r->xn * xi;
+        *a = r->ax * x0 + r->aa * a0 + r->as_ * s + r->an * xi;
+    } else {
+        *x = r->xx * x0 + r->xs * s + r->xn * xi;
+    }
+}
+
 __device__ __forceinline__ void report(u32* status, u32 step, u32 what) {
     atomicMin(status, 4u * step + what);
 }

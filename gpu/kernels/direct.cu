@@ -59,9 +59,7 @@ extern "C" __global__ void direct_run(const StepRec* __restrict__ table, u32 cou
             }
         }
         // 2. Score at y = x + point_aux a + point_noise ξ (at x itself when trivial).
-        for (u32 j = 0; j < D; ++j) {
-            y[j] = r.trivial_point ? xv[j] : xv[j] + r.point_aux * (has_aux ? av[j] : 0.0f) + r.point_noise * xi[j];
-        }
+        for (u32 j = 0; j < D; ++j) y[j] = score_point(&r, xv[j], has_aux ? av[j] : 0.0f, xi[j]);
         direct_score(y, means, ln_w, K, D, r.half_inv_v, r.inv_v, s);
         bool ok = true;
         for (u32 j = 0; j < D; ++j) ok = ok && finite_f(s[j]);
@@ -70,6 +68,7 @@ extern "C" __global__ void direct_run(const StepRec* __restrict__ table, u32 cou
             return;
         }
         // 3. Update.
+        float ca = 0.0f, cn = 0.0f;
         if (r.kind == 1u) {
             double ns = 0.0, nx = 0.0;
             for (u32 j = 0; j < D; ++j) {
@@ -77,17 +76,10 @@ extern "C" __global__ void direct_run(const StepRec* __restrict__ table, u32 cou
                 nx += (double)xi[j] * (double)xi[j];
             }
             double alpha = snr_alpha((double)r.snr, sqrt(ns), sqrt(nx));
-            float ca = (float)alpha, cn = (float)sqrt(2.0 * alpha);
-            for (u32 j = 0; j < D; ++j) xv[j] = xv[j] + ca * s[j] + cn * xi[j];
-        } else if (has_aux) {
-            for (u32 j = 0; j < D; ++j) {
-                float x0 = xv[j], a0 = av[j];
-                xv[j] = r.xx * x0 + r.xa * a0 + r.xs * s[j] + r.xn * xi[j];
-                av[j] = r.ax * x0 + r.aa * a0 + r.as_ * s[j] + r.an * xi[j];
-            }
-        } else {
-            for (u32 j = 0; j < D; ++j) xv[j] = r.xx * xv[j] + r.xs * s[j] + r.xn * xi[j];
+            ca = (float)alpha;
+            cn = (float)sqrt(2.0 * alpha);
         }
+        for (u32 j = 0; j < D; ++j) update_element(&r, has_aux, ca, cn, s[j], xi[j], &xv[j], &av[j]);
         // 4. Finite?
         bool okx = true, oka = true;
         for (u32 j = 0; j < D; ++j) {

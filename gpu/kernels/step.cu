@@ -53,15 +53,7 @@ extern "C" __global__ void plan_step(const StepRec* __restrict__ table, int upd,
             float s = (sp[base + e] * inv_z - y[base + e]) * inv_v;
             ok_s = ok_s && finite_f(s);
             float xi = step_noise(r, seed, sample, block, e, &w, &have);
-            float x0 = xv[e], a0 = av[e];
-            if (r->kind == 1u) {
-                xv[e] = x0 + ca * s + cn * xi;
-            } else if (has_aux) {
-                xv[e] = r->xx * x0 + r->xa * a0 + r->xs * s + r->xn * xi;
-                av[e] = r->ax * x0 + r->aa * a0 + r->as_ * s + r->an * xi;
-            } else {
-                xv[e] = r->xx * x0 + r->xs * s + r->xn * xi;
-            }
+            update_element(r, has_aux, ca, cn, s, xi, &xv[e], &av[e]);
             ok_x = ok_x && finite_f(xv[e]);
             ok_a = ok_a && finite_f(av[e]);
         }
@@ -79,7 +71,7 @@ extern "C" __global__ void plan_step(const StepRec* __restrict__ table, int upd,
         bool have = false;
         for (u32 e = 0; e < n; ++e) {
             float xi = step_noise(r, seed, sample, block, e, &w, &have);
-            float yv = r->trivial_point ? xv[e] : xv[e] + r->point_aux * av[e] + r->point_noise * xi;
+            float yv = score_point(r, xv[e], av[e], xi);
             y[base + e] = yv;
             if (y64) y64[base + e] = (double)yv;
         }
