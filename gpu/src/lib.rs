@@ -22,14 +22,16 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod device;
+mod direct;
 mod error;
+mod gemm;
 pub mod kernels;
+mod options;
 mod run;
 pub mod table;
+mod timing;
 
 pub use device::{Device, Probe, probe};
 pub use error::Error;
-pub use run::{
-    DIRECT_CHUNK, GEMM_CHUNK, GRAPH_MIN_CHUNKS, Mixture, Options, RunStats, SMALL_WORK, SPARSE_MAX,
-    Start, Use,
-};
+pub use options::{GRAPH_MIN_CHUNKS, Options, SMALL_WORK, SPARSE_MAX, Use};
+pub use run::{DIRECT_CHUNK, GEMM_CHUNK, Mixture, RunStats, Start};

@@ -1,6 +1,9 @@
 //! The mixture score for a batch on the CPU: two matrix products and a row softmax (MATH.md,
 //! "Analytic scores").
 //!
+//! (About 450 lines and their tests: the three stages below and the precision argument that
+//! links them read best in one file.)
+//!
 //! For components N(μ_k, τ² I) with weights w_k and v = τ² + σ²:
 //! 1. `G = Y Mᵀ` (B × K, single precision, [`crate::score::gemm`] over the means packed once per run)
 //!    and logits up to a per-row constant, `t_k = c_k + g_k/v` with `c_k = ln w_k − ‖μ_k‖²/(2v)`
