@@ -2,9 +2,9 @@
 //!
 //! - `toy2d`: NCSN's toy, 1/5 N((−5, −5), I) + 4/5 N((5, 5), I) (τ = 1 unless `--tau` is given);
 //! - `digits`: the 1,797 scikit-learn digit images (8 × 8, scaled to [0, 1]), equal weights;
-//! - a `.npy` (1-D or 2-D, float or integer) or `.csv` file (one point per line, comma- or
-//!   whitespace-separated numbers; lines starting with `#` and a non-numeric first line are
-//!   skipped), equal weights.
+//! - a `.npy` (1-D or 2-D, float or integer) or `.csv` file (one point per line; fields separated
+//!   by semicolons, tabs, commas or spaces, quoted or not; a byte-order mark, `#` comments and a
+//!   non-numeric first line are skipped; read with the `csv` crate), equal weights.
 
 use std::path::Path;
 
@@ -100,33 +100,57 @@ fn load_file(path: &Path) -> Result<Dataset, String> {
     })
 }
 
-/// Parses CSV text: (values, rows, columns). Errors name the line and column.
+/// Parses delimited text of points (the `csv` crate): (values, rows, columns). Fields are
+/// separated by semicolons, tabs or commas (the first data line decides, in that order) or by
+/// runs of spaces; fields may be quoted; a UTF-8 byte-order mark, blank lines and lines starting
+/// with `#` are skipped, and so is a first line that is not numeric (a header). Errors name the
+/// line and the column.
 pub fn parse_csv(bytes: &[u8]) -> Result<(Vec<f64>, usize, usize), String> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| format!("not UTF-8 text (byte {})", e.valid_up_to()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#'));
+    let delimiter =
+        [b';', b'\t', b','].into_iter().find(|d| first.is_some_and(|l| l.as_bytes().contains(d)));
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .delimiter(delimiter.unwrap_or(b' '))
+        .from_reader(text.as_bytes());
     let mut data = Vec::new();
     let mut cols: Option<usize> = None;
     let mut rows = 0;
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let fields: Vec<&str> = if line.contains(',') {
-            line.split(',').map(str::trim).collect()
-        } else {
-            line.split_whitespace().collect()
-        };
+    let mut first_record = true;
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            format!("line {line}: {e}")
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        // Space-separated: a run of spaces is one separator.
+        let fields: Vec<&str> =
+            record.iter().filter(|f| delimiter.is_some() || !f.is_empty()).collect();
         let mut values = Vec::with_capacity(fields.len());
         for (c, f) in fields.iter().enumerate() {
             match f.parse::<f64>() {
                 Ok(v) => values.push(v),
-                Err(_) if rows == 0 && cols.is_none() && c == 0 => break, // a header line
+                Err(_) if first_record && c == 0 => break, // a header line
                 Err(_) => {
-                    return Err(format!("line {}, column {}: '{f}' is not a number", n + 1, c + 1));
+                    let hint = if delimiter == Some(b';') && f.contains(',') {
+                        " (decimal commas are not read: use points)"
+                    } else {
+                        ""
+                    };
+                    return Err(format!(
+                        "line {line}, column {}: '{f}' is not a number{hint}",
+                        c + 1
+                    ));
                 }
             }
         }
+        first_record = false;
         if values.is_empty() {
             continue;
         }
@@ -134,8 +158,7 @@ pub fn parse_csv(bytes: &[u8]) -> Result<(Vec<f64>, usize, usize), String> {
             None => cols = Some(values.len()),
             Some(k) if k != values.len() => {
                 return Err(format!(
-                    "line {}: {} values where the first point has {k} (ragged rows)",
-                    n + 1,
+                    "line {line}: {} values where the first point has {k} (ragged rows)",
                     values.len()
                 ));
             }
@@ -145,4 +168,43 @@ pub fn parse_csv(bytes: &[u8]) -> Result<(Vec<f64>, usize, usize), String> {
         rows += 1;
     }
     Ok((data, rows, cols.unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_csv;
+
+    fn ok(text: &str) -> (Vec<f64>, usize, usize) {
+        parse_csv(text.as_bytes()).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+    }
+
+    /// The same two points, written every way the loader reads.
+    #[test]
+    fn reads_every_common_spelling() {
+        let want = (vec![1.0, 2.0, 3.5, -4.0], 2, 2);
+        for text in [
+            "1,2\n3.5,-4\n",
+            "\u{feff}1,2\n3.5,-4\n",              // a byte-order mark
+            "x,y\n1,2\n3.5,-4\n",                 // a header
+            "# points\n\n1 , 2\n3.5,-4", // a comment, a blank line, spaces, no final newline
+            "\"x\";\"y\"\n\"1\";\"2\"\n3.5;-4\n", // semicolons and quotes
+            "1\t2\n3.5\t-4\n",           // tabs
+            "  1   2\n3.5 -4\r\n",       // runs of spaces, CRLF
+        ] {
+            assert_eq!(ok(text), want, "{text:?}");
+        }
+    }
+
+    /// Errors name the line (counted in the file, comments and header included) and the column.
+    #[test]
+    fn errors_name_line_and_column() {
+        let e = |t: &str| parse_csv(t.as_bytes()).unwrap_err();
+        assert_eq!(e("# c\nx,y\n1,2\n3,oops\n"), "line 4, column 2: 'oops' is not a number");
+        assert_eq!(e("1,2\n3,4,5\n"), "line 2: 3 values where the first point has 2 (ragged rows)");
+        assert!(e("x;y\n1,5;2,5\n").contains("decimal commas are not read"));
+        // Only the first line may be a header.
+        assert_eq!(e("x,y\nunits,m\n1,2\n"), "line 2, column 1: 'units' is not a number");
+        assert!(e("1,2\n\"3,4\n").starts_with("line 2"), "{}", e("1,2\n\"3,4\n"));
+        assert_eq!(ok(""), (vec![], 0, 0));
+    }
 }
