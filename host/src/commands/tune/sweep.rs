@@ -87,32 +87,46 @@ pub fn key(c: &CellConfig) -> String {
     serde_json::to_string(c).unwrap_or_default()
 }
 
-pub fn csv(rows: &[Row]) -> String {
-    let mut s = String::from(
-        "data,sampler,levels,param,value,seed,n,status,mode_tv,sliced_w2,noise_floor,nearest,seconds,message\n",
-    );
+/// sweep.csv: one row per cell, quoted where a field needs it (the `csv` crate).
+pub fn csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "data",
+        "sampler",
+        "levels",
+        "param",
+        "value",
+        "seed",
+        "n",
+        "status",
+        "mode_tv",
+        "sliced_w2",
+        "noise_floor",
+        "nearest",
+        "seconds",
+        "message",
+    ])?;
     let f = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
     for r in rows {
         let c = &r.config;
-        s.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\"\n",
-            c.data,
-            c.sampler,
-            c.levels,
-            c.param,
-            c.value,
-            c.seed,
-            c.n,
-            r.status.as_str(),
+        w.write_record([
+            c.data.clone(),
+            c.sampler.clone(),
+            c.levels.to_string(),
+            c.param.clone(),
+            c.value.clone(),
+            c.seed.to_string(),
+            c.n.to_string(),
+            r.status.as_str().to_string(),
             f(r.mode_tv),
             f(r.sliced_w2),
             f(r.noise_floor),
             f(r.nearest),
             f(r.seconds),
-            r.message.replace('"', "'")
-        ));
+            r.message.clone(),
+        ])?;
     }
-    s
+    Ok(w.into_inner()?)
 }
 
 /// The finished rows in grid order, written to sweep.json and sweep.csv.
@@ -123,7 +137,7 @@ pub fn save(
 ) -> anyhow::Result<Vec<Row>> {
     let sweep = Sweep { rows: grid.iter().filter_map(|c| done.get(&key(c)).cloned()).collect() };
     write_atomic(dir, "sweep.json", serde_json::to_string_pretty(&sweep)?.as_bytes())?;
-    write_atomic(dir, "sweep.csv", csv(&sweep.rows).as_bytes())?;
+    write_atomic(dir, "sweep.csv", &csv(&sweep.rows)?)?;
     Ok(sweep.rows)
 }
 
