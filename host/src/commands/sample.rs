@@ -16,19 +16,7 @@ use crate::io::write::write_atomic;
 pub fn config(a: &SampleArgs) -> Result<RunConfig, UsageError> {
     let data = crate::config::load_data(&a.data)?;
     let flags = serde_json::to_value(a).unwrap_or(serde_json::Value::Null);
-    let spec = RunSpec {
-        tau: a.data.tau,
-        sampler: a.sampler,
-        sigma: &a.sigma,
-        levels: &a.levels,
-        step: &a.step,
-        options: &a.options,
-        run: &a.run,
-        n: a.n,
-        seed: a.seed,
-        flags: &flags,
-    };
-    RunConfig::new(&spec, data)
+    RunConfig::new(&RunSpec::from_sample(a, &flags), data)
 }
 
 /// Refuses an --out that exists (unless --force) or is not a folder.

@@ -47,6 +47,24 @@ pub struct RunSpec<'a> {
     pub flags: &'a serde_json::Value,
 }
 
+impl<'a> RunSpec<'a> {
+    /// What `sample`'s flags ask for (`flags`: their JSON, for config.json).
+    pub fn from_sample(a: &'a crate::cli::SampleArgs, flags: &'a serde_json::Value) -> Self {
+        RunSpec {
+            tau: a.data.tau,
+            sampler: a.sampler,
+            sigma: &a.sigma,
+            levels: &a.levels,
+            step: &a.step,
+            options: &a.options,
+            run: &a.run,
+            n: a.n,
+            seed: a.seed,
+            flags,
+        }
+    }
+}
+
 /// A validated run.
 pub struct RunConfig {
     /// The ground truth.

@@ -17,19 +17,7 @@ fn configure(args: &str) -> Result<RunConfig, UsageError> {
     let Command::Sample(a) = Cli::try_parse_from(argv).expect("flags parse").command else {
         unreachable!("a sample command")
     };
-    let spec = RunSpec {
-        tau: a.data.tau,
-        sampler: a.sampler,
-        sigma: &a.sigma,
-        levels: &a.levels,
-        step: &a.step,
-        options: &a.options,
-        run: &a.run,
-        n: a.n,
-        seed: a.seed,
-        flags: &serde_json::Value::Null,
-    };
-    RunConfig::new(&spec, load_data(&a.data)?)
+    RunConfig::new(&RunSpec::from_sample(&a, &serde_json::Value::Null), load_data(&a.data)?)
 }
 
 /// Every sampler with its defaults: T recorded exactly for the samplers that use it, Technique

@@ -121,19 +121,7 @@ mod tests {
             seed,
             init: "normal".into(),
         };
-        Row {
-            config,
-            status,
-            message: String::new(),
-            mode_tv: w2,
-            sliced_w2: w2,
-            noise_floor: None,
-            nearest: None,
-            seconds: None,
-            trace: None,
-            trace_levels: None,
-            metrics: None,
-        }
+        Row { mode_tv: w2, sliced_w2: w2, ..Row::new(config, status) }
     }
 
     /// Each (sampler, N, parameter, value) group gets the mean and sample standard deviation over

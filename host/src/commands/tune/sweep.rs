@@ -76,6 +76,25 @@ pub struct Row {
     pub metrics: Option<crate::report::metrics::Metrics>,
 }
 
+impl Row {
+    /// A row of `config` with `status` and no message or metrics yet.
+    pub fn new(config: CellConfig, status: CellStatus) -> Row {
+        Row {
+            config,
+            status,
+            message: String::new(),
+            mode_tv: None,
+            sliced_w2: None,
+            noise_floor: None,
+            nearest: None,
+            seconds: None,
+            trace: None,
+            trace_levels: None,
+            metrics: None,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Default)]
 /// The contents of sweep.json.
 pub struct Sweep {
@@ -143,19 +162,7 @@ pub fn save(
 
 /// Runs one cell.
 pub fn run_cell(a: &TuneArgs, c: &CellConfig, data: &Dataset) -> Row {
-    let mut row = Row {
-        config: c.clone(),
-        status: CellStatus::Ok,
-        message: String::new(),
-        mode_tv: None,
-        sliced_w2: None,
-        noise_floor: None,
-        nearest: None,
-        seconds: None,
-        trace: None,
-        trace_levels: None,
-        metrics: None,
-    };
+    let mut row = Row::new(c.clone(), CellStatus::Ok);
     let p = match cell_config(a, c, data) {
         Ok(p) => p,
         Err(e) => {
