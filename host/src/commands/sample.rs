@@ -36,6 +36,18 @@ fn check_out(out: &Path, force: bool) -> Result<(), UsageError> {
     Ok(())
 }
 
+/// The pictures' title: sampler, N, its step size, the data and the number of samples.
+fn title(p: &RunConfig, n: usize) -> String {
+    let r = &p.record;
+    let step = match (&r.cas, r.eps_ncsnv2) {
+        (Some((name, v)), _) => format!("{} = {v}", if name == "eps_c" { "εc" } else { "ε_b" }),
+        (None, Some(e)) => format!("ε = {e:.3e}"),
+        (None, None) => String::new(),
+    };
+    let step = if step.is_empty() { String::new() } else { format!(", {step}") };
+    format!("{}, N = {}{step} — {n} samples of {}", p.kind.name(), r.levels, p.data.name)
+}
+
 /// Runs `anneal sample`.
 pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     let mut p = config(a)?;
@@ -69,7 +81,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     let metrics = pool.install(|| {
         crate::report::metrics::compute(&truth, &samples, a.seed, seconds, p.plan.len())
     });
-    let png = crate::report::plot::render(&truth, &samples);
+    let png = crate::report::plot::render(&truth, &samples, &title(&p, a.n));
 
     std::fs::create_dir_all(&a.out)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", a.out.display()))?;
@@ -87,12 +99,21 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
         let series = [crate::report::plot::Series {
             label: p.kind.name().to_string(),
             points,
+            spread: Vec::new(),
             flagged: Vec::new(),
         }];
         write_atomic(
             &a.out,
             "trace.png",
-            &crate::report::plot::line_chart(&series, false, "level i", "sigma_eff/sigma_i")?,
+            &crate::report::plot::line_chart(
+                &crate::report::plot::Chart {
+                    title: &format!("consistency trace: {} (1 = consistent)", title(&p, a.n)),
+                    x_label: "level i",
+                    y_label: "σ_eff/σ_i",
+                    x_log: false,
+                },
+                &series,
+            )?,
         )?;
     }
     write_atomic(&a.out, "samples.npy", &crate::io::npy::write_f32(&samples, a.n, p.data.dim))?;

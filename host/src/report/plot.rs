@@ -1,68 +1,121 @@
-//! samples.png: for 2-D data, the samples over the true density's contours; for image data, a
-//! grid of samples; otherwise the first two coordinates.
+//! The pictures and charts, drawn with plotters into an RGB buffer (its bitmap backend) and
+//! encoded by `png`; text in DejaVu Sans, embedded (`host/assets/`), so that no system font is
+//! needed.
+//!
+//! - `samples.png` ([`render`]): 2-D data — the samples over the true density's contours, with
+//!   axes, a title and a legend; image data — a grid of samples beside a grid of data points, each
+//!   pixel upscaled; other data — the first two coordinates.
+//! - charts ([`line_chart`]): quality against a parameter (log axes ticked at decades, the spread
+//!   over seeds as error bars, values that did not run marked ×), and the consistency trace.
+
+use std::sync::Once;
 
 use anneal_core::score::{IsotropicMixture, Taus};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
 
 use super::Truth;
 
-const W: usize = 512;
+/// The font every text is drawn in.
+const FONT: &str = "sans-serif";
+static FONT_DATA: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
-struct Canvas {
-    w: usize,
+/// Registers the embedded font once per process.
+fn fonts() -> anyhow::Result<()> {
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| {
+        result = plotters::style::register_font(FONT, FontStyle::Normal, FONT_DATA)
+            .map_err(|_| anyhow::anyhow!("the embedded DejaVu Sans could not be read"));
+    });
+    result
+}
+
+/// A plotters error as anyhow's.
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("drawing a figure: {e:?}")
+}
+
+/// Draws with `draw` on a `w` × `h` white canvas and returns the PNG bytes.
+fn picture(
+    w: u32,
+    h: u32,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<u8>> {
+    fonts()?;
+    let mut rgb = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        draw(&root)?;
+        root.present().map_err(err)?;
+    }
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()?.write_image_data(&rgb)?;
+    Ok(out)
+}
+
+/// samples.png for a run's samples, titled `title` (sampler, N, step size).
+pub fn render(p: &Truth<'_>, samples: &[f32], title: &str) -> anyhow::Result<Vec<u8>> {
+    match p.data.image {
+        Some((h, w)) => grids(p, samples, h, w, title),
+        None => scatter(p, samples, title),
+    }
+}
+
+/// Up to 50 samples beside 50 data points, 10 to a row, each pixel drawn as a 5 × 5 block
+/// (values in [0, 1]: 0 white, 1 black).
+fn grids(
+    p: &Truth<'_>,
+    samples: &[f32],
     h: usize,
-    rgb: Vec<u8>,
-}
-
-impl Canvas {
-    fn new(w: usize, h: usize, bg: u8) -> Self {
-        Canvas { w, h, rgb: vec![bg; w * h * 3] }
-    }
-    fn set(&mut self, x: usize, y: usize, c: [u8; 3]) {
-        if x < self.w && y < self.h {
-            let i = (y * self.w + x) * 3;
-            self.rgb[i..i + 3].copy_from_slice(&c);
-        }
-    }
-    fn png(&self) -> anyhow::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut enc = png::Encoder::new(&mut out, self.w as u32, self.h as u32);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.write_header()?.write_image_data(&self.rgb)?;
-        Ok(out)
-    }
-}
-
-/// The PNG bytes.
-pub fn render(p: &Truth<'_>, samples: &[f32]) -> anyhow::Result<Vec<u8>> {
+    w: usize,
+    title: &str,
+) -> anyhow::Result<Vec<u8>> {
+    const COLS: usize = 10;
+    const ROWS: usize = 5;
+    const SCALE: usize = 5;
+    const GAP: usize = 4;
     let d = p.data.dim;
-    if let Some((h, w)) = p.data.image {
-        return grid(samples, d, h, w);
-    }
-    scatter(p, samples)
-}
-
-fn grid(samples: &[f32], d: usize, h: usize, w: usize) -> anyhow::Result<Vec<u8>> {
-    let (cols, rows) = (10usize, (samples.len() / d).min(100).div_ceil(10).max(1));
-    let scale = 4;
-    let (cw, ch) = (w * scale + 2, h * scale + 2);
-    let mut c = Canvas::new(cols * cw + 2, rows * ch + 2, 80);
-    for (i, x) in samples.chunks_exact(d).take(100).enumerate() {
-        let (ox, oy) = ((i % cols) * cw + 2, (i / cols) * ch + 2);
-        for py in 0..h * scale {
-            for px in 0..w * scale {
-                let v = x[(py / scale) * w + px / scale].clamp(0.0, 1.0);
-                let g = (255.0 * (1.0 - v)) as u8;
-                c.set(ox + px, oy + py, [g, g, g]);
+    let (cw, ch) = (w * SCALE + GAP, h * SCALE + GAP);
+    let (pw, ph) = (COLS * cw + GAP, ROWS * ch + GAP);
+    let (top, margin) = (64usize, 20usize);
+    let (width, height) = (2 * pw + 3 * margin, ph + top + margin);
+    picture(width as u32, height as u32, |root| {
+        root.fill(&WHITE).map_err(err)?;
+        let title_style = TextStyle::from((FONT, 20).into_font());
+        root.draw_text(title, &title_style, (margin as i32, 8)).map_err(err)?;
+        let panels = [(samples, "samples"), (&p.data.means[..], "data")];
+        for (j, (points, name)) in panels.into_iter().enumerate() {
+            let ox = margin + j * (pw + margin);
+            let n = points.len() / d;
+            let caption = format!("{name} (the first {} of {n})", n.min(COLS * ROWS));
+            root.draw_text(&caption, &TextStyle::from((FONT, 15).into_font()), (ox as i32, 36))
+                .map_err(err)?;
+            let frame = [(ox as i32, top as i32), ((ox + pw) as i32, (top + ph) as i32)];
+            root.draw(&Rectangle::new(frame, RGBColor(90, 90, 90).filled())).map_err(err)?;
+            for (i, x) in points.chunks_exact(d).take(COLS * ROWS).enumerate() {
+                let (cx, cy) = (ox + GAP + (i % COLS) * cw, top + GAP + (i / COLS) * ch);
+                for (k, &v) in x.iter().take(h * w).enumerate() {
+                    let g = (255.0 * (1.0 - v.clamp(0.0, 1.0))) as u8;
+                    let (px, py) = (cx + (k % w) * SCALE, cy + (k / w) * SCALE);
+                    let cell = [(px as i32, py as i32), ((px + SCALE) as i32, (py + SCALE) as i32)];
+                    root.draw(&Rectangle::new(cell, RGBColor(g, g, g).filled())).map_err(err)?;
+                }
             }
         }
-    }
-    c.png()
+        Ok(())
+    })
 }
 
-fn scatter(p: &Truth<'_>, samples: &[f32]) -> anyhow::Result<Vec<u8>> {
+/// The samples (first two coordinates) over the data points and, in 2-D, the contours of the
+/// true log-density at σ = 0 (σ_N when τ = 0) every 2 nats below its maximum.
+fn scatter(p: &Truth<'_>, samples: &[f32], title: &str) -> anyhow::Result<Vec<u8>> {
     let d = p.data.dim;
-    // View: the data's box widened by 3τ + 10% (2-D: x, y = the first two coordinates).
+    // View: the data's box widened by 3τ + 10%, square.
     let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
     for m in p.data.means.chunks_exact(d) {
         for a in 0..2.min(d) {
@@ -80,71 +133,105 @@ fn scatter(p: &Truth<'_>, samples: &[f32]) -> anyhow::Result<Vec<u8>> {
     }
     let side = (hi[0] - lo[0]).max(hi[1] - lo[1]);
     let c0 = [(lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0];
-    let to_px = |v: f64, a: usize| ((v - (c0[a] - side / 2.0)) / side * W as f64) as isize;
-    let mut c = Canvas::new(W, W, 255);
-    if d == 2 {
-        // Log-density of the ground truth at σ = 0 (or σ_N when τ = 0), contours every 2 nats
-        // below the maximum, drawn where the level index changes between neighbours.
-        let sigma = if p.tau > 0.0 { 0.0 } else { p.sigma_min };
-        let v = anneal_core::score::perturbed_variance(p.tau, sigma);
-        if let Ok(mix) = IsotropicMixture::new(
-            &p.data.means,
-            2,
-            Some(&p.data.weights),
-            Taus::Shared(p.tau.max(sigma)),
-        ) {
-            let k = mix.components();
-            let mut logits = vec![0.0f64; k];
-            let mut level = vec![0i64; W * W];
-            for py in 0..W {
-                for px in 0..W {
-                    let x = [
-                        (c0[0] - side / 2.0 + (px as f64 + 0.5) / W as f64 * side) as f32,
-                        (c0[1] + side / 2.0 - (py as f64 + 0.5) / W as f64 * side) as f32,
-                    ];
-                    let _ = mix.logits(&x, 0.0, &mut logits);
-                    let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    let lse = m + logits.iter().map(|l| (l - m).exp()).sum::<f64>().ln() - v.ln();
-                    level[py * W + px] = (lse / 2.0).floor() as i64;
-                }
-            }
-            let top = level.iter().cloned().max().unwrap_or(0);
-            for py in 0..W - 1 {
-                for px in 0..W - 1 {
-                    let l = level[py * W + px];
-                    if l > top - 8 && (l != level[py * W + px + 1] || l != level[(py + 1) * W + px])
-                    {
-                        c.set(px, py, [120, 150, 220]);
-                    }
-                }
+    let (x0, x1, y0, y1) =
+        (c0[0] - side / 2.0, c0[0] + side / 2.0, c0[1] - side / 2.0, c0[1] + side / 2.0);
+    let contours = if d == 2 { contour_cells(p, [x0, y0], side, 400) } else { Vec::new() };
+    let yof = |x: &[f32]| if d > 1 { x[1] as f64 } else { 0.0 };
+    picture(640, 640, |root| {
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, (FONT, 20))
+            .margin(12)
+            .x_label_area_size(42)
+            .y_label_area_size(52)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("x₁")
+            .y_desc(if d > 1 { "x₂" } else { "" })
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 15))
+            .draw()
+            .map_err(err)?;
+        let blue = RGBColor(120, 150, 220);
+        if !contours.is_empty() {
+            chart
+                .draw_series(contours.iter().map(|&(x, y)| Pixel::new((x, y), blue)))
+                .map_err(err)?
+                .label("true log-density, every 2 nats")
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], blue));
+        }
+        let red = RGBColor(200, 30, 30);
+        chart
+            .draw_series(
+                samples
+                    .chunks_exact(d)
+                    .map(|x| Circle::new((x[0] as f64, yof(x)), 1, red.filled())),
+            )
+            .map_err(err)?
+            .label(format!("samples ({})", samples.len() / d))
+            .legend(move |(x, y)| Circle::new((x + 9, y), 3, red.filled()));
+        chart
+            .draw_series(
+                p.data
+                    .means
+                    .chunks_exact(d)
+                    .take(50)
+                    .map(|m| Cross::new((m[0] as f64, yof(m)), 5, BLACK)),
+            )
+            .map_err(err)?
+            .label("data points")
+            .legend(|(x, y)| Cross::new((x + 9, y), 5, BLACK));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
+/// The cells of an `n` × `n` grid over the square [x0, x0 + side] × [y0, y0 + side] where the
+/// true log-density crosses a multiple of 2 nats (within 16 nats of its maximum), as points.
+fn contour_cells(p: &Truth<'_>, origin: [f64; 2], side: f64, n: usize) -> Vec<(f64, f64)> {
+    let sigma = if p.tau > 0.0 { 0.0 } else { p.sigma_min };
+    let v = anneal_core::score::perturbed_variance(p.tau, sigma);
+    let Ok(mix) = IsotropicMixture::new(
+        &p.data.means,
+        2,
+        Some(&p.data.weights),
+        Taus::Shared(p.tau.max(sigma)),
+    ) else {
+        return Vec::new();
+    };
+    let at = |i: usize| origin[0] + (i as f64 + 0.5) / n as f64 * side;
+    let at_y = |j: usize| origin[1] + (j as f64 + 0.5) / n as f64 * side;
+    let mut logits = vec![0.0f64; mix.components()];
+    let mut level = vec![0i64; n * n];
+    for j in 0..n {
+        for i in 0..n {
+            let _ = mix.logits(&[at(i) as f32, at_y(j) as f32], 0.0, &mut logits);
+            let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + logits.iter().map(|l| (l - m).exp()).sum::<f64>().ln() - v.ln();
+            level[j * n + i] = (lse / 2.0).floor() as i64;
+        }
+    }
+    let top = level.iter().cloned().max().unwrap_or(0);
+    let mut cells = Vec::new();
+    for j in 0..n - 1 {
+        for i in 0..n - 1 {
+            let l = level[j * n + i];
+            if l > top - 8 && (l != level[j * n + i + 1] || l != level[(j + 1) * n + i]) {
+                cells.push((at(i), at_y(j)));
             }
         }
     }
-    for x in samples.chunks_exact(d) {
-        let (px, py) = (
-            to_px(x[0] as f64, 0),
-            if d > 1 { W as isize - to_px(x[1] as f64, 1) } else { W as isize / 2 },
-        );
-        for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-            if px + dx >= 0 && py + dy >= 0 {
-                c.set((px + dx) as usize, (py + dy) as usize, [200, 30, 30]);
-            }
-        }
-    }
-    for m in p.data.means.chunks_exact(d).take(50) {
-        let (px, py) = (
-            to_px(m[0] as f64, 0),
-            if d > 1 { W as isize - to_px(m[1] as f64, 1) } else { W as isize / 2 },
-        );
-        for t in -4isize..=4 {
-            for (x, y) in [(px + t, py), (px, py + t)] {
-                if x >= 0 && y >= 0 {
-                    c.set(x as usize, y as usize, [0, 0, 0]);
-                }
-            }
-        }
-    }
-    c.png()
+    cells
 }
 
 /// One line of a chart.
@@ -153,211 +240,213 @@ pub struct Series {
     pub label: String,
     /// (x, y) points, drawn in x order; non-finite points are skipped.
     pub points: Vec<(f64, f64)>,
+    /// The spread of each point (one standard deviation over seeds), drawn as an error bar;
+    /// empty for none.
+    pub spread: Vec<f64>,
     /// x positions to mark with an × on the x axis (values that could not run).
     pub flagged: Vec<f64>,
 }
 
-/// A 3 × 5 bitmap font for axis numbers and short labels (rows top to bottom, 3 bits each).
-fn glyph(c: char) -> Option<[u8; 5]> {
-    Some(match c {
-        '0' => [7, 5, 5, 5, 7],
-        '1' => [2, 6, 2, 2, 7],
-        '2' => [7, 1, 7, 4, 7],
-        '3' => [7, 1, 7, 1, 7],
-        '4' => [5, 5, 7, 1, 1],
-        '5' => [7, 4, 7, 1, 7],
-        '6' => [7, 4, 7, 5, 7],
-        '7' => [7, 1, 1, 2, 2],
-        '8' => [7, 5, 7, 5, 7],
-        '9' => [7, 5, 7, 1, 7],
-        '.' => [0, 0, 0, 0, 2],
-        '-' => [0, 0, 7, 0, 0],
-        '+' => [0, 2, 7, 2, 0],
-        '=' => [0, 7, 0, 7, 0],
-        '/' => [1, 1, 2, 4, 4],
-        '_' => [0, 0, 0, 0, 7],
-        ' ' => [0, 0, 0, 0, 0],
-        'a' => [0, 7, 1, 7, 7],
-        'b' => [4, 4, 7, 5, 7],
-        'c' => [0, 7, 4, 4, 7],
-        'd' => [1, 1, 7, 5, 7],
-        'e' => [7, 5, 7, 4, 7],
-        'f' => [3, 4, 6, 4, 4],
-        'g' => [7, 5, 7, 1, 6],
-        'h' => [4, 4, 7, 5, 5],
-        'i' => [2, 0, 2, 2, 2],
-        'k' => [4, 5, 6, 5, 5],
-        'l' => [2, 2, 2, 2, 3],
-        'm' => [0, 7, 7, 5, 5],
-        'n' => [0, 6, 5, 5, 5],
-        'o' => [0, 7, 5, 5, 7],
-        'p' => [7, 5, 7, 4, 4],
-        'r' => [0, 7, 4, 4, 4],
-        's' => [7, 4, 7, 1, 7],
-        't' => [4, 7, 4, 4, 3],
-        'u' => [0, 5, 5, 5, 7],
-        'v' => [0, 5, 5, 5, 2],
-        'w' => [0, 5, 7, 7, 5],
-        'x' => [0, 5, 2, 2, 5],
-        'y' => [5, 5, 7, 1, 6],
-        'N' => [5, 7, 7, 7, 5],
-        'W' => [5, 5, 7, 7, 5],
-        'S' => [7, 4, 7, 1, 7],
-        'T' => [7, 2, 2, 2, 2],
-        'V' => [5, 5, 5, 5, 2],
-        _ => return None,
+/// A line chart's texts and axes.
+pub struct Chart<'a> {
+    /// Above the plot.
+    pub title: &'a str,
+    /// The x axis.
+    pub x_label: &'a str,
+    /// The y axis.
+    pub y_label: &'a str,
+    /// x on a log scale (ticks at decades).
+    pub x_log: bool,
+}
+
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// The range of the finite values, widened to [a − pad, b + pad] (a unit range when empty or
+/// flat).
+fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    if !lo.is_finite() {
+        (0.0, 1.0)
+    } else if hi <= lo {
+        (lo - 0.5 * lo.abs().max(1e-3), hi + 0.5 * hi.abs().max(1e-3))
+    } else {
+        (lo, hi)
+    }
+}
+
+/// A line chart of `series` (markers, error bars, × for values that did not run, a legend).
+pub fn line_chart(c: &Chart<'_>, series: &[Series]) -> anyhow::Result<Vec<u8>> {
+    let usable = |x: f64| x.is_finite() && (!c.x_log || x > 0.0);
+    let xs = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0).chain(s.flagged.iter().copied()))
+        .filter(|&x| usable(x));
+    let (mut x0, mut x1) = span(xs);
+    if c.x_log {
+        (x0, x1) = (x0 / 1.3, x1 * 1.3);
+    } else {
+        let pad = 0.03 * (x1 - x0);
+        (x0, x1) = (x0 - pad, x1 + pad);
+    }
+    let ys = series.iter().flat_map(|s| {
+        s.points.iter().enumerate().flat_map(move |(i, &(_, y))| {
+            let sd = s.spread.get(i).copied().unwrap_or(0.0);
+            [y - sd, y + sd]
+        })
+    });
+    let (y0, mut y1) = span(ys);
+    let y0 = y0.min(0.0);
+    y1 += 0.08 * (y1 - y0);
+    picture(760, 480, |root| {
+        root.fill(&WHITE).map_err(err)?;
+        let builder = |root| {
+            let mut b = ChartBuilder::on(root);
+            b.caption(c.title, (FONT, 18)).margin(12).x_label_area_size(44).y_label_area_size(64);
+            b
+        };
+        if c.x_log {
+            let mut chart =
+                builder(root).build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(err)?;
+            draw_lines(&mut chart, c, series, y0, &usable)
+        } else {
+            let mut chart = builder(root).build_cartesian_2d(x0..x1, y0..y1).map_err(err)?;
+            draw_lines(&mut chart, c, series, y0, &usable)
+        }
     })
 }
 
-impl Canvas {
-    /// Text at (x, y) (top left), each glyph scaled by 2; unknown characters are skipped.
-    fn text(&mut self, x: usize, y: usize, s: &str, c: [u8; 3]) {
-        for (i, ch) in s.chars().enumerate() {
-            let Some(g) = glyph(ch) else { continue };
-            for (row, bits) in g.iter().enumerate() {
-                for col in 0..3 {
-                    if bits & (4 >> col) != 0 {
-                        for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                            self.set(x + i * 8 + col * 2 + dx, y + row * 2 + dy, c);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn line(&mut self, (x0, y0): (f64, f64), (x1, y1): (f64, f64), c: [u8; 3]) {
-        let steps = ((x1 - x0).abs().max((y1 - y0).abs()) as usize).max(1);
-        for t in 0..=steps {
-            let f = t as f64 / steps as f64;
-            let (x, y) = (x0 + f * (x1 - x0), y0 + f * (y1 - y0));
-            if x >= 0.0 && y >= 0.0 {
-                self.set(x as usize, y as usize, c);
-                self.set(x as usize + 1, y as usize, c);
-            }
-        }
-    }
-}
-
-const COLORS: [[u8; 3]; 8] = [
-    [31, 119, 180],
-    [255, 127, 14],
-    [44, 160, 44],
-    [214, 39, 40],
-    [148, 103, 189],
-    [140, 86, 75],
-    [227, 119, 194],
-    [23, 190, 207],
-];
-
-fn tick(v: f64) -> String {
-    if v != 0.0 && (v.abs() >= 1e4 || v.abs() < 1e-2) {
-        format!("{v:.0e}")
-    } else {
-        let s = format!("{v:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
-}
-
-/// A line chart (x optionally on a log scale) with axis ticks and a legend.
-pub fn line_chart(
+/// The mesh, the lines, the error bars, the ×'s and the legend on a built chart.
+fn draw_lines<'a, X>(
+    chart: &mut ChartContext<
+        'a,
+        BitMapBackend<'a>,
+        Cartesian2d<X, plotters::coord::types::RangedCoordf64>,
+    >,
+    c: &Chart<'_>,
     series: &[Series],
-    x_log: bool,
-    x_label: &str,
-    y_label: &str,
-) -> anyhow::Result<Vec<u8>> {
-    let (w, h) = (640usize, 420usize);
-    let (left, right, top, bottom) = (70.0, 150.0, 20.0, 50.0);
-    let tx = |x: f64| if x_log { x.log10() } else { x };
-    let pts = series
-        .iter()
-        .flat_map(|s| s.points.iter())
-        .filter(|(x, y)| tx(*x).is_finite() && y.is_finite());
-    let (mut x0, mut x1, mut y0, mut y1) =
-        (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
-    for &(x, y) in pts {
-        x0 = x0.min(tx(x));
-        x1 = x1.max(tx(x));
-        y0 = y0.min(y);
-        y1 = y1.max(y);
-    }
-    for x in series.iter().flat_map(|s| s.flagged.iter()).map(|&x| tx(x)).filter(|x| x.is_finite())
-    {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-    }
-    if !y0.is_finite() {
-        (y0, y1) = (0.0, 1.0);
-    }
-    if !x0.is_finite() {
-        (x0, x1) = (0.0, 1.0);
-    }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    y0 = y0.min(0.0);
-    if y1 <= y0 {
-        y1 = y0 + 1.0;
-    }
-    y1 += 0.05 * (y1 - y0);
-    let px = |x: f64| left + (tx(x) - x0) / (x1 - x0) * (w as f64 - left - right);
-    let py = |y: f64| h as f64 - bottom - (y - y0) / (y1 - y0) * (h as f64 - top - bottom);
-    let mut c = Canvas::new(w, h, 255);
-    let axis = [0, 0, 0];
-    c.line((left, top), (left, h as f64 - bottom), axis);
-    c.line((left, h as f64 - bottom), (w as f64 - right, h as f64 - bottom), axis);
-    for t in 0..=4 {
-        let yv = y0 + (y1 - y0) * t as f64 / 4.0;
-        let y = py(yv);
-        c.line((left - 5.0, y), (left, y), axis);
-        c.text(2, (y as usize).saturating_sub(5), &tick(yv), axis);
-        let xv = x0 + (x1 - x0) * t as f64 / 4.0;
-        let xr = if x_log { 10f64.powf(xv) } else { xv };
-        let x = left + (xv - x0) / (x1 - x0) * (w as f64 - left - right);
-        c.line((x, h as f64 - bottom), (x, h as f64 - bottom + 5.0), axis);
-        c.text((x as usize).saturating_sub(12), h - bottom as usize + 10, &tick(xr), axis);
-    }
-    c.text(w / 2 - 60, h - 18, x_label, axis);
-    c.text(left as usize + 5, 4, y_label, axis);
-    if series.iter().any(|s| !s.flagged.is_empty()) {
-        c.text(
-            w - right as usize + 10,
-            top as usize + 16 * (series.len() + 1),
-            "x = not run",
-            axis,
-        );
-    }
+    y0: f64,
+    usable: &dyn Fn(f64) -> bool,
+) -> anyhow::Result<()>
+where
+    X: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(c.x_label)
+        .y_desc(c.y_label)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 15))
+        .light_line_style(WHITE.mix(0.0))
+        .bold_line_style(BLACK.mix(0.08))
+        .draw()
+        .map_err(err)?;
     for (i, s) in series.iter().enumerate() {
         let col = COLORS[i % COLORS.len()];
-        let mut last: Option<(f64, f64)> = None;
-        for &(x, y) in &s.points {
-            if !(tx(x).is_finite() && y.is_finite()) {
-                last = None;
-                continue;
-            }
-            let p = (px(x), py(y));
-            if let Some(q) = last {
-                c.line(q, p, col);
-            }
-            for (dx, dy) in [(-2.0, 0.0), (2.0, 0.0), (0.0, -2.0), (0.0, 2.0), (0.0, 0.0)] {
-                c.line((p.0 + dx, p.1 + dy), (p.0 + dx, p.1 + dy), col);
-            }
-            last = Some(p);
-        }
-        for &x in &s.flagged {
-            if tx(x).is_finite() {
-                let (cx, cy) = (px(x), h as f64 - bottom - 6.0 - 3.0 * (i % 4) as f64);
-                c.line((cx - 3.0, cy - 3.0), (cx + 3.0, cy + 3.0), col);
-                c.line((cx - 3.0, cy + 3.0), (cx + 3.0, cy - 3.0), col);
-            }
-        }
-        let ly = top as usize + 10 + 16 * i;
-        c.line(
-            ((w as f64 - right + 10.0), ly as f64 + 4.0),
-            ((w as f64 - right + 30.0), ly as f64 + 4.0),
-            col,
-        );
-        c.text(w - right as usize + 36, ly, &s.label, col);
+        let pts: Vec<(usize, (f64, f64))> = s
+            .points
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, (x, y))| usable(*x) && y.is_finite())
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts.iter().map(|&(_, p)| p), col.stroke_width(2)))
+            .map_err(err)?
+            .label(s.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+        chart
+            .draw_series(pts.iter().map(|&(_, p)| Circle::new(p, 3, col.filled())))
+            .map_err(err)?;
+        chart
+            .draw_series(pts.iter().filter_map(|&(k, (x, y))| {
+                let sd = *s.spread.get(k)?;
+                (sd > 0.0).then(|| ErrorBar::new_vertical(x, y - sd, y, y + sd, col, 6))
+            }))
+            .map_err(err)?;
+        chart
+            .draw_series(
+                s.flagged
+                    .iter()
+                    .filter(|&&x| usable(x))
+                    .map(|&x| Cross::new((x, y0), 6, col.stroke_width(2))),
+            )
+            .map_err(err)?;
     }
-    c.png()
+    if series.iter().any(|s| !s.flagged.is_empty()) {
+        chart
+            .draw_series(std::iter::empty::<Cross<(f64, f64), i32>>())
+            .map_err(err)?
+            .label("× on the axis: did not run")
+            .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.5))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::data;
+
+    /// (width, height, the share of pixels that are not white) of PNG bytes.
+    fn decode(bytes: &[u8]) -> (u32, u32, f64) {
+        let dec = png::Decoder::new(std::io::Cursor::new(bytes));
+        let mut r = dec.read_info().unwrap();
+        let mut buf = vec![0; r.output_buffer_size().unwrap()];
+        let info = r.next_frame(&mut buf).unwrap();
+        let px = &buf[..info.buffer_size()];
+        let ink = px.chunks_exact(3).filter(|p| *p != [255, 255, 255]).count();
+        (info.width, info.height, ink as f64 / (px.len() / 3) as f64)
+    }
+
+    /// Every picture is a PNG of its stated size with something drawn on it (text, axes, points)
+    /// but mostly background; degenerate input (no finite point, one value) still draws.
+    #[test]
+    fn pictures_are_drawn() {
+        let toy = data::load("toy2d").unwrap();
+        let truth = Truth { data: &toy, tau: 1.0, sigma_min: 0.01 };
+        let samples: Vec<f32> = (0..400).map(|i| ((i * 37) % 23) as f32 / 2.0 - 5.0).collect();
+        let (w, h, ink) = decode(&render(&truth, &samples, "toy").unwrap());
+        assert_eq!((w, h), (640, 640));
+        assert!(ink > 0.01 && ink < 0.6, "ink {ink}");
+        let digits = data::load("digits").unwrap();
+        let truth = Truth { data: &digits, tau: 0.05, sigma_min: 0.01 };
+        let (w, _, ink) = decode(&render(&truth, &digits.means[..64 * 30], "digits").unwrap());
+        assert!(w > 600 && ink > 0.2, "{w} {ink}");
+        let chart = Chart { title: "t", x_label: "x", y_label: "y", x_log: true };
+        let s = Series {
+            label: "a".into(),
+            points: vec![(1e-4, 1.0), (1e-3, f64::NAN), (1e-2, 0.5), (f64::INFINITY, 2.0)],
+            spread: vec![0.1, 0.0, 0.2, 0.0],
+            flagged: vec![1e-3],
+        };
+        let (w, h, ink) = decode(&line_chart(&chart, &[s]).unwrap());
+        assert_eq!((w, h), (760, 480));
+        assert!(ink > 0.01 && ink < 0.5, "ink {ink}");
+        let empty =
+            Series { label: "none".into(), points: vec![], spread: vec![], flagged: vec![] };
+        let lin = Chart { x_log: false, ..chart };
+        assert!(line_chart(&lin, &[empty]).is_ok());
+        let one =
+            Series { label: "1".into(), points: vec![(3.0, 3.0)], spread: vec![], flagged: vec![] };
+        assert!(line_chart(&chart, &[one]).is_ok());
+    }
 }

@@ -152,9 +152,9 @@ fn parameter_figures(
 ) -> anyhow::Result<()> {
     let metric_name = metric_name(a.metric);
     for (param, file, x_label) in [
-        ("eps_c", "fig_eps_c.png", "eps_c"),
-        ("eps_b", "fig_eps_b.png", "eps_b"),
-        ("eps", "fig_eps.png", "eps"),
+        ("eps_c", "fig_eps_c.png", "εc"),
+        ("eps_b", "fig_eps_b.png", "ε_b"),
+        ("eps", "fig_eps.png", "ε (NCSNv2 convention)"),
     ] {
         if !rows.iter().any(|r| r.config.param == param) {
             continue;
@@ -170,6 +170,7 @@ fn parameter_figures(
             })
             .map(|(smp, n)| {
                 let mut points = Vec::new();
+                let mut spread = Vec::new();
                 let mut flagged = Vec::new();
                 for v in &values {
                     let x: f64 = v.parse().unwrap_or(f64::NAN);
@@ -177,6 +178,7 @@ fn parameter_figures(
                         &g.sampler == smp && g.levels == *n && g.param == param && &g.value == v
                     });
                     points.push((x, g.map_or(f64::NAN, |g| g.mean)));
+                    spread.push(g.map_or(0.0, |g| g.sd));
                     let not_run = rows.iter().any(|r| {
                         &r.config.sampler == smp
                             && r.config.levels == *n
@@ -188,10 +190,21 @@ fn parameter_figures(
                         flagged.push(x);
                     }
                 }
-                crate::report::plot::Series { label: label(a, smp, *n), points, flagged }
+                crate::report::plot::Series { label: label(a, smp, *n), points, spread, flagged }
             })
             .collect();
-        let png = crate::report::plot::line_chart(&series, true, x_label, metric_name)?;
+        let seeds = agg.iter().map(|g| g.seeds).max().unwrap_or(0);
+        let title = format!(
+            "{metric_name} against {x_label} on {} (mean of {seeds} seeds, bars ±1 sd)",
+            a.data.data
+        );
+        let chart = crate::report::plot::Chart {
+            title: &title,
+            x_label,
+            y_label: metric_name,
+            x_log: true,
+        };
+        let png = crate::report::plot::line_chart(&chart, &series)?;
         write_atomic(&a.out, file, &png)?;
     }
     Ok(())
@@ -225,6 +238,7 @@ fn trace_figure(
             traces.push(crate::report::plot::Series {
                 label: label(a, smp, *n),
                 points: l.iter().zip(t).map(|(&i, &v)| (i as f64 / *n as f64, v)).collect(),
+                spread: Vec::new(),
                 flagged: Vec::new(),
             });
         }
@@ -233,7 +247,15 @@ fn trace_figure(
         write_atomic(
             &a.out,
             "trace.png",
-            &crate::report::plot::line_chart(&traces, false, "level i/N", "sigma_eff/sigma_i")?,
+            &crate::report::plot::line_chart(
+                &crate::report::plot::Chart {
+                    title: "consistency trace of each best cell (1 = consistent)",
+                    x_label: "level i/N",
+                    y_label: "σ_eff/σ_i",
+                    x_log: false,
+                },
+                &traces,
+            )?,
         )?;
     }
     Ok(())
