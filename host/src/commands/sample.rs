@@ -111,6 +111,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
                     x_label: "level i",
                     y_label: "σ_eff/σ_i",
                     x_log: false,
+                    legend_left: true,
                 },
                 &series,
             )?,

@@ -257,6 +257,8 @@ pub struct Chart<'a> {
     pub y_label: &'a str,
     /// x on a log scale (ticks at decades).
     pub x_log: bool,
+    /// The legend in the upper left corner (where rising curves leave room), else upper right.
+    pub legend_left: bool,
 }
 
 const COLORS: [RGBColor; 8] = [
@@ -392,7 +394,11 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(if c.legend_left {
+            SeriesLabelPosition::UpperLeft
+        } else {
+            SeriesLabelPosition::UpperRight
+        })
         .label_font((FONT, 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.5))
@@ -431,7 +437,8 @@ mod tests {
         let truth = Truth { data: &digits, tau: 0.05, sigma_min: 0.01 };
         let (w, _, ink) = decode(&render(&truth, &digits.means[..64 * 30], "digits").unwrap());
         assert!(w > 600 && ink > 0.2, "{w} {ink}");
-        let chart = Chart { title: "t", x_label: "x", y_label: "y", x_log: true };
+        let chart =
+            Chart { title: "t", x_label: "x", y_label: "y", x_log: true, legend_left: false };
         let s = Series {
             label: "a".into(),
             points: vec![(1e-4, 1.0), (1e-3, f64::NAN), (1e-2, 0.5), (f64::INFINITY, 2.0)],

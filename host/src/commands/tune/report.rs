@@ -203,6 +203,7 @@ fn parameter_figures(
             x_label,
             y_label: metric_name,
             x_log: true,
+            legend_left: false,
         };
         let png = crate::report::plot::line_chart(&chart, &series)?;
         write_atomic(&a.out, file, &png)?;
@@ -253,6 +254,7 @@ fn trace_figure(
                     x_label: "level i/N",
                     y_label: "σ_eff/σ_i",
                     x_log: false,
+                    legend_left: true,
                 },
                 &traces,
             )?,
