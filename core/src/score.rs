@@ -395,3 +395,30 @@ pub const fn is_small_mixture(components: usize, dim: usize) -> bool {
 pub fn perturbed_variance(tau: f64, sigma: f64) -> f64 {
     tau * tau + sigma * sigma
 }
+
+/// A Gaussian mixture whose components share one standard deviation τ, given by its data: K × D
+/// means (f32, row-major), K weights summing to 1, τ ≥ 0. The one description that the host's
+/// batched score and the GPU backend both take.
+#[derive(Debug, Clone, Copy)]
+pub struct MixtureData<'a> {
+    /// The means, K × D row-major.
+    pub means: &'a [f32],
+    /// D.
+    pub dim: usize,
+    /// The K weights.
+    pub weights: &'a [f64],
+    /// τ.
+    pub tau: f64,
+}
+
+impl MixtureData<'_> {
+    /// K (0 when D is 0).
+    pub fn components(&self) -> usize {
+        self.means.len().checked_div(self.dim).unwrap_or(0)
+    }
+
+    /// Whether the direct score serves it ([`is_small_mixture`]).
+    pub fn is_small(&self) -> bool {
+        is_small_mixture(self.components(), self.dim)
+    }
+}

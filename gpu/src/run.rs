@@ -33,30 +33,9 @@ pub const GEMM_CHUNK: usize = 64;
 /// Device memory for the B × K scratch (G in f32 and the logits in f64) of one row chunk.
 pub(crate) const SCRATCH_BYTES: usize = 1 << 30;
 
-/// A Gaussian mixture with one component standard deviation τ, as the host holds it.
-#[derive(Debug, Clone, Copy)]
-pub struct Mixture<'a> {
-    /// The means, K × D row-major.
-    pub means: &'a [f32],
-    /// D.
-    pub dim: usize,
-    /// The K weights (sum 1).
-    pub weights: &'a [f64],
-    /// τ ≥ 0.
-    pub tau: f64,
-}
-
-impl Mixture<'_> {
-    pub(crate) fn components(&self) -> usize {
-        self.means.len().checked_div(self.dim).unwrap_or(0)
-    }
-
-    /// Whether the direct (GEMM-free) path serves this mixture (the core's
-    /// [`anneal_core::score::is_small_mixture`], the host's rule too).
-    pub fn direct(&self) -> bool {
-        anneal_core::score::is_small_mixture(self.components(), self.dim)
-    }
-}
+/// A Gaussian mixture with one component standard deviation τ: the core's
+/// [`anneal_core::score::MixtureData`], the description the host's CPU score takes too.
+pub use anneal_core::score::MixtureData as Mixture;
 
 /// Which path ran and what it did.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -216,15 +195,15 @@ impl Device {
         u32_of("K", k)?;
         let rows = x.len() / d;
         let rows_per_chunk =
-            if mix.direct() { rows.max(1) } else { (SCRATCH_BYTES / (12 * k)).max(1) };
-        let mut stats = RunStats { direct: mix.direct(), ..Default::default() };
+            if mix.is_small() { rows.max(1) } else { (SCRATCH_BYTES / (12 * k)).max(1) };
+        let mut stats = RunStats { direct: mix.is_small(), ..Default::default() };
         let mut row = 0;
         while row < rows {
             let count = rows_per_chunk.min(rows - row);
             let chunk = &mut x[row * d..(row + count) * d];
             let first = first_sample + row as u64;
             let ctx = RunCtx { seed, first, start };
-            if mix.direct() {
+            if mix.is_small() {
                 self.run_direct(plan, mix, ctx, chunk, progress, &mut stats)?;
             } else {
                 let g = self.run_gemm(plan, mix, ctx, chunk, progress, &mut stats)?;

@@ -51,7 +51,7 @@ pub fn sample(
     let start = Start::new(p);
     let starts: Vec<usize> = (0..n).step_by(batch).collect();
     // ln w, ‖μ‖² and the packed means, once for all batches.
-    let mix = Mixture::new(&p.data.means, d, &p.data.weights, p.tau);
+    let mix = Mixture::new(p.data.mixture(p.tau));
     type BatchOut = (Vec<f32>, Vec<f64>);
     let results: Vec<Result<BatchOut, Error>> = starts
         .par_iter()

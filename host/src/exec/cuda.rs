@@ -28,12 +28,7 @@ pub fn sample_cuda(
             .map_err(|e| anyhow::anyhow!("initialisation failed: {e}"))?;
         (x, anneal_gpu::Start::Given)
     };
-    let mix = anneal_gpu::Mixture {
-        means: &p.data.means,
-        dim: p.data.dim,
-        weights: &p.data.weights,
-        tau: p.tau,
-    };
+    let mix = p.data.mixture(p.tau);
     let mut report = |row_steps: u64| progress.inc(row_steps);
     match dev.run_plan_from(&p.plan, &mix, seed, 0, from, &mut x, &mut report) {
         Ok(stats) => Ok((x, stats)),

@@ -30,6 +30,16 @@ impl Dataset {
     pub fn components(&self) -> usize {
         self.means.len() / self.dim
     }
+
+    /// The mixture of its points with component width τ (the CPU's and the GPU's description).
+    pub fn mixture(&self, tau: f64) -> anneal_core::score::MixtureData<'_> {
+        anneal_core::score::MixtureData {
+            means: &self.means,
+            dim: self.dim,
+            weights: &self.weights,
+            tau,
+        }
+    }
 }
 
 const DIGITS: &[u8] = include_bytes!("../../data/digits.u8");

@@ -22,6 +22,7 @@
 //! thread count or the instruction set (see [`crate::score::gemm`] and [`crate::score::simd`]), so samples are
 //! the same for any batch size.
 
+use anneal_core::score::MixtureData;
 use anneal_core::{BatchScore, Error};
 
 use crate::score::gemm::{self, Packed};
@@ -49,13 +50,15 @@ pub struct Mixture<'a> {
 }
 
 impl<'a> Mixture<'a> {
-    /// A mixture of the rows of `means` (K × `dim`) with `weights` (sum 1) and standard deviation τ.
-    pub fn new(means: &'a [f32], dim: usize, weights: &[f64], tau: f64) -> Self {
-        let k = means.len() / dim;
+    /// The score's set-up for mixture `data` (the core's description, which the GPU takes too):
+    /// ln w, ‖μ_k‖², and the packed means unless the direct path serves it.
+    pub fn new(data: MixtureData<'a>) -> Self {
+        let MixtureData { means, dim, weights, tau } = data;
+        let k = data.components();
         let norms2: Vec<f64> =
             means.chunks_exact(dim).map(|m| m.iter().map(|&v| v as f64 * v as f64).sum()).collect();
         let max_norm = norms2.iter().cloned().fold(0.0, f64::max).sqrt();
-        let packed = (!anneal_core::score::is_small_mixture(k, dim))
+        let packed = (!data.is_small())
             .then(|| (Packed::transposed(means, k, dim), Packed::plain(means, k, dim)));
         Mixture {
             means,
@@ -467,7 +470,7 @@ mod tests {
         for tau in [0.0, 0.05] {
             let reference =
                 IsotropicMixture::new(&means64, d, Some(&data.weights), Taus::Shared(tau)).unwrap();
-            let mix = Mixture::new(&data.means, d, &data.weights, tau);
+            let mix = Mixture::new(data.mixture(tau));
             let mut gemm = GemmMixture::new(&mix);
             let mut worst = 0.0f64;
             for i in 0..schedule.levels() {
@@ -555,7 +558,7 @@ mod tests {
         let means64: Vec<f64> = data.means.iter().map(|&v| v as f64).collect();
         let reference =
             IsotropicMixture::new(&means64, 2, Some(&data.weights), Taus::Shared(1.0)).unwrap();
-        let mix = Mixture::new(&data.means, 2, &data.weights, 1.0);
+        let mix = Mixture::new(data.mixture(1.0));
         let mut score = GemmMixture::new(&mix);
         let pts: Vec<f32> = (0..13)
             .flat_map(|i| {

@@ -151,8 +151,13 @@ mod tests {
             crate::score::gemm::gemm(37, &means[..37 * d], &packed, &mut c, k);
             out.extend(c.iter().map(|v| v.to_bits()));
             let pts: Vec<f32> = (0..37 * d).map(|i| ((i * 31 % 97) as f32 - 48.0) / 40.0).collect();
-            let mix = crate::score::batch_score::Mixture::new(&means, d, &weights, 0.05);
-            let tmix = crate::score::batch_score::Mixture::new(&toy.means, 2, &toy.weights, 1.0);
+            let mix = crate::score::batch_score::Mixture::new(anneal_core::score::MixtureData {
+                means: &means,
+                dim: d,
+                weights: &weights,
+                tau: 0.05,
+            });
+            let tmix = crate::score::batch_score::Mixture::new(toy.mixture(1.0));
             for sigma in [5.0, 0.3, 0.01] {
                 let mut s = vec![0.0f32; pts.len()];
                 crate::score::batch_score::GemmMixture::new(&mix)

@@ -110,7 +110,12 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             .map(|_| std::array::from_fn(|_| vec![0.0f32; per * c.d]))
             .collect();
         // The score's set-up (‖μ_k‖², ln w) is done once per batch per run, as in `sample`.
-        let mix = Mixture::new(&means, c.d, &weights, 0.1);
+        let mix = Mixture::new(anneal_core::score::MixtureData {
+            means: &means,
+            dim: c.d,
+            weights: &weights,
+            tau: 0.1,
+        });
         let mut scores: Vec<GemmMixture> =
             (0..scratch.len()).map(|_| GemmMixture::new(&mix)).collect();
         let mut run = |cas: &Cas<&Geometric>| {

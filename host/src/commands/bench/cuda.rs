@@ -48,7 +48,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         let steps = if c.b * c.k * c.d > 1 << 30 { 10 } else { 100 };
         let t = dev.time_step(&mix, c.b, steps, repeats)?;
         let g =
-            if mix.direct() { None } else { Some(dev.time_sgemm_pair(c.b, c.k, c.d, repeats)?) };
+            if mix.is_small() { None } else { Some(dev.time_sgemm_pair(c.b, c.k, c.d, repeats)?) };
         let tt = torch.as_ref().and_then(|v| v["cases"][c.name].as_f64());
         println!(
             "{:<30} {:>10.4} {:>10} {:>12} {:>10} {:>12}",
@@ -247,7 +247,7 @@ fn run_cuda_whole(a: &BenchArgs, dev: &mut anneal_gpu::Device) -> anyhow::Result
         let big = (c.n * c.means.len()) as f64 > anneal_gpu::SMALL_WORK;
         let repeats = if c.heavy { a.repeats.clamp(3, 3) } else { a.repeats.clamp(3, 20) };
         let mut opts = vec![defaults];
-        if a.variants && !mix.direct() {
+        if a.variants && !mix.is_small() {
             for o in anneal_gpu::Options::combinations() {
                 // Graphs matter only for small steps, sparse products only for large ones.
                 let skip = (big && o.graphs == anneal_gpu::Use::Always)
