@@ -17,6 +17,8 @@ use crate::params::{LangevinStep, check_langevin};
 use crate::plan::{Plan, Step};
 use crate::schedule::Schedule;
 
+use super::any::{Info, SamplerParams, TakesStep};
+
 /// ALS over a schedule.
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -74,6 +76,24 @@ impl<S: Schedule> Plan for Als<S> {
             None
         }
     }
+}
+
+/// ALS as the sampler family knows it ([`super::any`]).
+pub(crate) const INFO: Info = Info {
+    name: "als",
+    uses_steps_per_level: true,
+    langevin_step: TakesStep::Always,
+    takes_eta: false,
+    final_denoise: true,
+};
+
+/// ALS from the family's parameters.
+pub(crate) fn build<S: Schedule>(
+    s: S,
+    p: &SamplerParams,
+    name: &'static str,
+) -> Result<Als<S>, Error> {
+    Als::new(s, p.require_step(name)?, p.steps_per_level, p.tau)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Every sampler by name, which parameters each takes, and one plan over all of them: the one
-//! place that knows the samplers as a family. Adding a sampler is its own file plus one variant
-//! of [`SamplerKind`] and one arm in each `match` of this file (the compiler lists them). The
-//! final denoising step is not a sampler's business: [`Plan::denoised`] adds it to any plan.
+//! place that knows the samplers as a family. Each sampler's file states its own rules (an
+//! [`Info`]) and how it is built from [`SamplerParams`]; the table in `samplers!` below names them,
+//! one line per sampler, and makes [`SamplerKind`], [`Base`] and the dispatch from it. The final
+//! denoising step is not a sampler's business: [`Plan::denoised`] adds it to any plan.
 //!
 //! ```
 //! use anneal_core::samplers::any::{AnySampler, SamplerKind, SamplerParams};
@@ -23,65 +24,129 @@ use crate::plan::{AuxInit, Denoised, Plan, SnrNorms, Step};
 use crate::schedule::Schedule;
 
 use super::als::Als;
-use super::baoab::{BaoabLimit, Splitting, Underdamped};
+use super::baoab::{BaoabLimit, Underdamped};
 use super::cas::Cas;
 use super::noise_denoise::NoiseDenoise;
-use super::pc::{Corrector, Order, Pc};
+use super::pc::{Order, Pc};
+use super::{als, baoab, cas, langevin, noise_denoise, pc};
 
-/// The samplers of anneal.
+/// Whether a sampler takes a Langevin step ε.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum SamplerKind {
-    /// Consistent annealed sampling ([`super::cas`]).
-    Cas,
-    /// Annealed Langevin sampling with the final denoising step ([`super::als`]).
-    Als,
-    /// Predictor–corrector ([`super::pc`]).
-    Pc,
-    /// Overdamped Langevin level by level, no denoising step ([`super::als`]; one level is the
-    /// single-level sampler of [`super::langevin`]).
-    Langevin,
-    /// Generalized noise-denoise with λ ([`super::noise_denoise`]).
-    NoiseDenoise,
-    /// BAOAB-limit ([`super::baoab`]).
-    BaoabLimit,
-    /// BAOAB with friction ([`super::baoab`]).
-    Baoab,
-    /// OBABO with friction ([`super::baoab`]).
-    Obabo,
+pub enum TakesStep {
+    /// Never (CAS, noise-denoise).
+    Never,
+    /// Always (ALS, Langevin, BAOAB-limit, BAOAB, OBABO).
+    Always,
+    /// For its Langevin corrector, unless the snr corrector is chosen (PC).
+    UnlessSnr,
+}
+
+/// What a sampler is and takes; each sampler's file states its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Info {
+    /// The name the CLI and every output use.
+    pub name: &'static str,
+    /// Runs T steps per level (and so also on a single level).
+    pub uses_steps_per_level: bool,
+    /// Whether it takes a Langevin step.
+    pub langevin_step: TakesStep,
+    /// Takes CAS's η rule (εc or ε_b).
+    pub takes_eta: bool,
+    /// Ends with the optional denoising step `x ← x + σ_N² s(x, σ_N)`.
+    pub final_denoise: bool,
+}
+
+/// The table of samplers: one line each — its kind, doc line, rules, builder and plan type.
+macro_rules! samplers {
+    ($($kind:ident: $doc:literal => $info:path, $build:path, $plan:ident;)*) => {
+        /// The samplers of anneal.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        pub enum SamplerKind {
+            $(#[doc = $doc] $kind,)*
+        }
+
+        const COUNT: usize = [$(stringify!($kind)),*].len();
+
+        impl SamplerKind {
+            /// Every sampler, in the CLI's order.
+            pub const ALL: [SamplerKind; COUNT] = [$(SamplerKind::$kind),*];
+
+            /// Its rules, as its file states them.
+            pub const fn info(self) -> Info {
+                match self {
+                    $(SamplerKind::$kind => $info,)*
+                }
+            }
+        }
+
+        /// The sampler's own plan, before the optional denoising step.
+        #[derive(Debug, Clone)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        pub enum Base<S> {
+            $(#[doc = $doc] $kind($plan<S>),)*
+        }
+
+        /// Builds `kind`'s plan by its file's builder (`name` for its errors).
+        fn build<S: Schedule>(
+            kind: SamplerKind,
+            schedule: S,
+            p: &SamplerParams,
+            name: &'static str,
+        ) -> Result<Base<S>, Error> {
+            Ok(match kind {
+                $(SamplerKind::$kind => Base::$kind($build(schedule, p, name)?),)*
+            })
+        }
+
+        impl<S: Schedule> Plan for Base<S> {
+            fn len(&self) -> usize {
+                match self {
+                    $(Base::$kind(p) => p.len(),)*
+                }
+            }
+            fn step(&self, k: usize) -> Option<Step> {
+                match self {
+                    $(Base::$kind(p) => p.step(k),)*
+                }
+            }
+            fn end(&self) -> Option<(usize, f64)> {
+                match self {
+                    $(Base::$kind(p) => p.end(),)*
+                }
+            }
+            fn aux_init(&self) -> AuxInit {
+                match self {
+                    $(Base::$kind(p) => p.aux_init(),)*
+                }
+            }
+        }
+    };
+}
+
+samplers! {
+    Cas: "Consistent annealed sampling." => cas::INFO, cas::build, Cas;
+    Als: "Annealed Langevin sampling with the final denoising step." => als::INFO, als::build, Als;
+    Pc: "Predictor–corrector." => pc::INFO, pc::build, Pc;
+    Langevin: "Overdamped Langevin, level by level." => langevin::INFO, langevin::build, Als;
+    NoiseDenoise: "Generalized noise-denoise (λ)." => noise_denoise::INFO, noise_denoise::build, NoiseDenoise;
+    BaoabLimit: "BAOAB-limit." => baoab::LIMIT_INFO, baoab::build_limit, BaoabLimit;
+    Baoab: "BAOAB with friction." => baoab::BAOAB_INFO, baoab::build_baoab, Underdamped;
+    Obabo: "OBABO with friction." => baoab::OBABO_INFO, baoab::build_obabo, Underdamped;
 }
 
 impl SamplerKind {
-    /// Every sampler, in the CLI's order.
-    pub const ALL: [SamplerKind; 8] = [
-        SamplerKind::Cas,
-        SamplerKind::Als,
-        SamplerKind::Pc,
-        SamplerKind::Langevin,
-        SamplerKind::NoiseDenoise,
-        SamplerKind::BaoabLimit,
-        SamplerKind::Baoab,
-        SamplerKind::Obabo,
-    ];
-
     /// The name the CLI and every output use.
     pub const fn name(self) -> &'static str {
-        match self {
-            SamplerKind::Cas => "cas",
-            SamplerKind::Als => "als",
-            SamplerKind::Pc => "pc",
-            SamplerKind::Langevin => "langevin",
-            SamplerKind::NoiseDenoise => "noise-denoise",
-            SamplerKind::BaoabLimit => "baoab-limit",
-            SamplerKind::Baoab => "baoab",
-            SamplerKind::Obabo => "obabo",
-        }
+        self.info().name
     }
 
     /// Whether it runs T steps per level (`steps_per_level`); those samplers also run on a single
     /// level.
     pub const fn uses_steps_per_level(self) -> bool {
-        !matches!(self, SamplerKind::Cas | SamplerKind::Pc)
+        self.info().uses_steps_per_level
     }
 
     /// The fewest levels: 2 for the samplers that step from level to level, 1 for the others.
@@ -89,32 +154,31 @@ impl SamplerKind {
         if self.uses_steps_per_level() { 1 } else { 2 }
     }
 
-    /// Whether it takes a Langevin step ε; PC takes one for its Langevin corrector only (`snr`:
-    /// whether the snr corrector is chosen instead).
+    /// Whether it takes a Langevin step ε (`snr`: whether the snr corrector is chosen).
     pub const fn takes_langevin_step(self, snr: bool) -> bool {
-        match self {
-            SamplerKind::Cas | SamplerKind::NoiseDenoise => false,
-            SamplerKind::Pc => !snr,
-            _ => true,
+        match self.info().langevin_step {
+            TakesStep::Never => false,
+            TakesStep::Always => true,
+            TakesStep::UnlessSnr => !snr,
         }
     }
 
     /// Whether it takes CAS's η rule (εc or ε_b).
     pub const fn takes_eta(self) -> bool {
-        matches!(self, SamplerKind::Cas)
+        self.info().takes_eta
     }
 
     /// Whether it ends with the optional denoising step `x ← x + σ_N² s(x, σ_N)`.
     pub const fn has_final_denoise(self) -> bool {
-        matches!(self, SamplerKind::Cas | SamplerKind::Als | SamplerKind::Pc)
+        self.info().final_denoise
     }
 
-    /// The Langevin steps per level that Technique 4's ε is computed for: T, or PC's M
-    /// correctors (at least 1).
+    /// The Langevin steps per level that Technique 4's ε is computed for: T, or — for a sampler
+    /// whose step is its corrector's (PC) — its M correctors (at least 1).
     pub const fn technique4_steps(self, steps_per_level: u32, corrector_steps: u32) -> u32 {
-        match self {
-            SamplerKind::Pc if corrector_steps == 0 => 1,
-            SamplerKind::Pc => corrector_steps,
+        match self.info().langevin_step {
+            TakesStep::UnlessSnr if corrector_steps == 0 => 1,
+            TakesStep::UnlessSnr => corrector_steps,
             _ => steps_per_level,
         }
     }
@@ -149,6 +213,16 @@ pub struct SamplerParams {
 }
 
 impl SamplerParams {
+    /// The Langevin step, or the error naming it as missing for sampler `name`.
+    pub fn require_step(&self, name: &'static str) -> Result<LangevinStep, Error> {
+        self.step.ok_or(Error::MissingParam { param: Param::Eps, sampler: name })
+    }
+
+    /// The η rule, or the error naming εc as missing for sampler `name`.
+    pub fn require_eta(&self, name: &'static str) -> Result<EtaRule, Error> {
+        self.eta.ok_or(Error::MissingParam { param: Param::EpsC, sampler: name })
+    }
+
     /// The defaults of every optional parameter (the CLI's defaults are these): no η rule or
     /// step, T = 100, the Langevin corrector with M = 1 predictor-first, λ = 1, κ = 1, the final
     /// denoising step on, τ = 0.
@@ -164,24 +238,6 @@ impl SamplerParams {
         denoise: true,
         tau: 0.0,
     };
-}
-
-/// The sampler's own plan, before the optional denoising step.
-#[derive(Debug, Clone)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Base<S> {
-    /// CAS.
-    Cas(Cas<S>),
-    /// ALS and Langevin.
-    Als(Als<S>),
-    /// PC.
-    Pc(Pc<S>),
-    /// Noise-denoise.
-    NoiseDenoise(NoiseDenoise<S>),
-    /// BAOAB-limit.
-    BaoabLimit(BaoabLimit<S>),
-    /// BAOAB, OBABO.
-    Underdamped(Underdamped<S>),
 }
 
 /// Any sampler's plan over schedule `S`, with the final denoising step where the sampler has one
@@ -214,36 +270,7 @@ impl<S: Schedule> AnySampler<S> {
         if p.step.is_some() && !kind.takes_langevin_step(snr) {
             return Err(Error::NotApplicable { param: Param::Eps, sampler: name });
         }
-        let step = || p.step.ok_or(Error::MissingParam { param: Param::Eps, sampler: name });
-        let t = p.steps_per_level;
-        let base = match kind {
-            SamplerKind::Cas => {
-                let rule =
-                    p.eta.ok_or(Error::MissingParam { param: Param::EpsC, sampler: name })?;
-                Base::Cas(Cas::new(schedule, rule)?)
-            }
-            SamplerKind::Als | SamplerKind::Langevin => {
-                Base::Als(Als::new(schedule, step()?, t, p.tau)?)
-            }
-            SamplerKind::Pc => {
-                let corrector = match p.snr {
-                    Some((snr, norms)) => Corrector::Snr { snr, norms },
-                    None => Corrector::Langevin(step()?),
-                };
-                Base::Pc(Pc::new(schedule, corrector, p.corrector_steps, p.order, p.tau)?)
-            }
-            SamplerKind::NoiseDenoise => {
-                Base::NoiseDenoise(NoiseDenoise::new(schedule, p.lambda, t)?)
-            }
-            SamplerKind::BaoabLimit => {
-                Base::BaoabLimit(BaoabLimit::new(schedule, step()?, t, p.tau)?)
-            }
-            SamplerKind::Baoab | SamplerKind::Obabo => {
-                let split =
-                    if kind == SamplerKind::Baoab { Splitting::Baoab } else { Splitting::Obabo };
-                Base::Underdamped(Underdamped::new(schedule, step()?, p.friction, split, t, p.tau)?)
-            }
-        };
+        let base = build(kind, schedule, p, name)?;
         let plan = Denoised::new(base, p.denoise && kind.has_final_denoise())?;
         Ok(AnySampler { plan })
     }
@@ -251,49 +278,6 @@ impl<S: Schedule> AnySampler<S> {
     /// The sampler's own plan (without the denoising step).
     pub fn base(&self) -> &Base<S> {
         self.plan.inner()
-    }
-}
-
-impl<S: Schedule> Plan for Base<S> {
-    fn len(&self) -> usize {
-        match self {
-            Base::Cas(p) => p.len(),
-            Base::Als(p) => p.len(),
-            Base::Pc(p) => p.len(),
-            Base::NoiseDenoise(p) => p.len(),
-            Base::BaoabLimit(p) => p.len(),
-            Base::Underdamped(p) => p.len(),
-        }
-    }
-    fn step(&self, k: usize) -> Option<Step> {
-        match self {
-            Base::Cas(p) => p.step(k),
-            Base::Als(p) => p.step(k),
-            Base::Pc(p) => p.step(k),
-            Base::NoiseDenoise(p) => p.step(k),
-            Base::BaoabLimit(p) => p.step(k),
-            Base::Underdamped(p) => p.step(k),
-        }
-    }
-    fn end(&self) -> Option<(usize, f64)> {
-        match self {
-            Base::Cas(p) => p.end(),
-            Base::Als(p) => p.end(),
-            Base::Pc(p) => p.end(),
-            Base::NoiseDenoise(p) => p.end(),
-            Base::BaoabLimit(p) => p.end(),
-            Base::Underdamped(p) => p.end(),
-        }
-    }
-    fn aux_init(&self) -> AuxInit {
-        match self {
-            Base::Cas(p) => p.aux_init(),
-            Base::Als(p) => p.aux_init(),
-            Base::Pc(p) => p.aux_init(),
-            Base::NoiseDenoise(p) => p.aux_init(),
-            Base::BaoabLimit(p) => p.aux_init(),
-            Base::Underdamped(p) => p.aux_init(),
-        }
     }
 }
 

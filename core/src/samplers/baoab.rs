@@ -30,6 +30,8 @@ use crate::params::{LangevinStep, check_langevin};
 use crate::plan::{AuxInit, Lin, Plan, Point, Step, Update};
 use crate::schedule::Schedule;
 
+use super::any::{Info, SamplerParams, TakesStep};
+
 /// BAOAB-limit over a schedule (one level = the single-level sampler).
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -216,6 +218,60 @@ impl<S: Schedule> Plan for Underdamped<S> {
             level_after: level,
         })
     }
+}
+
+/// BAOAB-limit, BAOAB and OBABO as the sampler family knows them ([`super::any`]).
+pub(crate) const LIMIT_INFO: Info = Info {
+    name: "baoab-limit",
+    uses_steps_per_level: true,
+    langevin_step: TakesStep::Always,
+    takes_eta: false,
+    final_denoise: false,
+};
+/// BAOAB (see [`LIMIT_INFO`]).
+pub(crate) const BAOAB_INFO: Info = Info { name: "baoab", ..LIMIT_INFO };
+/// OBABO (see [`LIMIT_INFO`]).
+pub(crate) const OBABO_INFO: Info = Info { name: "obabo", ..LIMIT_INFO };
+
+/// BAOAB-limit from the family's parameters.
+pub(crate) fn build_limit<S: Schedule>(
+    s: S,
+    p: &SamplerParams,
+    name: &'static str,
+) -> Result<BaoabLimit<S>, Error> {
+    BaoabLimit::new(s, p.require_step(name)?, p.steps_per_level, p.tau)
+}
+
+/// BAOAB from the family's parameters.
+pub(crate) fn build_baoab<S: Schedule>(
+    s: S,
+    p: &SamplerParams,
+    name: &'static str,
+) -> Result<Underdamped<S>, Error> {
+    Underdamped::new(
+        s,
+        p.require_step(name)?,
+        p.friction,
+        Splitting::Baoab,
+        p.steps_per_level,
+        p.tau,
+    )
+}
+
+/// OBABO from the family's parameters.
+pub(crate) fn build_obabo<S: Schedule>(
+    s: S,
+    p: &SamplerParams,
+    name: &'static str,
+) -> Result<Underdamped<S>, Error> {
+    Underdamped::new(
+        s,
+        p.require_step(name)?,
+        p.friction,
+        Splitting::Obabo,
+        p.steps_per_level,
+        p.tau,
+    )
 }
 
 #[cfg(test)]

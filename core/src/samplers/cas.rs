@@ -17,6 +17,8 @@ use crate::params::{EtaRule, cas_step, check_cas};
 use crate::plan::{Plan, Step};
 use crate::schedule::Schedule;
 
+use super::any::{Info, SamplerParams, TakesStep};
+
 /// CAS over a schedule of N ≥ 2 levels: N − 1 steps (the final denoising step is
 /// [`Plan::denoised`]'s).
 #[derive(Debug, Clone)]
@@ -66,6 +68,24 @@ impl<S: Schedule> Plan for Cas<S> {
             None
         }
     }
+}
+
+/// CAS as the sampler family knows it ([`super::any`]).
+pub(crate) const INFO: Info = Info {
+    name: "cas",
+    uses_steps_per_level: false,
+    langevin_step: TakesStep::Never,
+    takes_eta: true,
+    final_denoise: true,
+};
+
+/// CAS from the family's parameters: η from its rule.
+pub(crate) fn build<S: Schedule>(
+    s: S,
+    p: &SamplerParams,
+    name: &'static str,
+) -> Result<Cas<S>, Error> {
+    Cas::new(s, p.require_eta(name)?)
 }
 
 #[cfg(test)]

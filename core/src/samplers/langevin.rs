@@ -8,7 +8,9 @@
 
 use crate::error::Error;
 use crate::params::{LangevinStep, StepConvention};
-use crate::schedule::Borrowed;
+use crate::schedule::{Borrowed, Schedule};
+
+use super::any::{Info, SamplerParams, TakesStep};
 
 use super::als::Als;
 
@@ -21,6 +23,25 @@ pub fn overdamped(
     tau: f64,
 ) -> Result<Als<Borrowed<'_>>, Error> {
     Als::new(Borrowed::single(sigma)?, LangevinStep::new(eps, StepConvention::Ncsnv2)?, steps, tau)
+}
+
+/// Overdamped Langevin level by level (ALS without the denoising step) as the sampler family
+/// knows it ([`super::any`]).
+pub(crate) const INFO: Info = Info {
+    name: "langevin",
+    uses_steps_per_level: true,
+    langevin_step: TakesStep::Always,
+    takes_eta: false,
+    final_denoise: false,
+};
+
+/// Langevin from the family's parameters.
+pub(crate) fn build<S: Schedule>(
+    s: S,
+    p: &SamplerParams,
+    name: &'static str,
+) -> Result<Als<S>, Error> {
+    Als::new(s, p.require_step(name)?, p.steps_per_level, p.tau)
 }
 
 #[cfg(test)]

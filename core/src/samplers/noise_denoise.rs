@@ -15,6 +15,8 @@ use crate::error::{Error, Param};
 use crate::plan::{Lin, Plan, Point, Step, Update};
 use crate::schedule::Schedule;
 
+use super::any::{Info, SamplerParams, TakesStep};
+
 /// Noise-denoise with λ over a schedule (one level = the single-level sampler).
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -67,6 +69,24 @@ impl<S: Schedule> Plan for NoiseDenoise<S> {
             level_after: level,
         })
     }
+}
+
+/// Noise-denoise as the sampler family knows it ([`super::any`]).
+pub(crate) const INFO: Info = Info {
+    name: "noise-denoise",
+    uses_steps_per_level: true,
+    langevin_step: TakesStep::Never,
+    takes_eta: false,
+    final_denoise: false,
+};
+
+/// Noise-denoise from the family's parameters.
+pub(crate) fn build<S: Schedule>(
+    s: S,
+    p: &SamplerParams,
+    _name: &'static str,
+) -> Result<NoiseDenoise<S>, Error> {
+    NoiseDenoise::new(s, p.lambda, p.steps_per_level)
 }
 
 #[cfg(test)]

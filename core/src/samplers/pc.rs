@@ -22,6 +22,8 @@ use crate::params::{LangevinStep, check_langevin};
 use crate::plan::{Plan, SnrNorms, Step, Update};
 use crate::schedule::Schedule;
 
+use super::any::{Info, SamplerParams, TakesStep};
+
 /// The corrector's step-size rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -146,6 +148,29 @@ impl<S: Schedule> Plan for Pc<S> {
             }
         }
     }
+}
+
+/// PC as the sampler family knows it ([`super::any`]): the Langevin step is its corrector's,
+/// unless the snr corrector is chosen; Technique 4 counts its M correctors.
+pub(crate) const INFO: Info = Info {
+    name: "pc",
+    uses_steps_per_level: false,
+    langevin_step: TakesStep::UnlessSnr,
+    takes_eta: false,
+    final_denoise: true,
+};
+
+/// PC from the family's parameters: the snr corrector when an snr is given, else the Langevin one.
+pub(crate) fn build<S: Schedule>(
+    s: S,
+    p: &SamplerParams,
+    name: &'static str,
+) -> Result<Pc<S>, Error> {
+    let corrector = match p.snr {
+        Some((snr, norms)) => Corrector::Snr { snr, norms },
+        None => Corrector::Langevin(p.require_step(name)?),
+    };
+    Pc::new(s, corrector, p.corrector_steps, p.order, p.tau)
 }
 
 #[cfg(test)]

@@ -201,17 +201,10 @@ pub enum DeviceKind {
 }
 
 impl From<SamplerArg> for SamplerKind {
+    /// The core's sampler at the same position (a test checks that the names and the order
+    /// agree).
     fn from(a: SamplerArg) -> SamplerKind {
-        match a {
-            SamplerArg::Cas => SamplerKind::Cas,
-            SamplerArg::Als => SamplerKind::Als,
-            SamplerArg::Pc => SamplerKind::Pc,
-            SamplerArg::Langevin => SamplerKind::Langevin,
-            SamplerArg::NoiseDenoise => SamplerKind::NoiseDenoise,
-            SamplerArg::BaoabLimit => SamplerKind::BaoabLimit,
-            SamplerArg::Baoab => SamplerKind::Baoab,
-            SamplerArg::Obabo => SamplerKind::Obabo,
-        }
+        SamplerKind::ALL[a as usize]
     }
 }
 
