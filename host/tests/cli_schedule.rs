@@ -83,6 +83,22 @@ fn text_table_lists_every_level() {
     assert!(text.lines().last().unwrap().contains("(denoise)"));
 }
 
+/// The flag groups are sample's: N defaults to 100, σ_N to 0.01; σ_1 = auto (Technique 1) needs
+/// data, which schedule has none of.
+#[test]
+fn defaults_are_samples() {
+    let v = json(&["--dim", "2", "--sigma-max", "20"]);
+    assert_eq!(v["levels"], 100);
+    assert_eq!(v["sigmas"][99], 0.01);
+    let out = anneal().args(["schedule", "--dim", "2"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("--sigma-max = auto needs data points") && err.lines().count() == 1,
+        "{err}"
+    );
+}
+
 /// Each bad flag: status 2 and exactly one line on stderr naming the flag and the bound.
 #[test]
 fn bad_flags_exit_2_with_one_line() {
@@ -104,7 +120,6 @@ fn bad_flags_exit_2_with_one_line() {
         (&["--technique2", "--c", "1.5"], "--c = 1.5 is out of range: must be in (0, 1)"),
         (&["--levels", "x"], "'--levels <N>'"),
         (&["--levels", "3", "--eps-c", "2", "--eps-b", "1"], "--eps-c"),
-        (&[], "--levels"),
     ];
     for (extra, want) in cases {
         let out = anneal().args(base).args(*extra).output().unwrap();

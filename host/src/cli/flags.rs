@@ -92,7 +92,7 @@ pub struct RunFlags {
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct LevelFlags {
     /// Number of levels N (geometric; default 100).
-    #[arg(long, conflicts_with = "technique2")]
+    #[arg(long, value_name = "N", conflicts_with = "technique2")]
     pub levels: Option<usize>,
     /// N by NCSNv2's Technique 2.
     #[arg(long)]

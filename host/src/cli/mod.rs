@@ -193,32 +193,12 @@ pub struct ScheduleArgs {
     /// Data dimension D (used by Technique 2).
     #[arg(long, value_name = "D")]
     pub dim: usize,
-    /// σ_1, the largest noise level.
-    #[arg(long, value_name = "S1", allow_negative_numbers = true)]
-    pub sigma_max: f64,
-    /// σ_N, the smallest noise level.
-    #[arg(long, value_name = "SN", allow_negative_numbers = true)]
-    pub sigma_min: f64,
-    /// Number of levels N (geometric schedule).
-    #[arg(
-        long,
-        value_name = "N",
-        conflicts_with = "technique2",
-        required_unless_present = "technique2"
-    )]
-    pub levels: Option<usize>,
-    /// Choose N by NCSNv2's Technique 2.
-    #[arg(long)]
-    pub technique2: bool,
-    /// Technique 2's target probability C.
-    #[arg(
-        long,
-        value_name = "C",
-        default_value_t = 0.5,
-        requires = "technique2",
-        allow_negative_numbers = true
-    )]
-    pub c: f64,
+    /// The schedule's ends (σ_1 must be a number here: Technique 1 needs data).
+    #[command(flatten)]
+    pub sigma: SigmaFlags,
+    /// The number of levels.
+    #[command(flatten)]
+    pub levels: LevelFlags,
     /// Langevin steps per level T: prints Technique 4's step size (NCSNv2 convention).
     #[arg(long, value_name = "T")]
     pub steps_per_level: Option<u32>,

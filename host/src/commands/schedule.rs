@@ -62,11 +62,23 @@ pub fn report(a: &ScheduleArgs) -> Result<Report, UsageError> {
     if a.dim == 0 {
         return Err(UsageError::flag("--dim = 0 is out of range: must be ≥ 1"));
     }
-    let schedule = if a.technique2 {
-        let growth = ncsnv2::technique2_growth(a.dim, a.c).map_err(UsageError::from)?;
-        Geometric::with_growth(a.sigma_max, a.sigma_min, growth)
+    let sigma_max: f64 = match a.sigma.sigma_max.as_str() {
+        "auto" => {
+            return Err(UsageError::flag(
+                "--sigma-max = auto needs data points (Technique 1), which schedule has none of: \
+                 give a number",
+            ));
+        }
+        s => {
+            s.parse().map_err(|_| UsageError::flag(format!("--sigma-max = {s} is not a number")))?
+        }
+    };
+    let (sigma_min, l) = (a.sigma.sigma_min, &a.levels);
+    let schedule = if l.technique2 {
+        let growth = ncsnv2::technique2_growth(a.dim, l.c).map_err(UsageError::from)?;
+        Geometric::with_growth(sigma_max, sigma_min, growth)
     } else {
-        Geometric::new(a.sigma_max, a.sigma_min, a.levels.unwrap_or(0))
+        Geometric::new(sigma_max, sigma_min, l.levels.unwrap_or(crate::cli::DEFAULT_LEVELS))
     }
     .map_err(UsageError::from)?;
     let n = schedule.levels();
@@ -78,7 +90,7 @@ pub fn report(a: &ScheduleArgs) -> Result<Report, UsageError> {
         sigmas,
         ratio: ratio.value(),
         growth: ratio.growth().value(),
-        technique2_c: a.technique2.then_some(a.c),
+        technique2_c: l.technique2.then_some(l.c),
         step_size: None,
         steps_per_level: None,
         prop3_ratio: None,
