@@ -130,7 +130,7 @@ samplers! {
     Cas: "Consistent annealed sampling." => cas::INFO, cas::build, Cas;
     Als: "Annealed Langevin sampling with the final denoising step." => als::INFO, als::build, Als;
     Pc: "Predictor–corrector." => pc::INFO, pc::build, Pc;
-    Langevin: "Overdamped Langevin, level by level." => langevin::INFO, langevin::build, Als;
+    Langevin: "Overdamped Langevin, level by level." => langevin::INFO, als::build, Als;
     NoiseDenoise: "Generalized noise-denoise (λ)." => noise_denoise::INFO, noise_denoise::build, NoiseDenoise;
     BaoabLimit: "BAOAB-limit." => baoab::LIMIT_INFO, baoab::build_limit, BaoabLimit;
     Baoab: "BAOAB with friction." => baoab::BAOAB_INFO, baoab::build_baoab, Underdamped;

@@ -248,14 +248,7 @@ pub(crate) fn build_baoab<S: Schedule>(
     p: &SamplerParams,
     name: &'static str,
 ) -> Result<Underdamped<S>, Error> {
-    Underdamped::new(
-        s,
-        p.require_step(name)?,
-        p.friction,
-        Splitting::Baoab,
-        p.steps_per_level,
-        p.tau,
-    )
+    build_underdamped(s, p, name, Splitting::Baoab)
 }
 
 /// OBABO from the family's parameters.
@@ -264,14 +257,16 @@ pub(crate) fn build_obabo<S: Schedule>(
     p: &SamplerParams,
     name: &'static str,
 ) -> Result<Underdamped<S>, Error> {
-    Underdamped::new(
-        s,
-        p.require_step(name)?,
-        p.friction,
-        Splitting::Obabo,
-        p.steps_per_level,
-        p.tau,
-    )
+    build_underdamped(s, p, name, Splitting::Obabo)
+}
+
+fn build_underdamped<S: Schedule>(
+    s: S,
+    p: &SamplerParams,
+    name: &'static str,
+    split: Splitting,
+) -> Result<Underdamped<S>, Error> {
+    Underdamped::new(s, p.require_step(name)?, p.friction, split, p.steps_per_level, p.tau)
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@
 
 use crate::error::Error;
 use crate::params::{LangevinStep, StepConvention};
-use crate::schedule::{Borrowed, Schedule};
+use crate::schedule::Borrowed;
 
-use super::any::{Info, SamplerParams, TakesStep};
+use super::any::{Info, TakesStep};
 
 use super::als::Als;
 
@@ -26,7 +26,7 @@ pub fn overdamped(
 }
 
 /// Overdamped Langevin level by level (ALS without the denoising step) as the sampler family
-/// knows it ([`super::any`]).
+/// knows it ([`super::any`]); it is built by ALS's builder.
 pub(crate) const INFO: Info = Info {
     name: "langevin",
     uses_steps_per_level: true,
@@ -34,15 +34,6 @@ pub(crate) const INFO: Info = Info {
     takes_eta: false,
     final_denoise: false,
 };
-
-/// Langevin from the family's parameters.
-pub(crate) fn build<S: Schedule>(
-    s: S,
-    p: &SamplerParams,
-    name: &'static str,
-) -> Result<Als<S>, Error> {
-    Als::new(s, p.require_step(name)?, p.steps_per_level, p.tau)
-}
 
 #[cfg(test)]
 mod tests {
