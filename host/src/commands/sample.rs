@@ -60,8 +60,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
             p.record.device = dev.describe();
             let progress =
                 crate::report::progress::bar((a.n * p.plan.len()) as u64, "sample-steps");
-            let (samples, stats) =
-                exec::cuda::sample_cuda(&p, dev, a.n, a.seed, p.init, &progress)?;
+            let (samples, stats) = exec::cuda::sample_cuda(&p, dev, &progress)?;
             device_line = format!("{device_line}; {}", stats.summary());
             progress.finish_and_clear();
             (samples, None)
@@ -69,9 +68,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
         None => {
             let batches = a.n.div_ceil(p.batch);
             let progress = crate::report::progress::bar((batches * p.plan.len()) as u64, "steps");
-            let out = pool.install(|| {
-                exec::cpu::sample(&p, a.n, p.batch, a.seed, p.init, &progress, a.trace)
-            })?;
+            let out = pool.install(|| exec::cpu::sample(&p, &progress, a.trace))?;
             progress.finish_and_clear();
             out
         }

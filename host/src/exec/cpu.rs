@@ -8,7 +8,6 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::start::Start;
-use crate::cli::InitKind;
 use crate::config::RunConfig;
 use crate::score::batch_score::{GemmMixture, Mixture};
 
@@ -35,17 +34,14 @@ impl Trace {
     }
 }
 
-/// Runs the plan for samples `0..n` in batches of `batch`, in parallel; returns the n × D samples
-/// and, with `trace`, the consistency trace.
+/// Runs `p`'s plan for its samples `0..n` in batches of its `batch`, in parallel; returns the
+/// n × D samples and, with `trace`, the consistency trace.
 pub fn sample(
     p: &RunConfig,
-    n: usize,
-    batch: usize,
-    seed: u64,
-    init: InitKind,
     progress: &indicatif::ProgressBar,
     trace: bool,
 ) -> anyhow::Result<(Vec<f32>, Option<Trace>)> {
+    let (n, batch, seed, init) = (p.n, p.batch, p.seed, p.init);
     let levels = p.schedule.levels();
     let d = p.data.dim;
     let start = Start::new(p);

@@ -7,16 +7,14 @@ use crate::cli::{DeviceKind, InitKind, SampleArgs, SnrNormsKind};
 use crate::config::RunConfig;
 use crate::error::UsageError;
 
-/// Samples `0..n` on a CUDA device, all rows at once (the device splits them only when its
-/// scratch memory asks for it); the initial states are the CPU's.
+/// Samples `p`'s `0..n` on a CUDA device, all rows at once (the device splits them only when its
+/// scratch memory asks for it); the default start is drawn on the device, the others on the host.
 pub fn sample_cuda(
     p: &RunConfig,
     dev: &anneal_gpu::Device,
-    n: usize,
-    seed: u64,
-    init: InitKind,
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<(Vec<f32>, anneal_gpu::RunStats)> {
+    let (n, seed, init) = (p.n, p.seed, p.init);
     let start = Start::new(p);
     // The default start is drawn on the device (the same keyed stream); others on the host.
     let (mut x, from) = if init == InitKind::Normal {

@@ -173,7 +173,7 @@ pub fn run_cell(a: &TuneArgs, c: &CellConfig, data: &Dataset) -> Row {
     };
     let start = Instant::now();
     let hidden = indicatif::ProgressBar::hidden();
-    match crate::exec::cpu::sample(&p, p.n, p.batch, p.seed, p.init, &hidden, true) {
+    match crate::exec::cpu::sample(&p, &hidden, true) {
         Ok((samples, trace)) => {
             let seconds = start.elapsed().as_secs_f64();
             let m = crate::report::metrics::compute(
