@@ -217,6 +217,14 @@ pub enum Error {
         /// Step (1-based) within the whole plan.
         step: usize,
     },
+    /// The score function itself failed (a network runtime's error: the score source keeps its
+    /// message). A score returns it with `level` and `step` 0; [`crate::plan::run`] fills them in.
+    ScoreFailed {
+        /// Level (1-based) of the step.
+        level: usize,
+        /// Step (1-based) within the whole plan.
+        step: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -277,6 +285,10 @@ impl fmt::Display for Error {
                 f,
                 "the {what} became non-finite at level {level}, step {step}: \
                  the run was stopped there"
+            ),
+            Error::ScoreFailed { level, step } => write!(
+                f,
+                "the score function failed at level {level}, step {step}: the run was stopped there"
             ),
         }
     }

@@ -510,8 +510,13 @@ where
         }
         // 2. Score at y = x + p.aux a + p.noise ξ (at x itself without a copy).
         let p = step.point;
+        let (level, step_no) = (step.level + 1, k + 1);
+        let located = |e: Error| match e {
+            Error::ScoreFailed { .. } => Error::ScoreFailed { level, step: step_no },
+            e => e,
+        };
         if p.aux == 0.0 && p.noise == 0.0 {
-            score.score_batch(x, step.sigma, s_buf)?;
+            score.score_batch(x, step.sigma, s_buf).map_err(located)?;
         } else {
             let (pa, pn) = (F::from_f64(p.aux), F::from_f64(p.noise));
             for (i, y) in point.iter_mut().enumerate() {
@@ -520,9 +525,8 @@ where
                 let nv = xi.get(i).copied().unwrap_or(F::ZERO);
                 *y = xv + pa * a + pn * nv;
             }
-            score.score_batch(point, step.sigma, s_buf)?;
+            score.score_batch(point, step.sigma, s_buf).map_err(located)?;
         }
-        let (level, step_no) = (step.level + 1, k + 1);
         if non_finite(s_buf) {
             return Err(Error::NonFinite { what: Quantity::Score, level, step: step_no });
         }
