@@ -26,6 +26,7 @@ fn run() -> anyhow::Result<ExitCode> {
         cli::Command::Sample(a) => commands::sample::run(&a)?,
         cli::Command::Bench(a) => commands::bench::run(&a)?,
         cli::Command::Tune(a) => commands::tune::run(&a)?,
+        cli::Command::Score(a) => commands::score::run(&a)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,10 +3,14 @@
 //! ([`SamplerParams::DEFAULT`]), the run's are the constants below (the configuration reads
 //! them from here).
 
+use std::path::PathBuf;
+
 use clap::{ArgAction, Args, ValueEnum};
 use serde::Serialize;
 
 use anneal_core::samplers::any::{SamplerKind, SamplerParams};
+
+pub use crate::score::network::{NoiseInputKind, OutputKind};
 
 /// σ_N when --sigma-min is not given.
 pub const DEFAULT_SIGMA_MIN: f64 = 0.01;
@@ -22,12 +26,42 @@ pub const DEFAULT_BATCH: usize = 256;
 /// The ground truth: which data, and the width of its components.
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct DataFlags {
-    /// toy2d, digits, or a .npy/.csv file of points (each point a mixture component).
-    #[arg(long, default_value = "toy2d")]
-    pub data: String,
+    /// toy2d, digits, or a .npy/.csv file of points (each point a mixture component). With
+    /// --score: the reference set of the metrics (default: the model's sidecar "data").
+    /// Default: toy2d.
+    #[arg(long)]
+    pub data: Option<String>,
     /// Standard deviation τ of every component (default: 1 for toy2d, 0.05 for digits, 0 for files).
     #[arg(long, allow_negative_numbers = true)]
     pub tau: Option<f64>,
+}
+
+impl DataFlags {
+    /// --data as given, else the network's declared data, else toy2d.
+    pub fn name(&self, declared: Option<&str>) -> String {
+        self.data.clone().or_else(|| declared.map(str::to_string)).unwrap_or_else(|| "toy2d".into())
+    }
+}
+
+/// A trained score network instead of the exact mixture score (README, "Your own score
+/// network").
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct ScoreFlags {
+    /// An ONNX score network (torch.onnx.export), or `digits` (the shipped digits network). Its
+    /// conventions come from MODEL.json beside it and/or --score-input/--score-output. Without
+    /// it: the exact score of --data smoothed by τ.
+    #[arg(long)]
+    pub score: Option<PathBuf>,
+    /// The network's noise input (overrides the sidecar's "input").
+    #[arg(long, value_enum)]
+    pub score_input: Option<NoiseInputKind>,
+    /// What the network returns (overrides the sidecar's "output").
+    #[arg(long, value_enum)]
+    pub score_output: Option<OutputKind>,
+    /// Level-index networks: run on the trained σ's between --sigma-max and --sigma-min (their
+    /// count replaces --levels) instead of refusing a schedule that asks for other σ's.
+    #[arg(long)]
+    pub snap_levels: bool,
 }
 
 /// The ends of the noise schedule.

@@ -33,6 +33,35 @@ pub enum Command {
     Bench(BenchArgs),
     /// Sweep levels × εc / ε_b / ε × seeds (the CAS note's Figure 1); resumable.
     Tune(Box<TuneArgs>),
+    /// Evaluate a score (a network, or the exact mixture score) at given points and σ: how an
+    /// export is checked against PyTorch.
+    Score(ScoreArgs),
+}
+
+/// Flags of `anneal score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// The data (with --tau: the exact mixture score), or the network's reference data.
+    #[command(flatten)]
+    pub data: DataFlags,
+    /// A trained score network.
+    #[command(flatten)]
+    pub score: ScoreFlags,
+    /// The points: a .npy (n × D, or n × shape) or .csv file, or a built-in dataset's name.
+    #[arg(long)]
+    pub points: String,
+    /// σ of the evaluation.
+    #[arg(long, allow_negative_numbers = true)]
+    pub sigma: f64,
+    /// Where to write s(x, σ): a float32 .npy of n × D (refused if it exists, unless --force).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Overwrite --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Rows per network call.
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    pub batch: usize,
 }
 
 /// Flags of `anneal tune`. Lists are `a,b,c` or `logspace:LO:HI:COUNT`.
@@ -41,6 +70,9 @@ pub struct TuneArgs {
     /// The ground truth.
     #[command(flatten)]
     pub data: DataFlags,
+    /// A trained score network.
+    #[command(flatten)]
+    pub score: ScoreFlags,
     /// The samplers, e.g. `cas,als` (cas: --eps-c/--eps-b lists; others: --eps list, default
     /// Technique 4).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "cas")]
@@ -87,6 +119,9 @@ pub enum MetricKind {
     SlicedW2,
     /// Total variation between mode weights and true weights (for few, separated modes).
     ModeTv,
+    /// Fréchet distance to the data: in the shipped digit classifier's features for digits,
+    /// in pixel (coordinate) space otherwise — the metric of a learned score.
+    Fd,
 }
 
 /// Flags of `anneal bench`.
@@ -120,6 +155,13 @@ pub struct BenchArgs {
     /// With --device cuda: skip the PyTorch reference.
     #[arg(long)]
     pub no_torch: bool,
+    /// Time a score network's whole runs (as `sample --score MODEL` runs them) at 1 and 2
+    /// threads beside the same model in a PyTorch loop (host/bench/torch_network.py).
+    #[arg(long)]
+    pub score: Option<String>,
+    /// With --score: samples per whole run.
+    #[arg(long, default_value_t = 256)]
+    pub n: usize,
     /// With --device cuda: also time every whole run in each variant of the GEMM path (graphs,
     /// DGEMM logits, sparse products on and off).
     #[arg(long)]
@@ -142,6 +184,10 @@ pub struct SampleArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub data: DataFlags,
+    /// A trained score network.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub score: ScoreFlags,
     /// The sampler.
     #[arg(long, value_enum, default_value_t = SamplerArg::Cas)]
     pub sampler: SamplerArg,

@@ -4,4 +4,5 @@
 pub mod bench;
 pub mod sample;
 pub mod schedule;
+pub mod score;
 pub mod tune;

@@ -14,9 +14,9 @@ use crate::io::write::write_atomic;
 
 /// The validated run of `sample`'s flags.
 pub fn config(a: &SampleArgs) -> Result<RunConfig, UsageError> {
-    let data = crate::config::load_data(&a.data)?;
+    let (data, network) = crate::config::load_source(&a.data, &a.score)?;
     let flags = serde_json::to_value(a).unwrap_or(serde_json::Value::Null);
-    RunConfig::new(&RunSpec::from_sample(a, &flags), data)
+    RunConfig::new(&RunSpec::from_sample(a, &flags, network.as_ref()), data)
 }
 
 /// Refuses an --out that exists (unless --force) or is not a folder.
@@ -128,6 +128,19 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
         if seconds < 0.1 { format!("{:.1} ms", seconds * 1e3) } else { format!("{seconds:.2} s") }
     );
     println!("device: {device_line}");
+    if let Some(net) = &p.network {
+        let (f, calls) = net.forward_time();
+        let threads = p.record.threads.min(a.n.div_ceil(p.batch)).max(1) as f64;
+        println!(
+            "score: {}; {calls} forward passes took {:.1}% of the sampling time per thread \
+             (the rest: noise, updates, conversions)",
+            net.describe(),
+            100.0 * f / (seconds * threads)
+        );
+    }
+    for w in &p.record.warnings {
+        println!("warning: {w}");
+    }
     crate::report::metrics::print_summary(&metrics);
     println!("wrote {}/{{samples.npy, metrics.json, samples.png, config.json}}", a.out.display());
     Ok(())

@@ -12,12 +12,17 @@ use anneal_core::samplers::pc::Order;
 use anneal_core::{EtaRule, GeometricOrSingle, Plan, Schedule};
 use serde::Serialize;
 
+use std::sync::Arc;
+
 use crate::cli::{
-    DataFlags, InitKind, LevelFlags, OrderKind, RunFlags, SamplerArg, SamplerOptions, SigmaFlags,
-    SnrNormsKind, StepFlags,
+    DataFlags, InitKind, LevelFlags, OrderKind, RunFlags, SamplerArg, SamplerOptions, ScoreFlags,
+    SigmaFlags, SnrNormsKind, StepFlags,
 };
 use crate::error::UsageError;
 use crate::io::data::Dataset;
+use crate::score::batch_score::Mixture;
+use crate::score::network::{Conventions, Network, NoiseInputKind};
+use crate::score::source::{MixtureSource, ScoreSource};
 
 pub use crate::cli::{DEFAULT_EPS_C, DEFAULT_LEVELS, DEFAULT_TECHNIQUE2_C};
 
@@ -45,11 +50,19 @@ pub struct RunSpec<'a> {
     pub seed: u64,
     /// The flags to record in config.json.
     pub flags: &'a serde_json::Value,
+    /// The score network, if the score is not the exact mixture score.
+    pub network: Option<&'a Arc<Network>>,
+    /// Run a level-index network on its trained σ's (`--snap-levels`).
+    pub snap_levels: bool,
 }
 
 impl<'a> RunSpec<'a> {
     /// What `sample`'s flags ask for (`flags`: their JSON, for config.json).
-    pub fn from_sample(a: &'a crate::cli::SampleArgs, flags: &'a serde_json::Value) -> Self {
+    pub fn from_sample(
+        a: &'a crate::cli::SampleArgs,
+        flags: &'a serde_json::Value,
+        network: Option<&'a Arc<Network>>,
+    ) -> Self {
         RunSpec {
             tau: a.data.tau,
             sampler: a.sampler,
@@ -61,6 +74,8 @@ impl<'a> RunSpec<'a> {
             n: a.n,
             seed: a.seed,
             flags,
+            network,
+            snap_levels: a.score.snap_levels,
         }
     }
 }
@@ -85,6 +100,8 @@ pub struct RunConfig {
     pub seed: u64,
     /// Samples per batch (CPU).
     pub batch: usize,
+    /// The score network (None: the exact mixture score).
+    pub network: Option<Arc<Network>>,
     /// What reproduces the run (config.json).
     pub record: Record,
 }
@@ -122,6 +139,21 @@ pub struct Record {
     pub threads: usize,
     /// The device used ("cpu", or the CUDA device's name); set when the run starts.
     pub device: String,
+    /// The score network, if any.
+    pub score: Option<ScoreRecord>,
+    /// Warnings printed with the run.
+    pub warnings: Vec<String>,
+}
+
+/// The score network of a run, for config.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreRecord {
+    /// The model file.
+    pub model: String,
+    /// The runtime that ran it.
+    pub runtime: &'static str,
+    /// Its conventions, as declared.
+    pub conventions: Conventions,
 }
 
 /// The dataset, for config.json.
@@ -137,7 +169,56 @@ pub struct DataInfo {
 
 /// Loads `--data`.
 pub fn load_data(flags: &DataFlags) -> Result<Dataset, UsageError> {
-    crate::io::data::load(&flags.data).map_err(UsageError::flag)
+    crate::io::data::load(&flags.name(None)).map_err(UsageError::flag)
+}
+
+/// Loads `--score`'s network, if any (its conventions from its sidecar and the flags).
+pub fn load_network(score: &ScoreFlags) -> Result<Option<Arc<Network>>, UsageError> {
+    let Some(path) = &score.score else {
+        if score.score_input.is_some() || score.score_output.is_some() || score.snap_levels {
+            return Err(UsageError::flag(
+                "--score-input, --score-output and --snap-levels apply to a network: add --score MODEL.onnx",
+            ));
+        }
+        return Ok(None);
+    };
+    if !path.is_file() && crate::score::network::built_in(path).is_none() {
+        return Err(UsageError::flag(format!(
+            "--score = {}: no such file (the shipped network is --score digits)",
+            path.display()
+        )));
+    }
+    let conv = Conventions::resolve(path, score.score_input, score.score_output)?;
+    if score.snap_levels && conv.input != NoiseInputKind::Level {
+        return Err(UsageError::flag(format!(
+            "--snap-levels applies to level-index networks; --score = {} takes {} as its noise input",
+            path.display(),
+            conv.input.name()
+        )));
+    }
+    Ok(Some(Arc::new(Network::load(path, conv)?)))
+}
+
+/// Loads `--score`'s network, if any, and `--data` (by default the network's declared data);
+/// refuses a network whose samples do not have --data's dimension.
+pub fn load_source(
+    data: &DataFlags,
+    score: &ScoreFlags,
+) -> Result<(Dataset, Option<Arc<Network>>), UsageError> {
+    let Some(net) = load_network(score)? else { return Ok((load_data(data)?, None)) };
+    let name = data.name(net.conventions().data.as_deref());
+    let set = crate::io::data::load(&name).map_err(UsageError::flag)?;
+    if set.dim != net.dim() {
+        return Err(UsageError::flag(format!(
+            "--score = {}: the network's samples have shape {:?} (D = {}) but --data = {name} has \
+             D = {}; give the --data it was trained on",
+            net.path().display(),
+            net.shape(),
+            net.dim(),
+            set.dim
+        )));
+    }
+    Ok((set, Some(net)))
 }
 
 impl RunConfig {
@@ -152,7 +233,24 @@ impl RunConfig {
         check_counts(spec)?;
         let kind = SamplerKind::from(spec.sampler);
         let (sigma_max, sigma_max_source) = schedule::sigma_max(spec.sigma, &data)?;
-        let sched = schedule::build(kind, spec.levels, sigma_max, spec.sigma.sigma_min, data.dim)?;
+        let mut sched =
+            schedule::build(kind, spec.levels, sigma_max, spec.sigma.sigma_min, data.dim)?;
+        let mut warnings = Vec::new();
+        if let Some(net) = spec.network {
+            if spec.snap_levels {
+                sched = snap_levels(kind, net, &sched, data.dim)?;
+            }
+            if let Some([lo, hi]) = net.conventions().trained_sigma
+                && (sched.sigma_max() > hi * (1.0 + 1e-9) || sched.sigma_min() < lo * (1.0 - 1e-9))
+            {
+                warnings.push(format!(
+                    "the schedule's σ ∈ [{}, {}] leaves the network's trained range [{lo}, {hi}]: \
+                     its scores there are extrapolated",
+                    sched.sigma_min(),
+                    sched.sigma_max()
+                ));
+            }
+        }
         let o = spec.options;
         let t = match o.steps_per_level {
             Some(0) => {
@@ -185,6 +283,13 @@ impl RunConfig {
         };
         let plan =
             AnySampler::new(kind, sched, &params).map_err(|e| UsageError::from_core(e, hint))?;
+        if let Some(net) = spec.network {
+            for k in 0..plan.len() {
+                if let Some(st) = plan.step(k) {
+                    net.check_sigma(st.sigma)?;
+                }
+            }
+        }
         let threads =
             if spec.run.threads == 0 { rayon::current_num_threads() } else { spec.run.threads };
         let record = Record {
@@ -207,6 +312,12 @@ impl RunConfig {
             plan_steps: plan.len(),
             threads,
             device: "cpu".into(),
+            score: spec.network.map(|n| ScoreRecord {
+                model: n.path().display().to_string(),
+                runtime: crate::score::network::RUNTIME,
+                conventions: n.conventions().clone(),
+            }),
+            warnings,
         };
         Ok(RunConfig {
             data,
@@ -218,8 +329,17 @@ impl RunConfig {
             n: spec.n,
             seed: spec.seed,
             batch: spec.run.batch,
+            network: spec.network.cloned(),
             record,
         })
+    }
+
+    /// The score the run samples: the network, or the exact score of the data smoothed by τ.
+    pub fn source(&self) -> Box<dyn ScoreSource + '_> {
+        match &self.network {
+            Some(n) => Box::new(&**n),
+            None => Box::new(MixtureSource(Mixture::new(self.data.mixture(self.tau)))),
+        }
     }
 
     /// What the reports compare the samples with.
@@ -230,6 +350,47 @@ impl RunConfig {
             sigma_min: self.schedule.sigma_min(),
         }
     }
+}
+
+/// `--snap-levels`: the schedule on the trained σ's nearest --sigma-max and --sigma-min and all
+/// trained σ's between (a geometric trained list only: the schedule is geometric).
+fn snap_levels(
+    kind: SamplerKind,
+    net: &Network,
+    sched: &GeometricOrSingle,
+    dim: usize,
+) -> Result<GeometricOrSingle, UsageError> {
+    let s = net.conventions().sigmas.as_deref().unwrap_or(&[]);
+    let nearest = |v: f64| {
+        (0..s.len())
+            .min_by(|&a, &b| (s[a].ln() - v.ln()).abs().total_cmp(&(s[b].ln() - v.ln()).abs()))
+            .unwrap_or(0)
+    };
+    let (a, b) = (nearest(sched.sigma_max()), nearest(sched.sigma_min()));
+    if s.len() > 2 {
+        let r = (s[0] / s[s.len() - 1]).ln() / (s.len() - 1) as f64;
+        if let Some(i) = (0..s.len() - 1).find(|&i| ((s[i] / s[i + 1]).ln() - r).abs() > 1e-6 * r) {
+            return Err(UsageError::flag(format!(
+                "--snap-levels: the network's trained σ's are not geometric (σ[{i}]/σ[{}] = {} \
+                 where the list's mean ratio is {}); give --sigma-max, --sigma-min and --levels \
+                 on its trained σ's instead",
+                i + 1,
+                s[i] / s[i + 1],
+                r.exp()
+            )));
+        }
+    }
+    if b <= a {
+        return Err(UsageError::flag(format!(
+            "--snap-levels: --sigma-max = {} and --sigma-min = {} snap to the same trained level \
+             {a} (σ = {}); widen the range",
+            sched.sigma_max(),
+            sched.sigma_min(),
+            s[a]
+        )));
+    }
+    let levels = LevelFlags { levels: Some(b - a + 1), technique2: false, c: DEFAULT_TECHNIQUE2_C };
+    schedule::build(kind, &levels, s[a], s[b], dim)
 }
 
 /// n ≥ 1 (and within the noise streams' sample index), batch ≥ 1.

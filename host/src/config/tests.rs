@@ -17,7 +17,7 @@ fn configure(args: &str) -> Result<RunConfig, UsageError> {
     let Command::Sample(a) = Cli::try_parse_from(argv).expect("flags parse").command else {
         unreachable!("a sample command")
     };
-    RunConfig::new(&RunSpec::from_sample(&a, &serde_json::Value::Null), load_data(&a.data)?)
+    RunConfig::new(&RunSpec::from_sample(&a, &serde_json::Value::Null, None), load_data(&a.data)?)
 }
 
 /// Every sampler with its defaults: T recorded exactly for the samplers that use it, Technique

@@ -3,13 +3,12 @@
 
 use anneal_core::noise::Keyed;
 use anneal_core::plan::{self, Batch, Step};
-use anneal_core::{Error, Plan, Schedule};
+use anneal_core::{Error, Plan, Quantity, Schedule};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::start::Start;
 use crate::config::RunConfig;
-use crate::score::batch_score::{GemmMixture, Mixture};
 
 /// The consistency trace: per level i, σ_i and σ_eff(i) = RMS over samples of
 /// ‖σ_i² s(x_i, σ_i)‖/√D, where x_i is the state at the end of the steps that leave it at σ_i.
@@ -46,8 +45,8 @@ pub fn sample(
     let d = p.data.dim;
     let start = Start::new(p);
     let starts: Vec<usize> = (0..n).step_by(batch).collect();
-    // ln w, ‖μ‖² and the packed means, once for all batches.
-    let mix = Mixture::new(p.data.mixture(p.tau));
+    // The score source (for the mixture: ln w, ‖μ‖² and the packed means), once for all batches.
+    let source = p.source();
     type BatchOut = (Vec<f32>, Vec<f64>);
     let results: Vec<Result<BatchOut, Error>> = starts
         .par_iter()
@@ -58,7 +57,7 @@ pub fn sample(
             let (mut aux, mut s, mut xi, mut pt) =
                 (vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len]);
             let noise = Keyed::new(seed);
-            let mut score = GemmMixture::new(&mix);
+            let mut score = source.scorer();
             let batch = Batch {
                 dim: d,
                 first_sample: first as u64,
@@ -71,7 +70,7 @@ pub fn sample(
             // The trace scores the state where it leaves a level: after a step whose successor
             // puts the state at another noise level.
             let mut sumsq = vec![0.0f64; if trace { levels } else { 0 }];
-            let mut trace_score = trace.then(|| GemmMixture::new(&mix));
+            let mut trace_score = trace.then(|| source.scorer());
             let mut s_trace = if trace { vec![0.0f32; len] } else { Vec::new() };
             let mut obs = |k: usize, st: &Step, xs: &[f32]| {
                 progress.inc(1);
@@ -81,7 +80,7 @@ pub fn sample(
                 });
                 if st.sigma_after > 0.0 && last_of_level {
                     let sig = st.sigma_after;
-                    if anneal_core::BatchScore::score_batch(ts, xs, sig, &mut s_trace).is_ok() {
+                    if ts.score_batch(xs, sig, &mut s_trace).is_ok() {
                         let s2: f64 = s_trace.iter().map(|&v| (v as f64 * sig * sig).powi(2)).sum();
                         if let Some(acc) = sumsq.get_mut(st.level_after) {
                             *acc += s2;
@@ -91,7 +90,7 @@ pub fn sample(
             };
             plan::run(
                 &p.plan,
-                &mut score,
+                &mut *score,
                 &mut crate::score::par_noise::ParKeyed(noise),
                 batch,
                 None,
@@ -108,11 +107,25 @@ pub fn sample(
                 out.extend(x);
                 total.iter_mut().zip(sumsq).for_each(|(t, v)| *t += v);
             }
+            Err(e @ Error::NonFinite { what: Quantity::Score, level, .. })
+                if source.network().is_some() =>
+            {
+                let sigma = p.schedule.sigma(level - 1).unwrap_or(f64::NAN);
+                anyhow::bail!(
+                    "sampling stopped in the batch starting at sample {first}: {e} — the score \
+                     network {} returned a NaN or ∞ at σ = {sigma}; nothing was written",
+                    source.describe()
+                )
+            }
             Err(e @ Error::NonFinite { .. }) => {
                 anyhow::bail!(
                     "sampling stopped in the batch starting at sample {first}: {e}; nothing was written"
                 )
             }
+            Err(e @ Error::ScoreFailed { .. }) => anyhow::bail!(
+                "sampling stopped in the batch starting at sample {first}: {e}: {}; nothing was written",
+                source.network().and_then(|n| n.failure()).unwrap_or_default()
+            ),
             Err(e) => anyhow::bail!("sampling failed: {e}"),
         }
     }

@@ -39,7 +39,9 @@ pub fn sample_cuda(
 
 /// The CUDA device `--device` asks for, or None for the CPU, and the line that says which.
 pub fn resolve_device(a: &SampleArgs) -> Result<(Option<anneal_gpu::Device>, String), UsageError> {
-    let cpu_only = if a.trace {
+    let cpu_only = if a.score.score.is_some() {
+        Some("--score (a network)")
+    } else if a.trace {
         Some("--trace")
     } else if a.options.snr.is_some() && a.options.snr_norms == SnrNormsKind::BatchMean {
         Some("--snr-norms batch-mean")

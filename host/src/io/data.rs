@@ -2,7 +2,7 @@
 //!
 //! - `toy2d`: NCSN's toy, 1/5 N((−5, −5), I) + 4/5 N((5, 5), I) (τ = 1 unless `--tau` is given);
 //! - `digits`: the 1,797 scikit-learn digit images (8 × 8, scaled to [0, 1]), equal weights;
-//! - a `.npy` (1-D or 2-D, float or integer) or `.csv` file (one point per line; fields separated
+//! - a `.npy` (n × D, float or integer; n-D arrays flattened per point) or `.csv` file (one point per line; fields separated
 //!   by semicolons, tabs, commas or spaces, quoted or not; a byte-order mark, `#` comments and a
 //!   non-numeric first line are skipped; read with the `csv` crate), equal weights.
 
@@ -43,6 +43,14 @@ impl Dataset {
 }
 
 const DIGITS: &[u8] = include_bytes!("../../data/digits.u8");
+
+/// The built-in datasets' names.
+pub const BUILT_IN: [&str; 2] = ["toy2d", "digits"];
+
+/// Whether `--data = spec` names a file (not a built-in dataset).
+pub fn is_file_spec(spec: &str) -> bool {
+    !BUILT_IN.contains(&spec)
+}
 
 /// Loads `--data`.
 pub fn load(spec: &str) -> Result<Dataset, String> {

@@ -1,11 +1,12 @@
 //! A minimal `.npy` reader and writer (format version 1.0/2.0/3.0): little-endian `f4`/`f8`
-//! (reading also `i1`…`i8`, `u1`…`u8`), C order, 1-D or 2-D.
+//! (reading also `i1`…`i8`, `u1`…`u8`), C order; an n-D array is read as its first axis ×
+//! the product of the others (images as flat rows).
 //!
 //! Hand-written rather than a crate because the format is one short header, and every way a
 //! header can be wrong must be reported to the user precisely ("npy header: …"); the general
 //! crates report those as generic I/O errors.
 
-/// A 2-D array of f64 read from `.npy` (a 1-D array is one column).
+/// A 2-D array of f64 read from `.npy` (a 1-D array is one column; n-D: first axis × the rest).
 pub struct Array {
     /// Rows × columns, row-major.
     pub data: Vec<f64>,
@@ -64,8 +65,9 @@ pub fn read(bytes: &[u8]) -> Result<Array, String> {
     let (rows, cols) = match dims[..] {
         [n] => (n, 1),
         [n, d] => (n, d),
+        [n, ref rest @ ..] if !rest.is_empty() => (n, rest.iter().product()),
         _ => {
-            return Err(err(&format!("shape {dims:?}: expected 1-D or 2-D (points × dimensions)")));
+            return Err(err(&format!("shape {dims:?}: expected points × dimensions (≥ 1-D)")));
         }
     };
     let (endian, kind, size) = {

@@ -52,12 +52,85 @@ pub struct Metrics {
     pub mean_pairwise_distance: PairwiseDistance,
     /// Mean over samples of the distance to the nearest component mean.
     pub mean_nearest_component_distance: f64,
+    /// The samples against the data points, without a closed form: memorisation and Fréchet
+    /// distances (the metrics of a learned score).
+    pub data_comparison: DataComparison,
     /// Samples with a NaN or ∞ (a run that meets one stops, so a written file has 0).
     pub non_finite: usize,
     /// Sampling time (not metrics), seconds.
     pub seconds: f64,
     /// Score evaluations (samples × plan steps) per second of sampling.
     pub score_evals_per_second: f64,
+}
+
+/// The samples against the data points (the components' means), with each value's reference:
+/// the same quantity between the two halves of the data (even- and odd-numbered points).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataComparison {
+    /// Distinct nearest data points among the samples ÷ samples (memorisation: a sampler that
+    /// copies a few data points scores low).
+    pub distinct_nearest_fraction: f64,
+    /// Mean distance from an odd-numbered data point to the nearest even-numbered one: what
+    /// `mean_nearest_component_distance` is for new points from the data's distribution (well
+    /// below it: samples copy data points).
+    pub data_split_nearest_distance: Option<f64>,
+    /// Fréchet distance between samples and data, pixel (coordinate) space (each set needs ≥ 2
+    /// points).
+    pub frechet_pixel: Option<f64>,
+    /// The same between the two halves of the data.
+    pub frechet_pixel_data_split: Option<f64>,
+    /// Fréchet distance in the shipped digit classifier's 64 features (digits only).
+    pub frechet_features: Option<f64>,
+    /// The same between the two halves of the data.
+    pub frechet_features_data_split: Option<f64>,
+}
+
+/// The nearest row of `points` to `x`: (index, squared distance).
+fn nearest_point(x: &[f32], points: &[f32], d: usize) -> (usize, f64) {
+    points
+        .chunks_exact(d)
+        .map(|m| x.iter().zip(m).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>())
+        .enumerate()
+        .fold((0, f64::INFINITY), |b, (j, v)| if v < b.1 { (j, v) } else { b })
+}
+
+/// [`DataComparison`] of `samples` with the data.
+fn compare_with_data(p: &Truth<'_>, samples: &[f32]) -> DataComparison {
+    let d = p.data.dim;
+    let data = &p.data.means;
+    let n = samples.len() / d;
+    let nearest: Vec<usize> =
+        samples.par_chunks_exact(d).map(|x| nearest_point(x, data, d).0).collect();
+    let mut distinct = nearest.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let (mut even, mut odd) = (Vec::new(), Vec::new());
+    for (i, row) in data.chunks_exact(d).enumerate() {
+        if i % 2 == 0 { even.extend_from_slice(row) } else { odd.extend_from_slice(row) }
+    }
+    let split = (!even.is_empty() && !odd.is_empty()).then(|| {
+        let dist: Vec<f64> =
+            odd.par_chunks_exact(d).map(|x| nearest_point(x, &even, d).1.sqrt()).collect();
+        dist.iter().sum::<f64>() / dist.len() as f64
+    });
+    let frechet = |a: &[f32], b: &[f32], w: usize| {
+        (a.len() / w >= 2 && b.len() / w >= 2).then(|| super::frechet::distance(a, b, w))
+    };
+    // In the digit classifier's features: digits only (the classifier was trained on them).
+    let features = |x: &[f32]| super::frechet::digit_features(x).ok();
+    let in_features = (p.data.name == "digits" && d == 64)
+        .then(|| Some((features(samples)?, features(data)?, features(&even)?, features(&odd)?)))
+        .flatten();
+    DataComparison {
+        distinct_nearest_fraction: distinct.len() as f64 / n.max(1) as f64,
+        data_split_nearest_distance: split,
+        frechet_pixel: frechet(samples, data, d),
+        frechet_pixel_data_split: frechet(&odd, &even, d),
+        frechet_features: in_features.as_ref().and_then(|(s, all, _, _)| frechet(s, all, 64)),
+        frechet_features_data_split: in_features
+            .as_ref()
+            .and_then(|(_, _, e, o)| frechet(o, e, 64)),
+    }
 }
 
 const PROJECTIONS: usize = 128;
@@ -240,6 +313,7 @@ pub fn compute(
             data_used: md,
         },
         mean_nearest_component_distance: nearest,
+        data_comparison: compare_with_data(p, samples),
         non_finite,
         seconds,
         score_evals_per_second: evals / seconds.max(1e-9),
@@ -274,6 +348,19 @@ pub fn print_summary(m: &Metrics) {
         m.mean_nearest_component_distance,
         m.mean_pairwise_distance.samples,
         m.mean_pairwise_distance.data
+    );
+    let c = &m.data_comparison;
+    let features = match (c.frechet_features, c.frechet_features_data_split) {
+        (Some(f), Some(r)) => format!("; in digit-classifier features {f:.4} (data halves {r:.4})"),
+        _ => String::new(),
+    };
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    println!(
+        "against the data: distinct nearest points {:.3} of samples; data halves' nearest distance {}; Fréchet distance {} (data halves {}){features}",
+        c.distinct_nearest_fraction,
+        f(c.data_split_nearest_distance),
+        f(c.frechet_pixel),
+        f(c.frechet_pixel_data_split)
     );
     println!("{:.3e} score evaluations per second", m.score_evals_per_second);
 }

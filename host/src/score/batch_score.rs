@@ -72,6 +72,11 @@ impl<'a> Mixture<'a> {
         }
     }
 
+    /// D.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
     /// Whether scores go through the two products rather than the direct path (the core's
     /// [`anneal_core::score::is_small_mixture`] rule, shared with the GPU).
     pub fn uses_gemm(&self) -> bool {

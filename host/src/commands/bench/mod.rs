@@ -5,6 +5,7 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod network;
 
 use std::process::Command;
 use std::time::Instant;
@@ -90,6 +91,9 @@ pub fn reference(
 
 /// Runs `anneal bench`.
 pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(model) = &a.score {
+        return network::run(a, model);
+    }
     if a.device == crate::cli::BenchDevice::Cuda {
         return cuda::run(a);
     }

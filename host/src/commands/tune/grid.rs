@@ -1,12 +1,15 @@
 //! The sweep's grid: the lists of `tune`'s flags, the cells in order, and each cell's run
 //! configuration (the sweep's shared flags with the cell's levels, step size and seed).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{LevelFlags, SamplerArg, StepFlags, TuneArgs};
 use crate::config::{DEFAULT_TECHNIQUE2_C, RunConfig, RunSpec};
 use crate::error::UsageError;
 use crate::io::data::Dataset;
+use crate::score::network::Network;
 
 /// Parses a list: `a,b,c` (numbers or `inf`) or `logspace:LO:HI:COUNT`.
 pub fn parse_list(flag: &str, s: &str) -> Result<Vec<f64>, UsageError> {
@@ -38,6 +41,9 @@ pub struct CellConfig {
     pub version: String,
     /// --data.
     pub data: String,
+    /// --score (absent: the exact mixture score).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<String>,
     /// --tau as given (null: the dataset's default).
     pub tau: Option<f64>,
     /// --sampler.
@@ -63,7 +69,9 @@ pub struct CellConfig {
 }
 
 /// The cells of the grid, in order.
-pub fn cells(a: &TuneArgs) -> Result<Vec<CellConfig>, UsageError> {
+/// The cells of the sweep on `data_name` (--data as resolved).
+pub fn cells(a: &TuneArgs, data_name: &str) -> Result<Vec<CellConfig>, UsageError> {
+    let data_name = data_name.to_string();
     let levels: Vec<usize> = parse_list("levels", &a.levels)?
         .into_iter()
         .map(|v| {
@@ -128,7 +136,8 @@ pub fn cells(a: &TuneArgs) -> Result<Vec<CellConfig>, UsageError> {
                 for &seed in &seeds {
                     out.push(CellConfig {
                         version: env!("CARGO_PKG_VERSION").into(),
-                        data: a.data.data.clone(),
+                        data: data_name.clone(),
+                        score: a.score.score.as_ref().map(|p| p.display().to_string()),
                         tau: a.data.tau,
                         sampler: name.clone(),
                         sigma_max: a.sigma.sigma_max.clone(),
@@ -150,7 +159,12 @@ pub fn cells(a: &TuneArgs) -> Result<Vec<CellConfig>, UsageError> {
 
 /// Runs one cell's configuration: the sweep's shared flags with the cell's levels, step size and
 /// seed.
-pub fn cell_config(a: &TuneArgs, c: &CellConfig, data: &Dataset) -> Result<RunConfig, UsageError> {
+pub fn cell_config(
+    a: &TuneArgs,
+    c: &CellConfig,
+    data: &Dataset,
+    network: Option<&Arc<Network>>,
+) -> Result<RunConfig, UsageError> {
     let value: f64 = c.value.parse().unwrap_or(f64::NAN);
     let levels = LevelFlags { levels: Some(c.levels), technique2: false, c: DEFAULT_TECHNIQUE2_C };
     let step = StepFlags {
@@ -171,6 +185,8 @@ pub fn cell_config(a: &TuneArgs, c: &CellConfig, data: &Dataset) -> Result<RunCo
         n: a.n,
         seed: c.seed,
         flags: &serde_json::Value::Null,
+        network,
+        snap_levels: a.score.snap_levels,
     };
     RunConfig::new(&spec, data.clone())
 }

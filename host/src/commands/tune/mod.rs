@@ -18,15 +18,16 @@ use crate::error::UsageError;
 
 /// Runs `anneal tune`.
 pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
-    let grid = cells(a)?;
-    let data = crate::config::load_data(&a.data)?;
+    let (data, network) = crate::config::load_source(&a.data, &a.score)?;
+    let data_name = a.data.name(network.as_ref().and_then(|n| n.conventions().data.as_deref()));
+    let grid = cells(a, &data_name)?;
     if a.n == 0 || a.run.batch == 0 {
         return Err(UsageError::flag("--n and --batch must be ≥ 1").into());
     }
     // Flags shared by every cell (data, σ, τ, …) are checked once on the first cell: only the
     // per-cell bounds (η, Langevin step) become rows instead of an exit.
     if let Some(first) = grid.first()
-        && let Err(e) = cell_config(a, first, &data)
+        && let Err(e) = cell_config(a, first, &data, network.as_ref())
         && CellStatus::of_refusal(&e) == CellStatus::Error
     {
         return Err(e.into());
@@ -52,7 +53,7 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
         if done.contains_key(&key(c)) {
             continue;
         }
-        let row = pool.install(|| run_cell(a, c, &data));
+        let row = pool.install(|| run_cell(a, c, &data, network.as_ref()));
         done.insert(key(c), row);
         computed += 1;
         progress.inc(1);
@@ -61,7 +62,7 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
     let rows = save(&a.out, &grid, &done)?;
 
-    report::write(a, &rows, computed)
+    report::write(a, &rows, computed, &data_name)
 }
 
 #[cfg(test)]
@@ -86,7 +87,7 @@ mod tests {
     /// lists takes the default εc list, the other samplers Technique 4.
     #[test]
     fn the_grid_is_every_combination_in_order() {
-        let g = cells(&tune_args("--sampler cas,als --levels 4,8 --seeds 0,1,2")).unwrap();
+        let g = cells(&tune_args("--sampler cas,als --levels 4,8 --seeds 0,1,2"), "toy2d").unwrap();
         assert_eq!(g.len(), 2 * 8 * 3 + 2 * 3);
         assert_eq!((g[0].sampler.as_str(), g[0].levels, g[0].param.as_str()), ("cas", 4, "eps_c"));
         assert_eq!((g[0].value.as_str(), g[1].seed, g[3].value.as_str()), ("1", 1, "1.25"));
@@ -96,19 +97,22 @@ mod tests {
             (als.sampler.as_str(), als.param.as_str(), als.value.as_str()),
             ("als", "technique4", "")
         );
-        let lists =
-            cells(&tune_args("--eps-c 1,2 --eps-b logspace:1e-4:1e-2:3 --levels 8 --seeds 0"))
-                .unwrap();
+        let lists = cells(
+            &tune_args("--eps-c 1,2 --eps-b logspace:1e-4:1e-2:3 --levels 8 --seeds 0"),
+            "toy2d",
+        )
+        .unwrap();
         let values: Vec<&str> = lists.iter().map(|c| c.value.as_str()).collect();
         assert_eq!(values, ["1", "2", "0.0001", "0.001", "0.01"]);
-        assert!(cells(&tune_args("--sampler als --eps-c 2")).is_err());
-        assert!(cells(&tune_args("--levels 1")).is_err());
+        assert!(cells(&tune_args("--sampler als --eps-c 2"), "toy2d").is_err());
+        assert!(cells(&tune_args("--levels 1"), "toy2d").is_err());
     }
 
     fn row(levels: usize, value: &str, seed: u64, status: CellStatus, w2: Option<f64>) -> Row {
         let config = CellConfig {
             version: String::new(),
             data: "toy2d".into(),
+            score: None,
             tau: None,
             sampler: "cas".into(),
             sigma_max: "auto".into(),

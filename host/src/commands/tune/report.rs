@@ -46,6 +46,7 @@ pub fn aggregate(rows: &[Row], metric: MetricKind) -> Vec<Agg> {
         let q = match metric {
             MetricKind::SlicedW2 => r.sliced_w2,
             MetricKind::ModeTv => r.mode_tv,
+            MetricKind::Fd => r.fd,
         };
         let v = if r.status == CellStatus::Ok { q } else { None };
         let c = &r.config;
@@ -129,14 +130,15 @@ fn metric_name(m: MetricKind) -> &'static str {
     match m {
         MetricKind::SlicedW2 => "sliced W2",
         MetricKind::ModeTv => "mode weights TV",
+        MetricKind::Fd => "Fréchet distance",
     }
 }
 
 /// Writes the figures and `summary.json` of the finished `rows` and prints the summary.
-pub fn write(a: &TuneArgs, rows: &[Row], computed: usize) -> anyhow::Result<()> {
+pub fn write(a: &TuneArgs, rows: &[Row], computed: usize, data_name: &str) -> anyhow::Result<()> {
     let agg = aggregate(rows, a.metric);
     let groups = groups(rows);
-    parameter_figures(a, rows, &agg, &groups)?;
+    parameter_figures(a, rows, &agg, &groups, data_name)?;
     trace_figure(a, rows, &agg, &groups)?;
     let summary = summary(a, rows, &agg, &groups);
     print(a, rows, &summary, computed)
@@ -149,8 +151,13 @@ fn parameter_figures(
     rows: &[Row],
     agg: &[Agg],
     groups: &[(String, usize)],
+    data_name: &str,
 ) -> anyhow::Result<()> {
     let metric_name = metric_name(a.metric);
+    let data_name = match &a.score.score {
+        Some(m) => format!("{data_name}, learned score {}", m.display()),
+        None => data_name.to_string(),
+    };
     for (param, file, x_label) in [
         ("eps_c", "fig_eps_c.png", "εc"),
         ("eps_b", "fig_eps_b.png", "ε_b"),
@@ -196,7 +203,7 @@ fn parameter_figures(
         let seeds = agg.iter().map(|g| g.seeds).max().unwrap_or(0);
         let title = format!(
             "{metric_name} against {x_label} on {} (mean of {seeds} seeds, bars ±1 sd)",
-            a.data.data
+            data_name
         );
         let chart = crate::report::plot::Chart {
             title: &title,

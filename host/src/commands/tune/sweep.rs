@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anneal_core::Plan;
@@ -13,6 +14,7 @@ use crate::cli::TuneArgs;
 use crate::error::{CoreError, UsageError};
 use crate::io::data::Dataset;
 use crate::io::write::write_atomic;
+use crate::score::network::Network;
 
 /// How a cell ended (`ok`, `out_of_bounds`, `unstable`, `error` in the files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +68,9 @@ pub struct Row {
     pub noise_floor: Option<f64>,
     /// Mean distance to the nearest component.
     pub nearest: Option<f64>,
+    /// Fréchet distance to the data (digit-classifier features on digits, else pixel space).
+    #[serde(default)]
+    pub fd: Option<f64>,
     /// Sampling seconds.
     pub seconds: Option<f64>,
     /// σ_eff/σ_i per traced level (the consistency trace).
@@ -87,6 +92,7 @@ impl Row {
             sliced_w2: None,
             noise_floor: None,
             nearest: None,
+            fd: None,
             seconds: None,
             trace: None,
             trace_levels: None,
@@ -122,6 +128,7 @@ pub fn csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
         "sliced_w2",
         "noise_floor",
         "nearest",
+        "fd",
         "seconds",
         "message",
     ])?;
@@ -141,6 +148,7 @@ pub fn csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
             f(r.sliced_w2),
             f(r.noise_floor),
             f(r.nearest),
+            f(r.fd),
             f(r.seconds),
             r.message.clone(),
         ])?;
@@ -161,9 +169,14 @@ pub fn save(
 }
 
 /// Runs one cell.
-pub fn run_cell(a: &TuneArgs, c: &CellConfig, data: &Dataset) -> Row {
+pub fn run_cell(
+    a: &TuneArgs,
+    c: &CellConfig,
+    data: &Dataset,
+    network: Option<&Arc<Network>>,
+) -> Row {
     let mut row = Row::new(c.clone(), CellStatus::Ok);
-    let p = match cell_config(a, c, data) {
+    let p = match cell_config(a, c, data, network) {
         Ok(p) => p,
         Err(e) => {
             row.status = CellStatus::of_refusal(&e);
@@ -190,6 +203,8 @@ pub fn run_cell(a: &TuneArgs, c: &CellConfig, data: &Dataset) -> Row {
             row.sliced_w2 = Some(m.sliced_wasserstein.value);
             row.noise_floor = Some(m.sliced_wasserstein.noise_floor);
             row.nearest = Some(m.mean_nearest_component_distance);
+            let c = &m.data_comparison;
+            row.fd = c.frechet_features.or(c.frechet_pixel);
             row.seconds = Some(seconds);
             if let Some(t) = trace {
                 row.trace = Some(t.sigma_eff.iter().zip(&t.sigma).map(|(e, s)| e / s).collect());

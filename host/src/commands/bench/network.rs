@@ -1,0 +1,170 @@
+//! `anneal bench --score MODEL`: a score network's whole runs as `anneal sample --score MODEL`
+//! runs them (the default plan: CAS, εc = 2, 100 levels, the final denoising step) at 1 and 2
+//! threads, with the share of the network's forward passes in each, and its forward pass alone
+//! at batch 256 — beside `host/bench/torch_network.py`: the same model in a PyTorch CPU loop
+//! given the same per-step coefficients and σ's, and its forward pass in PyTorch and
+//! onnxruntime (the shipped digits network; other models: onnxruntime only).
+
+use std::process::Command;
+use std::time::Instant;
+
+use anneal_core::{Plan, Schedule};
+use clap::Parser;
+
+use super::{median, time};
+use crate::cli::{BenchArgs, Cli};
+use crate::config::{RunConfig, RunSpec};
+
+/// The run of `anneal sample --score MODEL --n N --threads T` (defaults otherwise).
+fn sample_config(model: &str, n: usize, threads: usize) -> anyhow::Result<RunConfig> {
+    let argv = [
+        "anneal",
+        "sample",
+        "--score",
+        model,
+        "--n",
+        &n.to_string(),
+        "--threads",
+        &threads.to_string(),
+    ];
+    let crate::cli::Command::Sample(a) = Cli::try_parse_from(argv)?.command else {
+        anyhow::bail!("not a sample command")
+    };
+    let (data, net) = crate::config::load_source(&a.data, &a.score)?;
+    Ok(RunConfig::new(&RunSpec::from_sample(&a, &serde_json::Value::Null, net.as_ref()), data)?)
+}
+
+/// Runs `anneal bench --score`.
+pub fn run(a: &BenchArgs, model: &str) -> anyhow::Result<()> {
+    let n = a.n;
+    let repeats = a.repeats.clamp(3, 10);
+    println!("anneal bench --score {model}: whole runs of n = {n}, median of {repeats}");
+    let mut cases = Vec::new();
+    let mut rows = Vec::new();
+    for threads in [1usize, 2] {
+        let p = sample_config(model, n, threads)?;
+        let net = p.network.clone().ok_or_else(|| anyhow::anyhow!("no network"))?;
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+        let hidden = indicatif::ProgressBar::hidden();
+        let mut shares = Vec::new();
+        let runs = super::runs(repeats, || {
+            net.reset_timing();
+            let t = Instant::now();
+            let r = pool.install(|| crate::exec::cpu::sample(&p, &hidden, false));
+            let total = t.elapsed().as_secs_f64();
+            let busy = threads.min(n.div_ceil(p.batch)) as f64;
+            shares.push(net.forward_time().0 / (total * busy));
+            if let Err(e) = r {
+                eprintln!("run failed: {e}");
+            }
+        });
+        let d = net.dim();
+        let x = vec![0.5f32; 256 * d];
+        let mut out = vec![0.0f32; 256 * d];
+        let sigma = p.schedule.sigma(p.schedule.levels() / 2).unwrap_or(1.0);
+        let fwd = time(repeats * 3, || {
+            if let Err(e) = net.forward(&x, 256, sigma, &mut out) {
+                eprintln!("forward failed: {e}");
+            }
+        });
+        let whole = median(runs);
+        let share = median(shares);
+        rows.push((threads, whole, share, fwd, p.plan.len()));
+        if threads == 1 {
+            cases.push(steps_json(&p)?);
+        }
+    }
+    let torch = reference(a, model, &cases[0], repeats);
+    println!(
+        "{:<8} {:>12} {:>12} {:>9} {:>16} {:>16}",
+        "threads", "anneal s", "torch s", "speed-up", "network share", "forward@256 ms"
+    );
+    for (threads, whole, share, fwd, _) in &rows {
+        let t = torch.as_ref().and_then(|t| t["whole"][threads.to_string()].as_f64());
+        println!(
+            "{threads:<8} {whole:>12.3} {:>12} {:>9} {:>15.1}% {:>16.2}",
+            t.map_or("-".into(), |v| format!("{v:.3}")),
+            t.map_or("-".into(), |v| format!("{:.2}×", v / whole)),
+            100.0 * share,
+            fwd * 1e3
+        );
+    }
+    if let Some(t) = &torch {
+        for (name, key) in [("PyTorch", "torch_forward"), ("onnxruntime", "ort_forward")] {
+            for threads in ["1", "2"] {
+                if let Some(v) = t[key][threads].as_f64() {
+                    println!("{name} forward@256, {threads} thread(s): {:.2} ms", v * 1e3);
+                }
+            }
+        }
+        if let Some(v) = t["versions"].as_str() {
+            println!("reference: {v}");
+        }
+    }
+    let over = rows.first().map(|r| 1.0 - r.2).unwrap_or(f64::NAN);
+    println!(
+        "anneal's per-step work besides the network (noise, update, conversions), 1 thread: {:.1}% of the run",
+        100.0 * over
+    );
+    Ok(())
+}
+
+/// The plan's steps for the PyTorch loop: [σ, c_x, c_s, c_n, noise] per step, the start.
+fn steps_json(p: &RunConfig) -> anyhow::Result<serde_json::Value> {
+    let mut steps = Vec::new();
+    for s in (0..p.plan.len()).filter_map(|j| p.plan.step(j)) {
+        let anneal_core::plan::Update::Linear { x, .. } = s.update else {
+            anyhow::bail!("the PyTorch loop runs linear updates only");
+        };
+        steps.push(serde_json::json!([s.sigma, x.x, x.score, x.noise, s.noise]));
+    }
+    Ok(serde_json::json!({
+        "n": p.n,
+        "batch": p.batch,
+        "dim": p.data.dim,
+        "sigma1": p.schedule.sigma(0).unwrap_or(1.0),
+        "steps": steps,
+    }))
+}
+
+/// Runs `host/bench/torch_network.py MODEL CASE.json REPEATS`; its JSON, or None (said).
+fn reference(
+    a: &BenchArgs,
+    model: &str,
+    case: &serde_json::Value,
+    repeats: usize,
+) -> Option<serde_json::Value> {
+    if a.no_numpy {
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("anneal-bench-net-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let file = dir.join("case.json");
+    std::fs::write(&file, serde_json::to_vec(case).ok()?).ok()?;
+    let model_path = match crate::score::network::built_in(std::path::Path::new(model)) {
+        Some(_) => concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits-score.onnx").to_string(),
+        None => model.to_string(),
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/torch_network.py");
+    let out = Command::new(&a.python)
+        .arg(script)
+        .arg(&model_path)
+        .arg(&file)
+        .arg(repeats.to_string())
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+    match out {
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
+        Ok(o) => {
+            eprintln!(
+                "PyTorch reference failed: {}",
+                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("PyTorch reference not run ({}: {e})", a.python);
+            None
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Where scores come from. A [`ScoreSource`] hands each worker thread its own [`BatchScore`]
+//! (with its own scratch buffers); the executors and commands see only this trait.
+//!
+//! Two sources exist: the closed-form [`MixtureSource`] (the exact score of the data smoothed by
+//! τ) and a trained [`Network`]. A new source (another runtime, a remote model) implements this
+//! trait and gets a variant of `--score`'s loader in [`crate::config`].
+
+use anneal_core::BatchScore;
+
+use super::batch_score::{GemmMixture, Mixture};
+use super::network::{Network, NetworkScore};
+
+/// A score function s(x, σ) on batches of f32 rows, shared by the worker threads.
+pub trait ScoreSource: Sync {
+    /// D.
+    fn dim(&self) -> usize;
+    /// One line for the output: what computes the score, and where.
+    fn describe(&self) -> String;
+    /// A scorer for one worker thread.
+    fn scorer(&self) -> Box<dyn BatchScore<f32> + Send + '_>;
+    /// The network behind the source, if any (for its messages).
+    fn network(&self) -> Option<&Network> {
+        None
+    }
+}
+
+/// The exact mixture score (GEMM path).
+pub struct MixtureSource<'a>(pub Mixture<'a>);
+
+impl ScoreSource for MixtureSource<'_> {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn describe(&self) -> String {
+        "the exact score of the data smoothed by τ".into()
+    }
+    fn scorer(&self) -> Box<dyn BatchScore<f32> + Send + '_> {
+        Box::new(GemmMixture::new(&self.0))
+    }
+}
+
+impl ScoreSource for Network {
+    fn dim(&self) -> usize {
+        Network::dim(self)
+    }
+    fn describe(&self) -> String {
+        Network::describe(self)
+    }
+    fn scorer(&self) -> Box<dyn BatchScore<f32> + Send + '_> {
+        Box::new(NetworkScore(self))
+    }
+    fn network(&self) -> Option<&Network> {
+        Some(self)
+    }
+}
+
+impl<S: ScoreSource + ?Sized> ScoreSource for &S {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn scorer(&self) -> Box<dyn BatchScore<f32> + Send + '_> {
+        (**self).scorer()
+    }
+    fn network(&self) -> Option<&Network> {
+        (**self).network()
+    }
+}
