@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use anneal_core::samplers::any::{SamplerKind, SamplerParams};
 
-pub use crate::score::network::{NoiseInputKind, OutputKind};
+pub use crate::score::network::{NoiseInputKind, OutputKind, Runtime};
 
 /// σ_N when --sigma-min is not given.
 pub const DEFAULT_SIGMA_MIN: f64 = 0.01;
@@ -62,6 +62,10 @@ pub struct ScoreFlags {
     /// count replaces --levels) instead of refusing a schedule that asks for other σ's.
     #[arg(long)]
     pub snap_levels: bool,
+    /// Which runtime runs the network: onnxruntime when its library loads (ORT_DYLIB_PATH),
+    /// tract otherwise (auto); or either by name.
+    #[arg(long, value_enum, env = "ANNEAL_RUNTIME", default_value_t = Runtime::Auto)]
+    pub runtime: Runtime,
 }
 
 /// The ends of the noise schedule.

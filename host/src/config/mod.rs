@@ -151,7 +151,7 @@ pub struct ScoreRecord {
     /// The model file.
     pub model: String,
     /// The runtime that ran it.
-    pub runtime: &'static str,
+    pub runtime: String,
     /// Its conventions, as declared.
     pub conventions: Conventions,
 }
@@ -196,7 +196,7 @@ pub fn load_network(score: &ScoreFlags) -> Result<Option<Arc<Network>>, UsageErr
             conv.input.name()
         )));
     }
-    Ok(Some(Arc::new(Network::load(path, conv)?)))
+    Ok(Some(Arc::new(Network::load(path, conv, score.runtime)?)))
 }
 
 /// Loads `--score`'s network, if any, and `--data` (by default the network's declared data);
@@ -314,7 +314,7 @@ impl RunConfig {
             device: "cpu".into(),
             score: spec.network.map(|n| ScoreRecord {
                 model: n.path().display().to_string(),
-                runtime: crate::score::network::RUNTIME,
+                runtime: n.runtime(),
                 conventions: n.conventions().clone(),
             }),
             warnings,

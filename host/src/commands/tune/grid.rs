@@ -44,6 +44,9 @@ pub struct CellConfig {
     /// --score (absent: the exact mixture score).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<String>,
+    /// The runtime that ran the network (its results differ by rounding between runtimes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
     /// --tau as given (null: the dataset's default).
     pub tau: Option<f64>,
     /// --sampler.
@@ -69,8 +72,12 @@ pub struct CellConfig {
 }
 
 /// The cells of the grid, in order.
-/// The cells of the sweep on `data_name` (--data as resolved).
-pub fn cells(a: &TuneArgs, data_name: &str) -> Result<Vec<CellConfig>, UsageError> {
+/// The cells of the sweep on `data_name` (--data as resolved), the network run by `runtime`.
+pub fn cells(
+    a: &TuneArgs,
+    data_name: &str,
+    runtime: Option<String>,
+) -> Result<Vec<CellConfig>, UsageError> {
     let data_name = data_name.to_string();
     let levels: Vec<usize> = parse_list("levels", &a.levels)?
         .into_iter()
@@ -138,6 +145,7 @@ pub fn cells(a: &TuneArgs, data_name: &str) -> Result<Vec<CellConfig>, UsageErro
                         version: env!("CARGO_PKG_VERSION").into(),
                         data: data_name.clone(),
                         score: a.score.score.as_ref().map(|p| p.display().to_string()),
+                        runtime: runtime.clone(),
                         tau: a.data.tau,
                         sampler: name.clone(),
                         sigma_max: a.sigma.sigma_max.clone(),

@@ -20,7 +20,7 @@ use crate::error::UsageError;
 pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
     let (data, network) = crate::config::load_source(&a.data, &a.score)?;
     let data_name = a.data.name(network.as_ref().and_then(|n| n.conventions().data.as_deref()));
-    let grid = cells(a, &data_name)?;
+    let grid = cells(a, &data_name, network.as_ref().map(|n| n.runtime()))?;
     if a.n == 0 || a.run.batch == 0 {
         return Err(UsageError::flag("--n and --batch must be ≥ 1").into());
     }
@@ -87,7 +87,8 @@ mod tests {
     /// lists takes the default εc list, the other samplers Technique 4.
     #[test]
     fn the_grid_is_every_combination_in_order() {
-        let g = cells(&tune_args("--sampler cas,als --levels 4,8 --seeds 0,1,2"), "toy2d").unwrap();
+        let g = cells(&tune_args("--sampler cas,als --levels 4,8 --seeds 0,1,2"), "toy2d", None)
+            .unwrap();
         assert_eq!(g.len(), 2 * 8 * 3 + 2 * 3);
         assert_eq!((g[0].sampler.as_str(), g[0].levels, g[0].param.as_str()), ("cas", 4, "eps_c"));
         assert_eq!((g[0].value.as_str(), g[1].seed, g[3].value.as_str()), ("1", 1, "1.25"));
@@ -100,12 +101,13 @@ mod tests {
         let lists = cells(
             &tune_args("--eps-c 1,2 --eps-b logspace:1e-4:1e-2:3 --levels 8 --seeds 0"),
             "toy2d",
+            None,
         )
         .unwrap();
         let values: Vec<&str> = lists.iter().map(|c| c.value.as_str()).collect();
         assert_eq!(values, ["1", "2", "0.0001", "0.001", "0.01"]);
-        assert!(cells(&tune_args("--sampler als --eps-c 2"), "toy2d").is_err());
-        assert!(cells(&tune_args("--levels 1"), "toy2d").is_err());
+        assert!(cells(&tune_args("--sampler als --eps-c 2"), "toy2d", None).is_err());
+        assert!(cells(&tune_args("--levels 1"), "toy2d", None).is_err());
     }
 
     fn row(levels: usize, value: &str, seed: u64, status: CellStatus, w2: Option<f64>) -> Row {
@@ -113,6 +115,7 @@ mod tests {
             version: String::new(),
             data: "toy2d".into(),
             score: None,
+            runtime: None,
             tau: None,
             sampler: "cas".into(),
             sigma_max: "auto".into(),

@@ -7,6 +7,7 @@
 //! in chunks of that size.
 
 pub mod conventions;
+pub mod ort_engine;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -38,8 +39,21 @@ pub fn built_in(path: &Path) -> Option<(&'static [u8], &'static str)> {
     BUILT_IN.iter().find(|(n, _, _)| Path::new(n) == path).map(|&(_, b, s)| (b, s))
 }
 
-/// The runtime, as named in the output and config.json.
-pub const RUNTIME: &str = "tract 0.23";
+/// Which runtime runs a network's forward passes (`--runtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runtime {
+    /// onnxruntime when its library loads (ORT_DYLIB_PATH), tract otherwise.
+    #[default]
+    Auto,
+    /// tract (pure Rust, always built in).
+    Tract,
+    /// onnxruntime through `ort` (its shared library loaded at run time).
+    Onnxruntime,
+}
+
+/// tract, as named in the output and config.json.
+pub const TRACT: &str = "tract 0.23";
 
 type Plan = Arc<TypedRunnableModel>;
 
@@ -60,6 +74,35 @@ struct NoiseSlot {
     rank: usize,
 }
 
+/// A noise input's values, in the input's type.
+#[derive(Debug, Clone)]
+pub enum NoiseValues {
+    /// σ or ln σ.
+    F32(Vec<f32>),
+    /// σ or ln σ.
+    F64(Vec<f64>),
+    /// A level index.
+    I64(Vec<i64>),
+    /// A level index.
+    I32(Vec<i32>),
+}
+
+/// A noise input's tensor: shape and values.
+#[derive(Debug, Clone)]
+pub struct NoiseData {
+    /// The shape: [], [B] or [B, 1].
+    pub shape: Vec<usize>,
+    /// The values.
+    pub values: NoiseValues,
+}
+
+/// What runs the forward passes: tract's optimised plans (one per batch size), or onnxruntime
+/// sessions (one per thread, pooled).
+enum Engine {
+    Tract,
+    Ort(ort_engine::OrtEngine),
+}
+
 /// A score network loaded for sampling.
 pub struct Network {
     path: PathBuf,
@@ -71,6 +114,7 @@ pub struct Network {
     shape: Vec<usize>,
     output_name: String,
     plans: Mutex<HashMap<usize, Plan>>,
+    engine: Engine,
     failure: Mutex<Option<String>>,
     /// Nanoseconds spent in forward passes (all threads), and the passes.
     forward_nanos: AtomicU64,
@@ -105,8 +149,9 @@ fn bad(model: &Path, what: impl std::fmt::Display) -> UsageError {
 }
 
 impl Network {
-    /// Loads `path` with conventions `conv`, and checks it by one forward pass of two samples.
-    pub fn load(path: &Path, conv: Conventions) -> Result<Network, UsageError> {
+    /// Loads `path` with conventions `conv` for `runtime`, and checks it by one forward pass of
+    /// two samples. tract reads and checks the graph for either runtime (the same refusals).
+    pub fn load(path: &Path, conv: Conventions, runtime: Runtime) -> Result<Network, UsageError> {
         let bytes = match built_in(path) {
             Some((b, _)) => std::borrow::Cow::Borrowed(b),
             None => std::borrow::Cow::Owned(
@@ -280,6 +325,29 @@ impl Network {
                 })
             })
             .unwrap_or_else(|| "output 0".into());
+        let use_ort = match runtime {
+            Runtime::Tract => false,
+            Runtime::Onnxruntime => true,
+            Runtime::Auto => ort_engine::available(),
+        };
+        let engine = if use_ort {
+            let noise_name = noise.map(|n| names[n.index].as_str());
+            let engine = ort_engine::environment()
+                .map_err(|e| {
+                    UsageError::flag(format!(
+                        "--runtime onnxruntime: the onnxruntime library could not be loaded ({e}); \
+                         pip install onnxruntime and set ORT_DYLIB_PATH to its \
+                         onnxruntime/capi/libonnxruntime.so.*, or use --runtime tract"
+                    ))
+                })
+                .and_then(|_| {
+                    ort_engine::OrtEngine::new(bytes.to_vec(), &names[x_index], noise_name)
+                        .map_err(|e| bad(path, e))
+                })?;
+            Engine::Ort(engine)
+        } else {
+            Engine::Tract
+        };
         let net = Network {
             path: path.to_path_buf(),
             conv,
@@ -290,6 +358,7 @@ impl Network {
             shape,
             output_name,
             plans: Mutex::new(HashMap::new()),
+            engine,
             failure: Mutex::new(None),
             forward_nanos: AtomicU64::new(0),
             forward_calls: AtomicU64::new(0),
@@ -325,14 +394,26 @@ impl Network {
         self.shape.iter().product()
     }
 
+    /// The runtime that runs the forward passes, by name.
+    pub fn runtime(&self) -> String {
+        match &self.engine {
+            Engine::Tract => TRACT.to_string(),
+            Engine::Ort(_) => match ort_engine::environment() {
+                Ok((path, _)) => format!("onnxruntime ({path})"),
+                Err(_) => "onnxruntime".into(),
+            },
+        }
+    }
+
     /// One line: the file, the conventions, the runtime.
     pub fn describe(&self) -> String {
         format!(
-            "{} (input {}, output {}, shape {:?}; {RUNTIME} on the CPU)",
+            "{} (input {}, output {}, shape {:?}; {} on the CPU)",
             self.path.display(),
             self.conv.input.name(),
             self.conv.output.name(),
-            self.shape
+            self.shape,
+            self.runtime()
         )
     }
 
@@ -395,64 +476,87 @@ impl Network {
         Ok(plan)
     }
 
-    /// The noise input's tensor for `rows` samples at σ.
-    fn noise_tensor(&self, slot: NoiseSlot, rows: usize, sigma: f64) -> TractResult<Tensor> {
-        let shape: &[usize] = match slot.rank {
-            0 => &[],
-            1 => &[rows],
-            _ => &[rows, 1],
+    /// The noise input's values and shape for `rows` samples at σ.
+    fn noise_values(&self, slot: NoiseSlot, rows: usize, sigma: f64) -> TractResult<NoiseData> {
+        let shape = match slot.rank {
+            0 => vec![],
+            1 => vec![rows],
+            _ => vec![rows, 1],
         };
         let count = if slot.rank == 0 { 1 } else { rows };
-        Ok(match self.conv.input {
+        let values = match self.conv.input {
             NoiseInputKind::Level => {
                 let level = self.conv.level_of(sigma).map_err(|_| {
                     anyhow::anyhow!("σ = {sigma} is not one of the network's trained levels")
-                })? as i64;
-                Tensor::from_shape(shape, &vec![level; count])?.cast_to_dt(slot.datum)?.into_owned()
+                })?;
+                if slot.datum == i32::datum_type() {
+                    NoiseValues::I32(vec![level as i32; count])
+                } else {
+                    NoiseValues::I64(vec![level as i64; count])
+                }
             }
             kind => {
                 let v = if kind == NoiseInputKind::LogSigma { sigma.ln() } else { sigma };
                 if slot.datum == f64::datum_type() {
-                    Tensor::from_shape(shape, &vec![v; count])?
+                    NoiseValues::F64(vec![v; count])
                 } else {
-                    Tensor::from_shape(shape, &vec![v as f32; count])?
+                    NoiseValues::F32(vec![v as f32; count])
                 }
             }
-        })
+        };
+        Ok(NoiseData { shape, values })
     }
 
-    /// The network's raw output for `rows` samples `x` at σ (one run of the plan for `rows`).
-    fn run_rows(&self, x: &[f32], rows: usize, sigma: f64) -> TractResult<Tensor> {
-        let plan = self.plan(rows)?;
+    /// The network's raw output for `rows` samples `x` at σ, handed to `take` (one run of the
+    /// plan, or of a session, for `rows`).
+    fn run_rows(
+        &self,
+        x: &[f32],
+        rows: usize,
+        sigma: f64,
+        take: &mut dyn FnMut(&[f32]),
+    ) -> TractResult<()> {
         let mut dims = vec![rows];
         dims.extend(&self.shape);
-        let xt = Tensor::from_shape(&dims, x)?;
-        let mut inputs: TVec<TValue> = tvec![];
-        let nt = self.noise.map(|slot| self.noise_tensor(slot, rows, sigma)).transpose()?;
-        match (self.noise, nt) {
-            (Some(slot), Some(nt)) if slot.index < self.x_index => {
-                inputs.push(nt.into());
-                inputs.push(xt.into());
+        let noise = self.noise.map(|slot| self.noise_values(slot, rows, sigma)).transpose()?;
+        let noise_first = self.noise.is_some_and(|slot| slot.index < self.x_index);
+        let wrong = |dt: &str, shape: &[usize]| {
+            anyhow::anyhow!(
+                "output \"{}\" is {dt} of shape {shape:?} where float32 of shape {dims:?} (the \
+                 input's) was expected",
+                self.output_name
+            )
+        };
+        if let Engine::Ort(engine) = &self.engine {
+            return engine.run(x, &dims, noise.as_ref(), &mut |dt, shape, y| match y {
+                Some(y) if shape == dims.as_slice() => {
+                    take(y);
+                    Ok(())
+                }
+                _ => Err(wrong(dt, shape)),
+            });
+        }
+        let plan = self.plan(rows)?;
+        let xt: TValue = Tensor::from_shape(&dims, x)?.into();
+        let mut inputs: TVec<TValue> = tvec![xt];
+        if let Some(n) = noise {
+            let t: TValue = match &n.values {
+                NoiseValues::F32(v) => Tensor::from_shape(&n.shape, v)?,
+                NoiseValues::F64(v) => Tensor::from_shape(&n.shape, v)?,
+                NoiseValues::I64(v) => Tensor::from_shape(&n.shape, v)?,
+                NoiseValues::I32(v) => Tensor::from_shape(&n.shape, v)?,
             }
-            (_, Some(nt)) => {
-                inputs.push(xt.into());
-                inputs.push(nt.into());
-            }
-            _ => inputs.push(xt.into()),
+            .into();
+            if noise_first { inputs.insert(0, t) } else { inputs.push(t) }
         }
         let mut out = plan.run(inputs)?;
         let y = out.remove(0).into_tensor();
         if y.datum_type() != f32::datum_type() || y.shape() != dims.as_slice() {
-            anyhow::bail!(
-                "output \"{}\" is {} of shape {:?} where float32 of shape {:?} (the input's) was \
-                 expected",
-                self.output_name,
-                dtype_name(y.datum_type()),
-                y.shape(),
-                dims
-            );
+            return Err(wrong(&dtype_name(y.datum_type()), y.shape()));
         }
-        Ok(y)
+        let view = y.try_as_plain_ram()?;
+        take(view.as_slice::<f32>()?);
+        Ok(())
     }
 
     /// s(x, σ) for `rows` samples into `out`.
@@ -479,14 +583,14 @@ impl Network {
                 xs
             };
             let start = Instant::now();
-            let y = self.run_rows(input, chunk, sigma)?;
+            let dst = &mut out[first * d..(first + count) * d];
+            self.run_rows(input, chunk, sigma, &mut |y| {
+                for ((o, &yv), &xv) in dst.iter_mut().zip(y).zip(xs) {
+                    *o = conv.score(yv, xv, sigma);
+                }
+            })?;
             self.forward_nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
             self.forward_calls.fetch_add(1, Ordering::Relaxed);
-            let view = y.try_as_plain_ram()?;
-            let y = view.as_slice::<f32>()?;
-            for ((o, &yv), &xv) in out[first * d..(first + count) * d].iter_mut().zip(y).zip(xs) {
-                *o = conv.score(yv, xv, sigma);
-            }
         }
         Ok(())
     }
