@@ -349,8 +349,9 @@ fn bad_models_are_refused_clearly() {
     });
 }
 
-/// Same seed, same samples for any --threads; and, measured, for any --batch (tract's results
-/// for a row do not depend on the other rows of the batch for this network).
+/// Same seed, same samples for any --threads; and, measured, for any --batch on this dense
+/// network (both runtimes; for convolutional networks tract's results change with the batch
+/// size by rounding, onnxruntime's did not — README, "Runtimes").
 #[test]
 fn network_samples_do_not_depend_on_threads_or_batch() {
     each_runtime(|| {
@@ -458,5 +459,42 @@ fn shipped_digits_network_samples_digits() {
         assert!(fd < 20.0, "FD in features {fd}");
         assert!(c["distinct_nearest_fraction"].as_f64().unwrap() > 0.4);
         assert!(out.join("samples.png").exists());
+    });
+}
+
+/// `tune --score` runs its cells through the network, records it (and the runtime) in each
+/// cell's key, and ranks by `--metric fd`; `bench --score` times whole runs (a smoke run: one
+/// repeat, no PyTorch).
+#[test]
+fn tune_and_bench_take_a_network() {
+    each_runtime(|| {
+        let out = tmp("tune");
+        let model = fixture("toy2d-score.onnx");
+        let o = anneal()
+            .args(["tune", "--score", &model, "--levels", "4,8", "--eps-c", "1,2", "--seeds", "0"])
+            .args(["--n", "64", "--metric", "fd", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(stdout.contains("Fréchet distance"), "{stdout}");
+        let sweep: Value =
+            serde_json::from_slice(&std::fs::read(out.join("sweep.json")).unwrap()).unwrap();
+        let rows = sweep["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 4);
+        for r in rows {
+            assert_eq!(r["status"], "ok", "{r}");
+            assert!(r["fd"].as_f64().unwrap() >= 0.0);
+            assert!(r["config"]["score"].as_str().unwrap().ends_with("toy2d-score.onnx"));
+            assert!(r["config"]["runtime"].as_str().unwrap().starts_with(RUNTIME.get()));
+        }
+        let o = anneal()
+            .args(["bench", "--score", &model, "--n", "16", "--repeats", "1", "--no-numpy"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(stdout.contains(&format!("runtime: {}", RUNTIME.get())), "{stdout}");
     });
 }

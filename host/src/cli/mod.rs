@@ -26,8 +26,8 @@ pub enum Command {
     /// Print a noise schedule: σ_1…σ_N, the ratio γ, and on request the Technique 4 step size and
     /// the CAS η_i, β_i per step.
     Schedule(ScheduleArgs),
-    /// Sample from a built-in or file dataset's exact score; write samples, metrics, a picture
-    /// and the configuration into a folder.
+    /// Sample from a built-in or file dataset's exact score, or from a score network
+    /// (--score MODEL.onnx); write samples, metrics, a picture and the configuration into a folder.
     Sample(Box<SampleArgs>),
     /// Time one sampler step (GEMM score + noise + update) at fixed sizes beside NumPy.
     Bench(BenchArgs),

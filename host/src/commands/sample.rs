@@ -45,7 +45,11 @@ fn title(p: &RunConfig, n: usize) -> String {
         (None, None) => String::new(),
     };
     let step = if step.is_empty() { String::new() } else { format!(", {step}") };
-    format!("{}, N = {}{step} — {n} samples of {}", p.kind.name(), r.levels, p.data.name)
+    let source = match &p.network {
+        Some(net) => format!(" from the network {}", net.path().display()),
+        None => String::new(),
+    };
+    format!("{}, N = {}{step} — {n} samples of {}{source}", p.kind.name(), r.levels, p.data.name)
 }
 
 /// Runs `anneal sample`.

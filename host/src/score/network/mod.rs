@@ -332,7 +332,7 @@ impl Network {
         };
         let engine = if use_ort {
             let noise_name = noise.map(|n| names[n.index].as_str());
-            let engine = ort_engine::environment()
+            let made = ort_engine::environment()
                 .map_err(|e| {
                     UsageError::flag(format!(
                         "--runtime onnxruntime: the onnxruntime library could not be loaded ({e}); \
@@ -343,8 +343,16 @@ impl Network {
                 .and_then(|_| {
                     ort_engine::OrtEngine::new(bytes.to_vec(), &names[x_index], noise_name)
                         .map_err(|e| bad(path, e))
-                })?;
-            Engine::Ort(engine)
+                });
+            match (made, runtime) {
+                (Ok(engine), _) => Engine::Ort(engine),
+                // auto: a model onnxruntime refuses still runs on tract, which has checked it.
+                (Err(e), Runtime::Auto) => {
+                    eprintln!("warning: {e}; running the network on {TRACT}");
+                    Engine::Tract
+                }
+                (Err(e), _) => return Err(e),
+            }
         } else {
             Engine::Tract
         };
