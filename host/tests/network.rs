@@ -304,6 +304,11 @@ fn bad_models_are_refused_clearly() {
                 vec!["shape [3] (D = 3)", "--data = toy2d has D = 2"],
             ),
             (
+                vec![fixture("bad-rank1.onnx")].into_iter().chain(decl.map(String::from)).collect(),
+                2,
+                vec!["input \"x\" has rank 1", "[batch, …]"],
+            ),
+            (
                 vec![fixture("toy2d-score.onnx"), "--score-input".into(), "none".into()],
                 2,
                 vec!["2 input(s)", "\"x\", \"sigma\"", "none"],

@@ -123,6 +123,7 @@ def main():
     export(WrongShape(**toy), "bad-output-shape", (2,))
     export(NanBelow(**toy), "bad-nan", (2,))
     export(MixtureScore([[0.0, 0.0, 0.0]], [1.0], 1.0), "bad-dim3", (3,))
+    export(MixtureScore([[0.0]], [1.0], 1.0), "bad-rank1", ())  # x of shape [batch]: no sample axis
     (OUT / "bad-not-onnx.onnx").write_text("this is not an ONNX file\n")
 
 

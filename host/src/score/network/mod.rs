@@ -90,7 +90,7 @@ pub enum NoiseValues {
 /// A noise input's tensor: shape and values.
 #[derive(Debug, Clone)]
 pub struct NoiseData {
-    /// The shape: [], [B] or [B, 1].
+    /// The shape: `[]`, `[B]` or `[B, 1]`.
     pub shape: Vec<usize>,
     /// The values.
     pub values: NoiseValues,
