@@ -133,7 +133,7 @@ pub struct BenchArgs {
     /// The Python that runs host/bench/numpy_step.py.
     #[arg(long, default_value = "python3")]
     pub python: String,
-    /// Skip the NumPy reference.
+    /// Skip the NumPy reference (with --score: the PyTorch and onnxruntime reference).
     #[arg(long)]
     pub no_numpy: bool,
     /// Also time the score and the noise of one batch alone (stderr).

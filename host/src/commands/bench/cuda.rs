@@ -170,13 +170,8 @@ fn torch_cases(cases: &[WholeCase], dir: &std::path::Path) -> anyhow::Result<std
         let path = dir.join(format!("means{i}.npy"));
         let k = c.means.len() / c.dim;
         std::fs::write(&path, crate::io::npy::write_f32(&c.means, k, c.dim))?;
-        let mut steps = Vec::new();
-        for s in (0..c.plan.len()).filter_map(|j| c.plan.step(j)) {
-            let anneal_core::plan::Update::Linear { x, .. } = s.update else {
-                anyhow::bail!("{}: the PyTorch loop runs linear updates only", c.name);
-            };
-            steps.push(serde_json::json!([s.sigma, x.x, x.score, x.noise, s.noise]));
-        }
+        let steps =
+            super::linear_steps(&*c.plan).map_err(|e| anyhow::anyhow!("{}: {e}", c.name))?;
         list.push(serde_json::json!({
             "name": c.name,
             "means": path,

@@ -73,7 +73,17 @@ pub fn reference(
         .map(|c| serde_json::json!({"name": c.name, "B": c.b, "K": c.k, "D": c.d}))
         .collect();
     let arg = serde_json::to_string(&list).ok()?;
-    match Command::new(python).arg(script).arg(arg).arg(repeats.to_string()).output() {
+    python_json(python, script, &[&arg, &repeats.to_string()], what)
+}
+
+/// Runs `python script args…`; its stdout as JSON, or None (said on stderr, with `what`).
+pub fn python_json(
+    python: &str,
+    script: &str,
+    args: &[&str],
+    what: &str,
+) -> Option<serde_json::Value> {
+    match Command::new(python).arg(script).args(args).output() {
         Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
         Ok(o) => {
             eprintln!(
@@ -87,6 +97,19 @@ pub fn reference(
             None
         }
     }
+}
+
+/// A plan's steps for a PyTorch loop: `[σ, c_x, c_s, c_n, noise]` per step (linear updates
+/// only, as CAS's).
+pub fn linear_steps(plan: &dyn anneal_core::Plan) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut steps = Vec::new();
+    for s in (0..plan.len()).filter_map(|j| plan.step(j)) {
+        let anneal_core::plan::Update::Linear { x, .. } = s.update else {
+            anyhow::bail!("the PyTorch loop runs linear updates only");
+        };
+        steps.push(serde_json::json!([s.sigma, x.x, x.score, x.noise, s.noise]));
+    }
+    Ok(steps)
 }
 
 /// Runs `anneal bench`.

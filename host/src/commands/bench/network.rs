@@ -5,10 +5,9 @@
 //! given the same per-step coefficients and σ's, and its forward pass in PyTorch and
 //! onnxruntime (the shipped digits network; other models: onnxruntime only).
 
-use std::process::Command;
 use std::time::Instant;
 
-use anneal_core::{Plan, Schedule};
+use anneal_core::Schedule;
 use clap::Parser;
 
 use super::{median, time};
@@ -107,21 +106,14 @@ pub fn run(a: &BenchArgs, model: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The plan's steps for the PyTorch loop: [σ, c_x, c_s, c_n, noise] per step, the start.
+/// The plan's steps for the PyTorch loop, and the run's sizes.
 fn steps_json(p: &RunConfig) -> anyhow::Result<serde_json::Value> {
-    let mut steps = Vec::new();
-    for s in (0..p.plan.len()).filter_map(|j| p.plan.step(j)) {
-        let anneal_core::plan::Update::Linear { x, .. } = s.update else {
-            anyhow::bail!("the PyTorch loop runs linear updates only");
-        };
-        steps.push(serde_json::json!([s.sigma, x.x, x.score, x.noise, s.noise]));
-    }
     Ok(serde_json::json!({
         "n": p.n,
         "batch": p.batch,
         "dim": p.data.dim,
         "sigma1": p.schedule.sigma(0).unwrap_or(1.0),
-        "steps": steps,
+        "steps": super::linear_steps(&p.plan)?,
     }))
 }
 
@@ -144,25 +136,13 @@ fn reference(
         None => model.to_string(),
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/torch_network.py");
-    let out = Command::new(&a.python)
-        .arg(script)
-        .arg(&model_path)
-        .arg(&file)
-        .arg(repeats.to_string())
-        .output();
+    let file = file.to_string_lossy();
+    let out = super::python_json(
+        &a.python,
+        script,
+        &[&model_path, &file, &repeats.to_string()],
+        "PyTorch",
+    );
     let _ = std::fs::remove_dir_all(&dir);
-    match out {
-        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
-        Ok(o) => {
-            eprintln!(
-                "PyTorch reference failed: {}",
-                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
-            );
-            None
-        }
-        Err(e) => {
-            eprintln!("PyTorch reference not run ({}: {e})", a.python);
-            None
-        }
-    }
+    out
 }
