@@ -145,7 +145,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     for w in &p.record.warnings {
         println!("warning: {w}");
     }
-    crate::report::metrics::print_summary(&metrics);
+    crate::report::metrics::print_summary(&metrics, p.network.is_some());
     println!("wrote {}/{{samples.npy, metrics.json, samples.png, config.json}}", a.out.display());
     Ok(())
 }

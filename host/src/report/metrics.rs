@@ -320,8 +320,9 @@ pub fn compute(
     }
 }
 
-/// A few lines on stdout.
-pub fn print_summary(m: &Metrics) {
+/// A few lines on stdout; with `against_data`, also the comparison with the data points (the
+/// metrics of a learned score; metrics.json always has them).
+pub fn print_summary(m: &Metrics, against_data: bool) {
     if m.mode_weights.len() <= 10 {
         let f = |v: &[f64]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
         println!(
@@ -349,7 +350,14 @@ pub fn print_summary(m: &Metrics) {
         m.mean_pairwise_distance.samples,
         m.mean_pairwise_distance.data
     );
-    let c = &m.data_comparison;
+    if against_data {
+        print_data_comparison(&m.data_comparison);
+    }
+    println!("{:.3e} score evaluations per second", m.score_evals_per_second);
+}
+
+/// The comparison with the data points, one line.
+fn print_data_comparison(c: &DataComparison) {
     let features = match (c.frechet_features, c.frechet_features_data_split) {
         (Some(f), Some(r)) => format!("; in digit-classifier features {f:.4} (data halves {r:.4})"),
         _ => String::new(),
@@ -362,5 +370,4 @@ pub fn print_summary(m: &Metrics) {
         f(c.frechet_pixel),
         f(c.frechet_pixel_data_split)
     );
-    println!("{:.3e} score evaluations per second", m.score_evals_per_second);
 }
