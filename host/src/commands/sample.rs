@@ -133,13 +133,12 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     );
     println!("device: {device_line}");
     if let Some(net) = &p.network {
-        let (f, calls) = net.forward_time();
-        let threads = p.record.threads.min(a.n.div_ceil(p.batch)).max(1) as f64;
         println!(
-            "score: {}; {calls} forward passes took {:.1}% of the sampling time per thread \
+            "score: {}; {} forward passes took {:.1}% of the sampling time per thread \
              (the rest: noise, updates, conversions)",
             net.describe(),
-            100.0 * f / (seconds * threads)
+            net.forward_time().1,
+            100.0 * net.forward_share(seconds, p.busy_threads())
         );
     }
     for w in &p.record.warnings {

@@ -28,26 +28,17 @@ pub fn run(a: &ScoreArgs) -> anyhow::Result<()> {
     }
     // A network needs no data; the exact score is that of --data smoothed by τ.
     let network = crate::config::load_network(&a.score)?;
-    let data = match network {
-        Some(_) => None,
-        None => Some(crate::config::load_data(&a.data)?),
-    };
-    let source: Box<dyn ScoreSource + '_> = match (&network, &data) {
-        (Some(n), _) => {
+    let data;
+    let source: Box<dyn ScoreSource + '_> = match &network {
+        Some(n) => {
             n.check_sigma(a.sigma)?;
             Box::new(&**n)
         }
-        (None, Some(data)) => {
-            let tau = a.data.tau.unwrap_or(data.default_tau);
-            if !(tau.is_finite() && tau >= 0.0) {
-                return Err(UsageError::flag(format!(
-                    "--tau = {tau} is out of range: must be finite and ≥ 0"
-                ))
-                .into());
-            }
+        None => {
+            data = crate::config::load_data(&a.data)?;
+            let tau = crate::config::resolve_tau(a.data.tau, &data)?;
             Box::new(MixtureSource(Mixture::new(data.mixture(tau))))
         }
-        (None, None) => unreachable!("data is loaded when there is no network"),
     };
     let points = crate::io::data::load(&a.points)
         .map_err(|e| UsageError::flag(e.replacen("--data", "--points", 1)))?;

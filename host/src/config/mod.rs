@@ -172,6 +172,17 @@ pub fn load_data(flags: &DataFlags) -> Result<Dataset, UsageError> {
     crate::io::data::load(&flags.name(None)).map_err(UsageError::flag)
 }
 
+/// --tau as given, else `data`'s default; finite and ≥ 0.
+pub fn resolve_tau(given: Option<f64>, data: &Dataset) -> Result<f64, UsageError> {
+    let tau = given.unwrap_or(data.default_tau);
+    if !(tau.is_finite() && tau >= 0.0) {
+        return Err(UsageError::flag(format!(
+            "--tau = {tau} is out of range: must be finite and ≥ 0"
+        )));
+    }
+    Ok(tau)
+}
+
 /// Loads `--score`'s network, if any (its conventions from its sidecar and the flags).
 pub fn load_network(score: &ScoreFlags) -> Result<Option<Arc<Network>>, UsageError> {
     let Some(path) = &score.score else {
@@ -224,12 +235,7 @@ pub fn load_source(
 impl RunConfig {
     /// Validates `spec` against `data` and builds the plan.
     pub fn new(spec: &RunSpec<'_>, data: Dataset) -> Result<RunConfig, UsageError> {
-        let tau = spec.tau.unwrap_or(data.default_tau);
-        if !(tau.is_finite() && tau >= 0.0) {
-            return Err(UsageError::flag(format!(
-                "--tau = {tau} is out of range: must be finite and ≥ 0"
-            )));
-        }
+        let tau = resolve_tau(spec.tau, &data)?;
         check_counts(spec)?;
         let kind = SamplerKind::from(spec.sampler);
         let (sigma_max, sigma_max_source) = schedule::sigma_max(spec.sigma, &data)?;
@@ -334,6 +340,11 @@ impl RunConfig {
         })
     }
 
+    /// The threads that have work on the CPU: one batch each at a time.
+    pub fn busy_threads(&self) -> usize {
+        self.record.threads.min(self.n.div_ceil(self.batch)).max(1)
+    }
+
     /// The score the run samples: the network, or the exact score of the data smoothed by τ.
     pub fn source(&self) -> Box<dyn ScoreSource + '_> {
         match &self.network {
@@ -360,12 +371,9 @@ fn snap_levels(
     sched: &GeometricOrSingle,
     dim: usize,
 ) -> Result<GeometricOrSingle, UsageError> {
-    let s = net.conventions().sigmas.as_deref().unwrap_or(&[]);
-    let nearest = |v: f64| {
-        (0..s.len())
-            .min_by(|&a, &b| (s[a].ln() - v.ln()).abs().total_cmp(&(s[b].ln() - v.ln()).abs()))
-            .unwrap_or(0)
-    };
+    let conv = net.conventions();
+    let s = conv.sigmas.as_deref().unwrap_or(&[]);
+    let nearest = |v: f64| conv.levels_by_distance(v).first().copied().unwrap_or(0);
     let (a, b) = (nearest(sched.sigma_max()), nearest(sched.sigma_min()));
     if s.len() > 2 {
         let r = (s[0] / s[s.len() - 1]).ln() / (s.len() - 1) as f64;

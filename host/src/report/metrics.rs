@@ -94,14 +94,12 @@ fn nearest_point(x: &[f32], points: &[f32], d: usize) -> (usize, f64) {
         .fold((0, f64::INFINITY), |b, (j, v)| if v < b.1 { (j, v) } else { b })
 }
 
-/// [`DataComparison`] of `samples` with the data.
-fn compare_with_data(p: &Truth<'_>, samples: &[f32]) -> DataComparison {
+/// [`DataComparison`] of `samples` with the data, given each sample's nearest data point.
+fn compare_with_data(p: &Truth<'_>, samples: &[f32], nearest: &[(usize, f64)]) -> DataComparison {
     let d = p.data.dim;
     let data = &p.data.means;
     let n = samples.len() / d;
-    let nearest: Vec<usize> =
-        samples.par_chunks_exact(d).map(|x| nearest_point(x, data, d).0).collect();
-    let mut distinct = nearest.clone();
+    let mut distinct: Vec<usize> = nearest.iter().map(|v| v.0).collect();
     distinct.sort_unstable();
     distinct.dedup();
     let (mut even, mut odd) = (Vec::new(), Vec::new());
@@ -274,20 +272,10 @@ pub fn compute(
     let (sw2, floor) = sliced_w2(samples, &reference, &reference2, d, ref_seed);
     let (mps, ms) = mean_pairwise(samples, d, PAIRS_MAX);
     let (mpd, md) = mean_pairwise(&p.data.means, d, PAIRS_MAX);
-    let nearest: f64 = samples
-        .par_chunks_exact(d)
-        .map(|x| {
-            p.data
-                .means
-                .chunks_exact(d)
-                .map(|m| x.iter().zip(m).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>())
-                .fold(f64::INFINITY, f64::min)
-                .sqrt()
-        })
-        .collect::<Vec<f64>>()
-        .iter()
-        .sum::<f64>()
-        / n as f64;
+    // Each sample's nearest data point, once: its distance here, its index for the comparison.
+    let nearest_points: Vec<(usize, f64)> =
+        samples.par_chunks_exact(d).map(|x| nearest_point(x, &p.data.means, d)).collect();
+    let nearest = nearest_points.iter().map(|v| v.1.sqrt()).sum::<f64>() / n as f64;
     let non_finite = samples.chunks_exact(d).filter(|x| x.iter().any(|v| !v.is_finite())).count();
     let evals = n as f64 * plan_steps as f64;
     Metrics {
@@ -313,7 +301,7 @@ pub fn compute(
             data_used: md,
         },
         mean_nearest_component_distance: nearest,
-        data_comparison: compare_with_data(p, samples),
+        data_comparison: compare_with_data(p, samples, &nearest_points),
         non_finite,
         seconds,
         score_evals_per_second: evals / seconds.max(1e-9),

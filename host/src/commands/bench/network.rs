@@ -45,8 +45,7 @@ pub fn run(a: &BenchArgs, model: &str) -> anyhow::Result<()> {
             let t = Instant::now();
             let r = pool.install(|| crate::exec::cpu::sample(&p, &hidden, false));
             let total = t.elapsed().as_secs_f64();
-            let busy = threads.min(n.div_ceil(p.batch)) as f64;
-            shares.push(net.forward_time().0 / (total * busy));
+            shares.push(net.forward_share(total, p.busy_threads()));
             if let Err(e) = r {
                 eprintln!("run failed: {e}");
             }

@@ -280,12 +280,19 @@ impl Conventions {
         if let Some(i) = s.iter().position(|&t| (t - sigma).abs() <= 1e-6 * t) {
             return Ok(i);
         }
-        let mut by_distance: Vec<(usize, f64)> = s.iter().copied().enumerate().collect();
-        by_distance.sort_by(|a, b| {
-            (a.1.ln() - sigma.ln()).abs().total_cmp(&(b.1.ln() - sigma.ln()).abs())
+        let mut near: Vec<(usize, f64)> =
+            self.levels_by_distance(sigma).into_iter().take(2).map(|i| (i, s[i])).collect();
+        near.sort_by_key(|a| a.0);
+        Err(near)
+    }
+
+    /// The trained levels, nearest `sigma` first (distance |ln σ_i − ln σ|).
+    pub fn levels_by_distance(&self, sigma: f64) -> Vec<usize> {
+        let s = self.sigmas.as_deref().unwrap_or(&[]);
+        let mut order: Vec<usize> = (0..s.len()).collect();
+        order.sort_by(|&a, &b| {
+            (s[a].ln() - sigma.ln()).abs().total_cmp(&(s[b].ln() - sigma.ln()).abs())
         });
-        by_distance.truncate(2);
-        by_distance.sort_by_key(|a| a.0);
-        Err(by_distance)
+        order
     }
 }

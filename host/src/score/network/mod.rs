@@ -455,6 +455,12 @@ impl Network {
         )
     }
 
+    /// The forward passes' share of a run of `seconds` on `busy` threads (their summed time ÷
+    /// the threads' time).
+    pub fn forward_share(&self, seconds: f64, busy: usize) -> f64 {
+        self.forward_time().0 / (seconds * busy.max(1) as f64)
+    }
+
     /// Zeroes [`Network::forward_time`].
     pub fn reset_timing(&self) {
         self.forward_nanos.store(0, Ordering::Relaxed);
