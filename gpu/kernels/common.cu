@@ -59,6 +59,31 @@ __device__ __forceinline__ double snr_alpha(double snr, double score_norm, doubl
     return 0.0;
 }
 
+// Where a step's score comes from: the mixture's second product (s = (S'/z − y)/v, from
+// S' = R' M and the row sums z), or a network's output o at the score point y, by what the
+// network returns (host/src/score/network/conventions.rs, OutputKind::score: f64, rounded once).
+#define SCORE_MIXTURE 0u
+#define SCORE_NET 1u
+#define SCORE_NET_SIGMA 2u
+#define SCORE_NET_EPS 3u
+#define SCORE_NET_DENOISER 4u
+
+__device__ __forceinline__ float net_score(u32 mode, double sigma, float o, float y) {
+    double od = (double)o;
+    switch (mode) {
+        case SCORE_NET_SIGMA: return (float)(od / sigma);
+        case SCORE_NET_EPS: return (float)(-od / sigma);
+        case SCORE_NET_DENOISER: return (float)((od - (double)y) / (sigma * sigma));
+        default: return o;
+    }
+}
+
+// s of step r at element i: `sp` is S' (mixture) or the network's output.
+__device__ __forceinline__ float finish_score(u32 mode, const StepRec* r, float sp, float y, float inv_z,
+                                              float inv_v) {
+    return mode == SCORE_MIXTURE ? (sp * inv_z - y) * inv_v : net_score(mode, r->sigma, sp, y);
+}
+
 // The score point y = x + point_aux·a + point_noise·ξ of step r (x itself when trivial).
 __device__ __forceinline__ float score_point(const StepRec* r, float x, float a, float xi) {
     return r->trivial_point ? x : x + r->point_aux * a + r->point_noise * xi;

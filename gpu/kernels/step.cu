@@ -18,11 +18,12 @@ __device__ __forceinline__ float step_noise(const StepRec* r, u64 seed, u64 samp
 // upd / nxt: indices into `table`, or -1 for none (the prologue has no update); a record that is
 // not `active` (padding after the plan's last step) is skipped the same way. alpha: per-row α of
 // an snr update (from snr_norms). y64, when given, receives the score point widened to f64 too
-// (the DGEMM's operand).
+// (the DGEMM's operand). mode: where the score comes from (SCORE_*): the mixture's S' and z, or
+// a network's output in `sp` (z is then not read).
 extern "C" __global__ void plan_step(const StepRec* __restrict__ table, int upd, int nxt,
                                      float* __restrict__ x, float* __restrict__ a, u32 has_aux,
                                      float* __restrict__ y, double* __restrict__ y64, const float* __restrict__ sp,
-                                     const double* __restrict__ z, const double* __restrict__ alpha,
+                                     const double* __restrict__ z, const double* __restrict__ alpha, u32 mode,
                                      u32 B, u32 D, u64 seed, u64 first, u32* status) {
     u32 per_row = (D + 3u) / 4u;
     u64 t = (u64)blockIdx.x * blockDim.x + threadIdx.x;
@@ -40,7 +41,7 @@ extern "C" __global__ void plan_step(const StepRec* __restrict__ table, int upd,
     if (upd >= 0 && table[upd].active) {
         const StepRec* r = table + upd;
         const float inv_v = (float)r->inv_v;
-        const float inv_z = (float)(1.0 / z[b]);
+        const float inv_z = mode == SCORE_MIXTURE ? (float)(1.0 / z[b]) : 1.0f;
         Words w;
         bool have = false;
         bool ok_s = true, ok_x = true, ok_a = true;
@@ -50,7 +51,7 @@ extern "C" __global__ void plan_step(const StepRec* __restrict__ table, int upd,
             cn = (float)sqrt(2.0 * alpha[b]);
         }
         for (u32 e = 0; e < n; ++e) {
-            float s = (sp[base + e] * inv_z - y[base + e]) * inv_v;
+            float s = finish_score(mode, r, sp[base + e], y[base + e], inv_z, inv_v);
             ok_s = ok_s && finite_f(s);
             float xi = step_noise(r, seed, sample, block, e, &w, &have);
             update_element(r, has_aux, ca, cn, s, xi, &xv[e], &av[e]);
@@ -83,13 +84,14 @@ extern "C" __global__ void plan_step(const StepRec* __restrict__ table, int upd,
 // is not an active snr update (a captured chunk launches it at every step).
 extern "C" __global__ void snr_norms(const StepRec* __restrict__ table, int upd, const float* __restrict__ y,
                                      const float* __restrict__ sp, const double* __restrict__ z,
-                                     double* __restrict__ alpha, u32 B, u32 D, u64 seed, u64 first) {
+                                     double* __restrict__ alpha, u32 mode, u32 B, u32 D, u64 seed,
+                                     u64 first) {
     u32 b = blockIdx.x * blockDim.x + threadIdx.x;
     if (b >= B) return;
     const StepRec* r = table + upd;
     if (r->kind != 1u || !r->active) return;
     const float inv_v = (float)r->inv_v;
-    const float inv_z = (float)(1.0 / z[b]);
+    const float inv_z = mode == SCORE_MIXTURE ? (float)(1.0 / z[b]) : 1.0f;
     u64 sample = first + b;
     double ns = 0.0, nx = 0.0;
     for (u32 block = 0; 4u * block < D; ++block) {
@@ -97,7 +99,7 @@ extern "C" __global__ void snr_norms(const StepRec* __restrict__ table, int upd,
         bool have = false;
         for (u32 e = 0; e < 4u && 4u * block + e < D; ++e) {
             u64 i = (u64)b * D + 4u * block + e;
-            float s = (sp[i] * inv_z - y[i]) * inv_v;
+            float s = finish_score(mode, r, sp[i], y[i], inv_z, inv_v);
             float xi = step_noise(r, seed, sample, block, e, &w, &have);
             ns += (double)s * (double)s;
             nx += (double)xi * (double)xi;

@@ -65,6 +65,21 @@ impl Device {
     /// Opens device `ordinal`: the driver, a context, NVRTC (the kernels are compiled for the
     /// device's architecture, once per process), cuBLAS. Every missing piece is a typed error.
     pub fn open(ordinal: usize) -> Result<Device, Error> {
+        Device::open_with(ordinal, None)
+    }
+
+    /// [`Device::open`] on a stream another library owns (its context must be the device's
+    /// primary context, as cudarc's `CudaContext::new` makes it): every kernel and copy of this
+    /// device is then ordered with that library's work on the stream, with no synchronisation
+    /// between them (how a score network's forward pass and the plan's steps share device
+    /// memory, [`Device::run_plan_network`]). The stream's context must have its event tracking
+    /// off, as this device's own has.
+    pub fn on_stream(stream: Arc<CudaStream>) -> Result<Device, Error> {
+        let ordinal = stream.context().ordinal();
+        Device::open_with(ordinal, Some(stream))
+    }
+
+    fn open_with(ordinal: usize, stream: Option<Arc<CudaStream>>) -> Result<Device, Error> {
         let found = probe();
         if !found.driver {
             return Err(Error::MissingLibrary {
@@ -79,7 +94,10 @@ impl Device {
                 detail: format!("the driver sees {count} device(s)"),
             });
         }
-        let ctx = CudaContext::new(ordinal).map_err(Error::driver("creating a context"))?;
+        let ctx = match &stream {
+            Some(s) => s.context().clone(),
+            None => CudaContext::new(ordinal).map_err(Error::driver("creating a context"))?,
+        };
         // SAFETY: every buffer of this context is used on its one stream, in stream order; no
         // cross-stream event is needed (and none may be waited on inside a stream capture).
         unsafe { ctx.disable_event_tracking() };
@@ -115,7 +133,10 @@ impl Device {
             noise_rows: f("noise_rows")?,
             _module: module.clone(),
         };
-        let stream = ctx.new_stream().map_err(Error::driver("creating a stream"))?;
+        let stream = match stream {
+            Some(s) => s,
+            None => ctx.new_stream().map_err(Error::driver("creating a stream"))?,
+        };
         let blas = CudaBlas::new(stream.clone()).map_err(Error::cublas("creating a handle"))?;
         let options = crate::Options::for_capability(capability);
         Ok(Device { ctx, stream, blas, kernels, options, name, capability })

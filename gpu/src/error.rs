@@ -57,6 +57,16 @@ pub enum Error {
         /// The largest allowed.
         max: usize,
     },
+    /// A score network's forward pass failed ([`crate::DeviceNetwork::forward`]).
+    #[error("the network's forward pass failed at level {level}, step {step}: {detail}")]
+    Network {
+        /// Level (1-based) of the step.
+        level: usize,
+        /// Step (1-based) within the whole plan.
+        step: usize,
+        /// What the network's runtime said.
+        detail: String,
+    },
     /// An error of the core (bad parameters, buffers, or a non-finite value at a level and step).
     #[error(transparent)]
     Core(#[from] anneal_core::Error),

@@ -14,7 +14,7 @@ use crate::options::{
     F64_OVER_F32_EPS, GRAPH_MIN_CHUNKS, SHARED_LOGITS_MAX, SMALL_WORK, SPARSE_MAX, Use,
 };
 use crate::run::{GEMM_CHUNK, Mixture, RunCtx, RunStats, u32_of};
-use crate::table::{STATUS_OK, StepRec, records};
+use crate::table::{SCORE_MIXTURE, STATUS_OK, StepRec, records};
 use crate::{Device, Error};
 
 /// What one row chunk of the GEMM path did.
@@ -318,6 +318,7 @@ impl Device {
                     .arg(&*bufs.sp)
                     .arg(&*bufs.z)
                     .arg(&mut *bufs.alpha)
+                    .arg(&SCORE_MIXTURE)
                     .arg(&b32)
                     .arg(&d32)
                     .arg(&seed)
@@ -467,6 +468,7 @@ impl Device {
             .arg(&*bufs.sp)
             .arg(&*bufs.z)
             .arg(&*bufs.alpha)
+            .arg(&SCORE_MIXTURE)
             .arg(&b32)
             .arg(&d32)
             .arg(&seed)

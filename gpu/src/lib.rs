@@ -7,6 +7,9 @@
 //! FP32 rate, the second product becomes a gather at steps whose rows are sparse, and long plans
 //! of small steps replay a captured CUDA graph ([`Options`]). Small mixtures (toy2d) run a
 //! persistent loop instead: one thread per sample through a chunk of steps, one launch per chunk.
+//! A score network ([`DeviceNetwork`], run by a runtime outside this crate on the same stream)
+//! takes the mixture's place: the same fused step reads its output on the device
+//! ([`Device::run_plan_network`]).
 //!
 //! Everything is loaded at run time (`dynamic-loading`, CUDA 13.0): the crate builds and its
 //! non-GPU tests run on a machine without CUDA, and a missing driver, device, NVRTC or cuBLAS is
@@ -26,6 +29,7 @@ mod direct;
 mod error;
 mod gemm;
 pub mod kernels;
+mod net;
 mod options;
 mod run;
 pub mod table;
@@ -33,5 +37,6 @@ mod timing;
 
 pub use device::{Device, Probe, probe};
 pub use error::Error;
+pub use net::{DeviceNetwork, NetOutput};
 pub use options::{GRAPH_MIN_CHUNKS, Options, SMALL_WORK, SPARSE_MAX, Use};
 pub use run::{DIRECT_CHUNK, GEMM_CHUNK, Mixture, RunStats, Start};

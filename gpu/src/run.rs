@@ -54,6 +54,10 @@ pub struct RunStats {
     pub f64_logits: bool,
     /// GEMM path: steps (summed over row chunks) whose S' = R' M came from the sparse kernel.
     pub sparse_steps: u64,
+    /// A score network's path ([`Device::run_plan_network`]).
+    pub network: bool,
+    /// Network path: wall-clock seconds inside the network's forward passes.
+    pub seconds_network: f64,
     /// Wall-clock seconds of the set-up: the states, means and tables on the device, the means'
     /// norms (GEMM path; the direct path counts it in the steps).
     pub seconds_setup: f64,
@@ -68,6 +72,12 @@ impl RunStats {
     pub fn summary(&self) -> String {
         if self.direct {
             return "direct path".into();
+        }
+        if self.network {
+            return format!(
+                "network path: forward passes {:.0}% of the steps' time, states on the device",
+                100.0 * self.seconds_network / self.seconds_steps.max(1e-12)
+            );
         }
         let mut s = String::from("GEMM path");
         if self.f64_logits {

@@ -113,6 +113,10 @@ pub fn records<P: Plan + ?Sized>(
         .collect()
 }
 
+/// `mode` of `plan_step` and `snr_norms`: the score from the mixture's S' and row sums (the
+/// kernels' `SCORE_MIXTURE`); a network's modes follow its [`crate::NetOutput`] (1 to 4).
+pub const SCORE_MIXTURE: u32 = 0;
+
 /// No failure recorded (the kernels' `STATUS_OK`).
 pub const STATUS_OK: u32 = u32::MAX;
 

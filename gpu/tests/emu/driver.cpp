@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
         auto step = [&](int upd, int nxt) {
             launch(step_blocks, 256, [&] {
                 plan_step(table.data(), upd, nxt, x.data(), a.data(), has_aux, y.data(),
-                          g_f64 ? y64.data() : nullptr, sp.data(), z.data(), alpha.data(), B, D, seed, first,
+                          g_f64 ? y64.data() : nullptr, sp.data(), z.data(), alpha.data(), SCORE_MIXTURE, B, D, seed, first,
                           &status);
             });
         };
@@ -116,7 +116,8 @@ int main(int argc, char** argv) {
                     }
             }
             launch((B + 127) / 128, 128, [&] {
-                snr_norms(table.data(), (int)k, y.data(), sp.data(), z.data(), alpha.data(), B, D, seed, first);
+                snr_norms(table.data(), (int)k, y.data(), sp.data(), z.data(), alpha.data(), SCORE_MIXTURE, B, D,
+                          seed, first);
             });
             step((int)k, k + 1 < len ? (int)k + 1 : -1);
         }
