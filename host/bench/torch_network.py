@@ -1,6 +1,9 @@
 """The PyTorch CPU reference of `anneal bench --score MODEL`: the same network, the same plan.
 
-Usage: python3 torch_network.py MODEL.onnx CASE.json REPEATS   (CASE.json as written by anneal)
+Usage: python3 torch_network.py MODEL.onnx CASE.json REPEATS [cuda]   (CASE.json as written by anneal)
+
+With `cuda` the same loop and forward pass run on the GPU instead (float32, TF32 off, timed with
+the device synchronised), under the keys whole_cuda and torch_forward_cuda.
 
 - whole: seconds of a whole run (median of REPEATS after one warm-up) at 1 and 2 threads: n
   samples from N(0.5, σ_1² I), then per step s = net(x, σ), fresh normal noise when the step
@@ -50,8 +53,48 @@ def torch_model(path):
     return net
 
 
+def run_cuda(path, case, repeats):
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    dev = torch.device("cuda")
+    net = torch_model(path).to(dev)
+    d, n = case["dim"], case["n"]
+    gen = torch.Generator(device=dev).manual_seed(0)
+
+    def whole():
+        with torch.inference_mode():
+            x = 0.5 + case["sigma1"] * torch.randn(n, d, generator=gen, device=dev)
+            for sigma, cx, cs, cn, noise in case["steps"]:
+                s = net(x, torch.full((n,), sigma, device=dev))
+                if noise:
+                    x = cx * x + cs * s + cn * torch.randn(n, d, generator=gen, device=dev)
+                else:
+                    x = cx * x + cs * s
+            torch.cuda.synchronize()
+            return x
+
+    xt = torch.full((256, d), 0.5, device=dev)
+    st = torch.full((256,), 1.0, device=dev)
+
+    def fwd():
+        with torch.inference_mode():
+            net(xt, st)
+            torch.cuda.synchronize()
+
+    out = {
+        "whole_cuda": median_time(whole, repeats),
+        "torch_forward_cuda": median_time(fwd, repeats * 3),
+        "versions": f"PyTorch {torch.__version__} on {torch.cuda.get_device_name(0)}",
+    }
+    print(json.dumps(out))
+
+
 def main():
     path, case, repeats = pathlib.Path(sys.argv[1]), json.load(open(sys.argv[2])), int(sys.argv[3])
+    if len(sys.argv) > 4 and sys.argv[4] == "cuda":
+        return run_cuda(path, case, repeats)
     out = {"whole": {}, "torch_forward": {}, "ort_forward": {}, "versions": ""}
     versions = []
     d, n = case["dim"], case["n"]

@@ -62,6 +62,9 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     let (samples, trace) = match &device {
         Some(dev) => {
             p.record.device = dev.describe();
+            if let Some(score) = &mut p.record.score {
+                score.runtime = crate::score::network::cuda_engine::TRACT_CUDA.into();
+            }
             let progress =
                 crate::report::progress::bar((a.n * p.plan.len()) as u64, "sample-steps");
             let (samples, stats) = exec::cuda::sample_cuda(&p, dev, &progress)?;
@@ -133,12 +136,15 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     );
     println!("device: {device_line}");
     if let Some(net) = &p.network {
+        let (describe, busy) = match &device {
+            Some(_) => (net.describe_on(crate::score::network::cuda_engine::TRACT_CUDA), 1),
+            None => (net.describe(), p.busy_threads()),
+        };
         println!(
-            "score: {}; {} forward passes took {:.1}% of the sampling time per thread \
+            "score: {describe}; {} forward passes took {:.1}% of the sampling time per thread \
              (the rest: noise, updates, conversions)",
-            net.describe(),
             net.forward_time().1,
-            100.0 * net.forward_share(seconds, p.busy_threads())
+            100.0 * net.forward_share(seconds, busy)
         );
     }
     for w in &p.record.warnings {

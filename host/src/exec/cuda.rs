@@ -6,9 +6,11 @@ use super::start::Start;
 use crate::cli::{DeviceKind, InitKind, SampleArgs, SnrNormsKind};
 use crate::config::RunConfig;
 use crate::error::UsageError;
+use crate::score::network::{Runtime, cuda_engine};
 
 /// Samples `p`'s `0..n` on a CUDA device, all rows at once (the device splits them only when its
-/// scratch memory asks for it); the default start is drawn on the device, the others on the host.
+/// scratch memory asks for it; a network takes them in one batch); the default start is drawn on
+/// the device, the others on the host.
 pub fn sample_cuda(
     p: &RunConfig,
     dev: &anneal_gpu::Device,
@@ -26,9 +28,19 @@ pub fn sample_cuda(
             .map_err(|e| anyhow::anyhow!("initialisation failed: {e}"))?;
         (x, anneal_gpu::Start::Given)
     };
-    let mix = p.data.mixture(p.tau);
     let mut report = |row_steps: u64| progress.inc(row_steps);
-    match dev.run_plan_from(&p.plan, &mix, seed, 0, from, &mut x, &mut report) {
+    let ran = match &p.network {
+        Some(net) => {
+            let mut on_device = prepare_network(net, n)?;
+            let d = p.data.dim;
+            dev.run_plan_network(&p.plan, &mut on_device, d, seed, 0, from, &mut x, &mut report)
+        }
+        None => {
+            let mix = p.data.mixture(p.tau);
+            dev.run_plan_from(&p.plan, &mix, seed, 0, from, &mut x, &mut report)
+        }
+    };
+    match ran {
         Ok(stats) => Ok((x, stats)),
         Err(anneal_gpu::Error::Core(e @ Error::NonFinite { .. })) => {
             anyhow::bail!("sampling stopped on {}: {e}; nothing was written", dev.describe())
@@ -37,10 +49,25 @@ pub fn sample_cuda(
     }
 }
 
-/// The CUDA device `--device` asks for, or None for the CPU, and the line that says which.
+/// `net` prepared by tract-cuda for batches of `rows` on the device [`cuda_engine::open_device`]
+/// opened on this thread.
+pub fn prepare_network(
+    net: &crate::score::network::Network,
+    rows: usize,
+) -> anyhow::Result<cuda_engine::CudaNetwork<'_>> {
+    cuda_engine::CudaNetwork::new(net, rows)
+        .map_err(|e| anyhow::anyhow!("--score = {}: {e}", net.path().display()))
+}
+
+/// The CUDA device `--device` asks for, or None for the CPU, and the line that says which. A
+/// network runs on the device through tract-cuda ([`cuda_engine::open_device`]: the device is
+/// then opened on tract's stream of this thread).
 pub fn resolve_device(a: &SampleArgs) -> Result<(Option<anneal_gpu::Device>, String), UsageError> {
-    let cpu_only = if a.score.score.is_some() {
-        Some("--score (a network)")
+    let network = a.score.score.is_some();
+    let cpu_only = if network && a.score.runtime == Runtime::Tract {
+        Some("--runtime tract")
+    } else if network && a.score.runtime == Runtime::Onnxruntime {
+        Some("--runtime onnxruntime")
     } else if a.trace {
         Some("--trace")
     } else if a.options.snr.is_some() && a.options.snr_norms == SnrNormsKind::BatchMean {
@@ -48,13 +75,20 @@ pub fn resolve_device(a: &SampleArgs) -> Result<(Option<anneal_gpu::Device>, Str
     } else {
         None
     };
+    let open = || {
+        if network {
+            cuda_engine::open_device()
+        } else {
+            anneal_gpu::Device::open(0).map_err(|e| e.to_string())
+        }
+    };
     match (a.device, cpu_only) {
         (DeviceKind::Cpu, _) => Ok((None, "cpu".into())),
         (DeviceKind::Cuda, Some(flag)) => Err(UsageError::flag(format!(
             "--device cuda: {flag} runs on the CPU only; use --device cpu or drop {flag}"
         ))),
         (DeviceKind::Auto, Some(flag)) => Ok((None, format!("cpu ({flag} runs on the CPU only)"))),
-        (DeviceKind::Cuda, None) => match anneal_gpu::Device::open(0) {
+        (DeviceKind::Cuda, None) => match open() {
             Ok(d) => {
                 let line = d.describe();
                 Ok((Some(d), line))
@@ -63,7 +97,7 @@ pub fn resolve_device(a: &SampleArgs) -> Result<(Option<anneal_gpu::Device>, Str
                 Err(UsageError::flag(format!("--device cuda: {e}; use --device cpu or auto")))
             }
         },
-        (DeviceKind::Auto, None) => match anneal_gpu::Device::open(0) {
+        (DeviceKind::Auto, None) => match open() {
             Ok(d) => {
                 let line = d.describe();
                 Ok((Some(d), line))

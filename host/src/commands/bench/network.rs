@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use anneal_core::Schedule;
+use anneal_core::{Plan, Schedule};
 use clap::Parser;
 
 use super::{median, time};
@@ -26,8 +26,11 @@ fn sample_config(model: &str, n: usize, threads: usize, batch: usize) -> anyhow:
     Ok(RunConfig::new(&RunSpec::from_sample(&a, &serde_json::Value::Null, net.as_ref()), data)?)
 }
 
-/// Runs `anneal bench --score`.
+/// Runs `anneal bench --score` (on the GPU with `--device cuda`).
 pub fn run(a: &BenchArgs, model: &str) -> anyhow::Result<()> {
+    if a.device == crate::cli::BenchDevice::Cuda {
+        return run_cuda(a, model);
+    }
     let n = a.n;
     let repeats = a.repeats.clamp(3, 10);
     println!("anneal bench --score {model}: whole runs of n = {n}, median of {repeats}");
@@ -66,7 +69,7 @@ pub fn run(a: &BenchArgs, model: &str) -> anyhow::Result<()> {
             cases.push(steps_json(&p)?);
         }
     }
-    let torch = reference(a, model, &cases[0], repeats);
+    let torch = reference(a, model, &cases[0], repeats, None);
     let runtime =
         sample_config(model, n, 1, n)?.network.map(|net| net.runtime()).unwrap_or_default();
     println!("runtime: {runtime}");
@@ -105,6 +108,75 @@ pub fn run(a: &BenchArgs, model: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `anneal bench --score MODEL --device cuda`: whole runs of the default plan with the network
+/// on the GPU (tract-cuda) and the plan's steps on the same stream, beside the same PyTorch loop
+/// on the same GPU (float32, TF32 off). The preparation (tract's CUDA transform and
+/// optimisation) is timed apart, once: a run reuses it.
+fn run_cuda(a: &BenchArgs, model: &str) -> anyhow::Result<()> {
+    use crate::score::network::cuda_engine;
+    let n = a.n;
+    let repeats = a.repeats.clamp(3, 10);
+    let dev = cuda_engine::open_device().map_err(|e| anyhow::anyhow!("--device cuda: {e}"))?;
+    println!(
+        "anneal bench --score {model} --device cuda on {}: whole runs of n = {n}, median of {repeats}",
+        dev.describe()
+    );
+    let p = sample_config(model, n, 1, n)?;
+    let net = p.network.clone().ok_or_else(|| anyhow::anyhow!("no network"))?;
+    let t = Instant::now();
+    let mut on_device = crate::exec::cuda::prepare_network(&net, n)?;
+    let prepare = t.elapsed().as_secs_f64();
+    let center = crate::exec::start::Start::new(&p).mean;
+    let from = anneal_gpu::Start::Normal { center: &center, sigma: p.schedule.sigma_max() };
+    let mut x = vec![0.0f32; n * p.data.dim];
+    let mut shares = Vec::new();
+    let mut summary = String::new();
+    let runs = super::runs(repeats, || {
+        net.reset_timing();
+        let t = Instant::now();
+        let r = dev.run_plan_network(
+            &p.plan,
+            &mut on_device,
+            p.data.dim,
+            p.seed,
+            0,
+            from,
+            &mut x,
+            &mut |_| {},
+        );
+        let total = t.elapsed().as_secs_f64();
+        shares.push(net.forward_share(total, 1));
+        match r {
+            Ok(stats) => summary = stats.summary(),
+            Err(e) => eprintln!("run failed: {e}"),
+        }
+    });
+    let whole = median(runs);
+    let share = median(shares);
+    let torch = reference(a, model, &steps_json(&p)?, repeats, Some("cuda"));
+    let t = torch.as_ref().and_then(|t| t["whole_cuda"].as_f64());
+    println!("runtime: {}; {summary}", cuda_engine::TRACT_CUDA);
+    println!("preparation (tract-cuda transform and optimisation, once): {:.3} s", prepare);
+    println!(
+        "{:<6} {:>12} {:>12} {:>9} {:>16} {:>14}",
+        "n", "anneal s", "torch s", "speed-up", "network share", "ms per step"
+    );
+    println!(
+        "{n:<6} {whole:>12.4} {:>12} {:>9} {:>15.1}% {:>14.3}",
+        t.map_or("-".into(), |v| format!("{v:.4}")),
+        t.map_or("-".into(), |v| format!("{:.2}×", v / whole)),
+        100.0 * share,
+        whole * 1e3 / p.plan.len().max(1) as f64
+    );
+    if let Some(v) = torch.as_ref().and_then(|t| t["torch_forward_cuda"].as_f64()) {
+        println!("PyTorch forward@256 on the GPU: {:.3} ms", v * 1e3);
+    }
+    if let Some(v) = torch.as_ref().and_then(|t| t["versions"].as_str()) {
+        println!("reference: {v}");
+    }
+    Ok(())
+}
+
 /// The plan's steps for the PyTorch loop, and the run's sizes.
 fn steps_json(p: &RunConfig) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::json!({
@@ -122,6 +194,7 @@ fn reference(
     model: &str,
     case: &serde_json::Value,
     repeats: usize,
+    device: Option<&str>,
 ) -> Option<serde_json::Value> {
     if a.no_numpy {
         return None;
@@ -136,12 +209,10 @@ fn reference(
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/torch_network.py");
     let file = file.to_string_lossy();
-    let out = super::python_json(
-        &a.python,
-        script,
-        &[&model_path, &file, &repeats.to_string()],
-        "PyTorch",
-    );
+    let repeats = repeats.to_string();
+    let mut args = vec![model_path.as_str(), &file, &repeats];
+    args.extend(device);
+    let out = super::python_json(&a.python, script, &args, "PyTorch");
     let _ = std::fs::remove_dir_all(&dir);
     out
 }

@@ -1,5 +1,6 @@
 //! A trained score network: an ONNX file (exported by `torch.onnx.export`) run on the CPU by
-//! tract, with its declared [`Conventions`] turning the network's output into s(x, σ).
+//! tract or onnxruntime ([`ort_engine`]), or on a CUDA device by tract-cuda ([`cuda_engine`]),
+//! with its declared [`Conventions`] turning the network's output into s(x, σ).
 //!
 //! The model is loaded and typed once ([`Network::load`]), checked by one forward pass (inputs,
 //! output shape), and optimised once per batch size (the batch symbol bound to the size: the
@@ -7,6 +8,7 @@
 //! in chunks of that size.
 
 pub mod conventions;
+pub mod cuda_engine;
 pub mod ort_engine;
 
 use std::collections::HashMap;
@@ -379,6 +381,8 @@ impl Network {
         let x = vec![0.0f32; 2 * net.dim()];
         let mut out = vec![0.0f32; 2 * net.dim()];
         net.forward(&x, 2, sigma, &mut out).map_err(|e| bad(path, e))?;
+        // The check is not part of any run's forward time.
+        net.reset_timing();
         Ok(net)
     }
 
@@ -415,13 +419,17 @@ impl Network {
 
     /// One line: the file, the conventions, the runtime.
     pub fn describe(&self) -> String {
+        self.describe_on(&format!("{} on the CPU", self.runtime()))
+    }
+
+    /// [`Network::describe`] with the forward passes run by `runtime`.
+    pub fn describe_on(&self, runtime: &str) -> String {
         format!(
-            "{} (input {}, output {}, shape {:?}; {} on the CPU)",
+            "{} (input {}, output {}, shape {:?}; {runtime})",
             self.path.display(),
             self.conv.input.name(),
             self.conv.output.name(),
             self.shape,
-            self.runtime()
         )
     }
 
@@ -472,18 +480,28 @@ impl Network {
         self.failure.lock().ok().and_then(|f| f.clone())
     }
 
+    /// The typed model with its batch symbol bound to `batch`.
+    fn model_for_batch(&self, batch: usize) -> TractResult<TypedModel> {
+        match &self.batch {
+            BatchDim::Symbol(s) => {
+                let subs = HashMap::from([(s.clone(), TDim::Val(batch as i64))]);
+                self.model.set_symbols(&subs)
+            }
+            BatchDim::Fixed(_) => Ok(self.model.clone()),
+        }
+    }
+
+    /// Counts one forward pass begun at `start` in [`Network::forward_time`].
+    fn count_forward(&self, start: Instant) {
+        self.forward_nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.forward_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn plan(&self, batch: usize) -> TractResult<Plan> {
         if let Some(p) = self.plans.lock().ok().and_then(|m| m.get(&batch).cloned()) {
             return Ok(p);
         }
-        let model = match &self.batch {
-            BatchDim::Symbol(s) => {
-                let subs = HashMap::from([(s.clone(), TDim::Val(batch as i64))]);
-                self.model.set_symbols(&subs)?
-            }
-            BatchDim::Fixed(_) => self.model.clone(),
-        };
-        let plan = model.into_optimized()?.into_runnable()?;
+        let plan = self.model_for_batch(batch)?.into_optimized()?.into_runnable()?;
         if let Ok(mut m) = self.plans.lock() {
             m.insert(batch, plan.clone());
         }
@@ -603,8 +621,7 @@ impl Network {
                     *o = conv.score(yv, xv, sigma);
                 }
             })?;
-            self.forward_nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            self.forward_calls.fetch_add(1, Ordering::Relaxed);
+            self.count_forward(start);
         }
         Ok(())
     }
