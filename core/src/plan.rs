@@ -57,15 +57,42 @@ impl Lin {
 }
 
 /// How the signal-to-noise corrector's norms are taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// The step `α = 2 (snr ‖ξ‖/‖s‖)²` taken from a sample's *own* norms depends on its state: near a
+/// mode's centre ‖s‖ → 0 and α grows without bound. A Langevin chain whose step α(x) depends on
+/// the state has the stationary density p(x)/α(x), not p(x) (zero Fokker–Planck flux of
+/// `dX = α ∇log p dt + √(2α) dW`), and with α ∝ 1/‖s‖² that pushes mass out of every mode: in
+/// low dimension (where ‖s‖ does not concentrate) the per-sample rule is biased, and it can
+/// diverge. Means over many samples make α (almost) state-free, as score_sde's batch means do;
+/// [`SnrNorms::Grouped`] takes them over fixed groups of samples so that a sample does not depend
+/// on the batch it runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SnrNorms {
-    /// ‖s‖ and ‖ξ‖ of each sample (the default; the batch does not change a sample).
-    #[default]
+    /// The means of ‖s‖ and of ‖ξ‖ over consecutive groups of `size` rows of the batch (the
+    /// last group of a batch may be shorter). A caller that starts every batch at a multiple
+    /// of `size` (and makes every batch but the last a multiple of it) gets samples that do not
+    /// depend on the batch size: the default, with [`SnrNorms::DEFAULT_GROUP`].
+    Grouped {
+        /// Samples per group, ≥ 1.
+        size: u32,
+    },
+    /// ‖s‖ and ‖ξ‖ of each sample (biased in low dimension, see above; `Grouped` with size 1).
     PerSample,
     /// Their means over the batch, as score_sde and diffusers compute them — for comparison only:
     /// a sample then depends on the batch it is run in.
     BatchMean,
+}
+
+impl SnrNorms {
+    /// The default group: 256 samples.
+    pub const DEFAULT_GROUP: u32 = 256;
+}
+
+impl Default for SnrNorms {
+    fn default() -> Self {
+        SnrNorms::Grouped { size: SnrNorms::DEFAULT_GROUP }
+    }
 }
 
 /// How a step replaces the state.
@@ -549,21 +576,24 @@ where
                 }
             }
             Update::Snr { snr, norms } => {
-                let batch_alpha = match norms {
-                    SnrNorms::PerSample => None,
-                    SnrNorms::BatchMean => {
-                        let b = n.checked_div(dim).unwrap_or(1) as f64;
-                        let gs: f64 = s_buf.chunks_exact(dim).map(norm).sum::<f64>() / b;
-                        let ns: f64 = xi.chunks_exact(dim).map(norm).sum::<f64>() / b;
-                        Some(snr_alpha(snr, gs, ns))
-                    }
+                // Rows per group of shared norms (one: each sample's own), then values.
+                let rows_per_group = match norms {
+                    SnrNorms::PerSample => 1,
+                    SnrNorms::Grouped { size } => size as usize,
+                    SnrNorms::BatchMean => n.checked_div(dim).unwrap_or(1),
                 };
-                for ((xr, sr), nr) in
-                    x.chunks_exact_mut(dim).zip(s_buf.chunks_exact(dim)).zip(xi.chunks_exact(dim))
+                let group = NonZeroUsize::new(rows_per_group.saturating_mul(dim))
+                    .unwrap_or(NonZeroUsize::MIN)
+                    .get();
+                for ((xg, sg), ng) in
+                    x.chunks_mut(group).zip(s_buf.chunks(group)).zip(xi.chunks(group))
                 {
-                    let alpha = batch_alpha.unwrap_or_else(|| snr_alpha(snr, norm(sr), norm(nr)));
+                    let rows = sg.len().checked_div(dim).unwrap_or(1) as f64;
+                    let gs = sg.chunks_exact(dim).map(norm).sum::<f64>() / rows;
+                    let ns = ng.chunks_exact(dim).map(norm).sum::<f64>() / rows;
+                    let alpha = snr_alpha(snr, gs, ns);
                     let (a, c) = (F::from_f64(alpha), F::from_f64(libm::sqrt(2.0 * alpha)));
-                    for ((xv, &sv), &nv) in xr.iter_mut().zip(sr).zip(nr) {
+                    for ((xv, &sv), &nv) in xg.iter_mut().zip(sg).zip(ng) {
                         *xv = *xv + a * sv + c * nv;
                     }
                 }

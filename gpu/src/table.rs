@@ -81,9 +81,13 @@ impl StepRec {
                 r.kind = 1;
                 r.snr = snr as f32;
             }
-            Update::Snr { norms: SnrNorms::BatchMean, .. } => {
+            Update::Snr { snr, norms: SnrNorms::Grouped { size: 1 } } => {
+                r.kind = 1;
+                r.snr = snr as f32;
+            }
+            Update::Snr { norms: SnrNorms::BatchMean | SnrNorms::Grouped { .. }, .. } => {
                 return Err(crate::Error::Unsupported(
-                    "batch-mean snr norms make a sample depend on its batch; the CUDA backend runs per-sample norms only (--snr-norms per-sample, or --device cpu)",
+                    "grouped and batch-mean snr norms run on the CPU; the CUDA backend runs per-sample norms only (--snr-norms per-sample, or --device cpu)",
                 ));
             }
         }

@@ -249,6 +249,53 @@ fn every_sampler_runs_with_its_defaults() {
     }
 }
 
+/// `--init`: the starts as the peers draw them. With a negligible step (ALS, ε = 1e-12, two
+/// levels, one step each, no denoising) the samples are their starts: `normal` is centred on the
+/// data mean (toy2d: (3, 3)), `prior` on 0 with spread σ_1 (score_sde's VE prior), and
+/// `uniform:0:1` fills [0, 1]² (NCSN's and NCSNv2's image start) with mean 1/2 and variance 1/12.
+/// Means within 4 standard errors (σ/√n, n = 4000); config.json records the start.
+#[test]
+fn starts_as_the_peers_draw_them() {
+    let n = 4000.0f64;
+    let base = ["--sampler", "als", "--levels", "2", "--sigma-max", "10", "--sigma-min", "5"];
+    let tail = ["--steps-per-level", "1", "--eps", "1e-12", "--denoise", "false", "--n", "4000"];
+    let moments = |init: &str| {
+        let out = tmp(&format!("init-{init}"));
+        let mut args = base.to_vec();
+        args.extend(tail);
+        args.extend(["--init", init]);
+        run_ok(&args, &out);
+        let cfg: Value =
+            serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+        assert_eq!(cfg["flags"]["init"], init, "{cfg}");
+        let b = std::fs::read(out.join("samples.npy")).unwrap();
+        let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
+        let v: Vec<f64> = b[10 + hlen..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+        let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+        (mean, var, lo, hi)
+    };
+    let (m, v, _, _) = moments("normal");
+    assert!((m - 3.0).abs() < 4.0 * 10.0 / n.sqrt() && (v.sqrt() - 10.0).abs() < 0.5, "{m} {v}");
+    let (m, v, _, _) = moments("prior");
+    assert!(m.abs() < 4.0 * 10.0 / n.sqrt() && (v.sqrt() - 10.0).abs() < 0.5, "{m} {v}");
+    let (m, v, lo, hi) = moments("uniform:0:1");
+    assert!((m - 0.5).abs() < 4.0 * (1.0f64 / 12.0).sqrt() / n.sqrt(), "{m}");
+    assert!((v - 1.0 / 12.0).abs() < 0.005 && lo >= -1e-4 && hi <= 1.0 + 1e-4, "{v} {lo} {hi}");
+    let o = anneal()
+        .args(["sample", "--init", "uniform:1:0", "--out"])
+        .arg(tmp("init-bad"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("uniform:1:0") && err.contains("LO must be below HI"), "{err}");
+}
+
 /// `--device`: without a CUDA driver, `cuda` exits 2 naming the flag and what is missing, and
 /// `auto` samples on the CPU and says why (stdout and config.json). CPU-only options are refused
 /// with `cuda` on any machine.

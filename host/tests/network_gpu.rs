@@ -95,7 +95,21 @@ fn gpu_network_samples_equal_the_cpu() {
             vec!["--score", &toy, "--n", "300", "--sampler", "als", "--steps-per-level", "5"],
         ),
         ("d50-cas", vec!["--score", &d50, "--n", "200"]),
-        ("d50-pc", vec!["--score", &d50, "--n", "200", "--sampler", "pc", "--snr", "0.16"]),
+        (
+            "d50-pc",
+            vec![
+                "--score",
+                &d50,
+                "--n",
+                "200",
+                "--sampler",
+                "pc",
+                "--snr",
+                "0.16",
+                "--snr-norms",
+                "per-sample",
+            ],
+        ),
     ];
     for (name, args) in cases {
         let (gpu, stdout) = sample("cuda", &args, name);

@@ -77,13 +77,24 @@ pub enum Stream {
     InpaintLevel(u32),
     /// The initial auxiliary state (momentum, or BAOAB-limit's previous noise).
     AuxInit,
+    /// The mixture component a start drawn near the data is placed at (`--init data`).
+    InitComponent,
+    /// The metrics' exact reference samples: the component of reference sample j.
+    ReferenceComponent,
+    /// The metrics' exact reference samples: the noise of reference sample j.
+    ReferenceNoise,
+    /// The metrics' random projection directions (sliced W2): direction l.
+    Projection,
 }
 
 impl Stream {
     /// The stream's index (the step k, the inpainting level i, else 0) and its tag (0 step
-    /// noise, 1 initialisation, 2 inpainting level noise, 3 the auxiliary state's start), the two
-    /// words of the counter that name it. The GPU kernels use the same tags (`STREAM_TAG_*` in
-    /// `gpu/kernels/common.cu`, checked against these by the emulation tests).
+    /// noise, 1 initialisation, 2 inpainting level noise, 3 the auxiliary state's start, 4 a
+    /// start's component, 5–7 the metrics' reference components, reference noise and
+    /// projections), the two words of the counter that name it: one tag per purpose, so that no
+    /// two purposes read the same Philox word. The GPU kernels use the same tags for the first
+    /// four (`STREAM_TAG_*` in `gpu/kernels/common.cu`, checked against these by the emulation
+    /// tests).
     #[inline]
     pub const fn index_and_tag(self) -> (u32, u32) {
         match self {
@@ -91,6 +102,10 @@ impl Stream {
             Stream::Init => (0, 1),
             Stream::InpaintLevel(i) => (i, 2),
             Stream::AuxInit => (0, 3),
+            Stream::InitComponent => (0, 4),
+            Stream::ReferenceComponent => (0, 5),
+            Stream::ReferenceNoise => (0, 6),
+            Stream::Projection => (0, 7),
         }
     }
 }

@@ -95,9 +95,14 @@ pub struct SamplerOptions {
     /// PC: the signal-to-noise corrector with this snr ∈ (0, 1) (otherwise the Langevin corrector).
     #[arg(long, allow_negative_numbers = true)]
     pub snr: Option<f64>,
-    /// PC: how the snr corrector takes its norms.
-    #[arg(long, value_enum, default_value_t = SnrNormsKind::PerSample)]
+    /// PC: how the snr corrector takes its norms: means over fixed groups of samples (the
+    /// default: right in every dimension, and a sample does not depend on the batch), each
+    /// sample's own (biased in low dimension), or batch means (score_sde's; depend on the batch).
+    #[arg(long, value_enum, default_value_t = SnrNormsKind::Grouped)]
     pub snr_norms: SnrNormsKind,
+    /// PC, `--snr-norms grouped`: samples per group (--batch must be a multiple of it).
+    #[arg(long, default_value_t = anneal_core::plan::SnrNorms::DEFAULT_GROUP)]
+    pub snr_group: u32,
     /// PC: order of predictor and correctors.
     #[arg(long, value_enum, default_value_t = OrderKind::PredictorFirst)]
     pub order: OrderKind,
@@ -115,8 +120,10 @@ pub struct SamplerOptions {
 /// How the samples start and how the work is split.
 #[derive(Debug, Clone, Args, Serialize)]
 pub struct RunFlags {
-    /// Initialisation.
-    #[arg(long, value_enum, default_value_t = InitKind::Normal)]
+    /// Initialisation: normal (N(data mean, σ_1² I)), prior (N(0, σ_1² I), score_sde and the
+    /// CAS note), uniform (the data's widened bounding box), uniform:LO:HI (NCSN/NCSNv2: 0:1 for
+    /// images) or data (exact samples of p_σ1).
+    #[arg(long, default_value = "normal")]
     pub init: InitKind,
     /// Samples per batch (one GEMM score call per batch and step).
     #[arg(long, default_value_t = DEFAULT_BATCH)]
@@ -182,17 +189,66 @@ pub enum SamplerArg {
     Obabo,
 }
 
-/// Initialisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// Initialisation (`--init`), as the papers' code draws it.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum InitKind {
-    /// N(data mean, σ_1² I).
+    /// `normal`: N(data mean, σ_1² I).
     Normal,
-    /// Uniform on the data's bounding box widened by 3·max(τ, σ_N) (NCSN's [−8, 8]² on toy2d).
+    /// `prior`: N(0, σ_1² I), the VE SDE's prior (score_sde's `prior_sampling`; the CAS note's
+    /// start).
+    Prior,
+    /// `uniform`: uniform on the data's bounding box widened by 3·max(τ, σ_N) (on toy2d the
+    /// [−8, 8]² of NCSN's toy by coincidence).
     Uniform,
-    /// Exact samples of p_σ1 (a data point + τ and σ_1 noise): isolates the sampler's error from
-    /// the start's. Uses the data, so it is for studying samplers, not for generation.
+    /// `uniform:LO:HI`: uniform on [LO, HI]^D (NCSN's and NCSNv2's images: `uniform:0:1`;
+    /// NCSN's toy: `uniform:-8:8`).
+    UniformBox {
+        /// The box's lower side.
+        lo: f64,
+        /// The box's upper side (> lo).
+        hi: f64,
+    },
+    /// `data`: exact samples of p_σ1 (a data point + τ and σ_1 noise): isolates the sampler's
+    /// error from the start's. Uses the data, so it is for studying samplers, not for generation.
     Data,
+}
+
+impl std::str::FromStr for InitKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "normal" => return Ok(InitKind::Normal),
+            "prior" => return Ok(InitKind::Prior),
+            "uniform" => return Ok(InitKind::Uniform),
+            "data" => return Ok(InitKind::Data),
+            _ => {}
+        }
+        let fix = "expected normal, prior, uniform, uniform:LO:HI (e.g. uniform:0:1) or data";
+        let Some(rest) = s.strip_prefix("uniform:") else {
+            return Err(format!("\"{s}\": {fix}"));
+        };
+        let bound = |v: Option<&str>, which: &str| -> Result<f64, String> {
+            v.and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite()).ok_or_else(
+                || format!("\"{s}\": the box's {which} side is not a finite number; {fix}"),
+            )
+        };
+        let mut parts = rest.splitn(2, ':');
+        let lo = bound(parts.next(), "lower")?;
+        let hi = bound(parts.next(), "upper")?;
+        if lo >= hi {
+            return Err(format!(
+                "\"{s}\": the box [{lo}, {hi}] is empty: LO must be below HI (e.g. uniform:0:1)"
+            ));
+        }
+        Ok(InitKind::UniformBox { lo, hi })
+    }
+}
+
+impl Serialize for InitKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
 }
 
 /// Step-size convention of --eps.
@@ -219,7 +275,9 @@ pub enum OrderKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SnrNormsKind {
-    /// Per sample (reproducible across batches).
+    /// Means over groups of --snr-group samples (reproducible across batches).
+    Grouped,
+    /// Per sample (reproducible across batches; biased in low dimension).
     PerSample,
     /// Batch means (score_sde; depends on the batch).
     BatchMean,
@@ -247,12 +305,14 @@ impl From<SamplerArg> for SamplerKind {
 }
 
 impl InitKind {
-    /// The name the CLI and the outputs use.
-    pub fn name(self) -> &'static str {
+    /// The name the CLI and the outputs use (`uniform:LO:HI` with the box).
+    pub fn name(self) -> String {
         match self {
-            InitKind::Normal => "normal",
-            InitKind::Uniform => "uniform",
-            InitKind::Data => "data",
+            InitKind::Normal => "normal".into(),
+            InitKind::Prior => "prior".into(),
+            InitKind::Uniform => "uniform".into(),
+            InitKind::UniformBox { lo, hi } => format!("uniform:{lo}:{hi}"),
+            InitKind::Data => "data".into(),
         }
     }
 }
@@ -269,6 +329,28 @@ mod tests {
         for (a, k) in args.iter().zip(SamplerKind::ALL) {
             assert_eq!(SamplerKind::from(*a), k);
             assert_eq!(a.to_possible_value().unwrap().get_name(), k.name());
+        }
+    }
+
+    /// `--init`: every form parses and prints back as written; a bad box names the fix.
+    #[test]
+    fn init_forms() {
+        for s in ["normal", "prior", "uniform", "uniform:0:1", "uniform:-8:8", "data"] {
+            assert_eq!(s.parse::<InitKind>().unwrap().name(), s);
+        }
+        assert_eq!(
+            "uniform:-8:8.5".parse::<InitKind>(),
+            Ok(InitKind::UniformBox { lo: -8.0, hi: 8.5 })
+        );
+        for (bad, needle) in [
+            ("uniform:1:0", "LO must be below HI"),
+            ("uniform:0", "upper side"),
+            ("uniform:a:1", "lower side"),
+            ("uniform:0:inf", "upper side"),
+            ("gauss", "expected normal, prior"),
+        ] {
+            let e = bad.parse::<InitKind>().unwrap_err();
+            assert!(e.contains(needle) && e.contains(bad), "{bad}: {e}");
         }
     }
 }

@@ -265,13 +265,16 @@ impl RunConfig {
             Some(t) => t,
             None => SamplerParams::DEFAULT.steps_per_level,
         };
+        if o.snr.is_some() && o.snr_norms == SnrNormsKind::Grouped {
+            check_snr_group(o.snr_group, spec.run.batch)?;
+        }
         let (step, eps_source) = step::langevin(kind, spec.step.eps, o, &sched, t)?;
         let (eta, cas) = eta_rule(kind, spec.step)?;
         let params = SamplerParams {
             eta,
             step,
             steps_per_level: t,
-            snr: o.snr.map(|snr| (snr, snr_norms(o.snr_norms))),
+            snr: o.snr.map(|snr| (snr, snr_norms(o.snr_norms, o.snr_group))),
             corrector_steps: o.corrector_steps,
             order: match o.order {
                 OrderKind::PredictorFirst => Order::PredictorFirst,
@@ -401,6 +404,25 @@ fn snap_levels(
     schedule::build(kind, &levels, s[a], s[b], dim)
 }
 
+/// Grouped snr norms: groups of ≥ 1 samples, whole groups in every batch (so that a sample's
+/// group, and with it the sample, does not depend on the batch size).
+fn check_snr_group(group: u32, batch: usize) -> Result<(), UsageError> {
+    if group == 0 {
+        return Err(UsageError::flag(
+            "--snr-group = 0 is out of range: must be ≥ 1 (the default is 256)",
+        ));
+    }
+    if !batch.is_multiple_of(group as usize) {
+        return Err(UsageError::flag(format!(
+            "--batch = {batch} is not a multiple of --snr-group = {group}: the snr corrector's \
+             norms are averaged over groups of {group} samples, which must not straddle batches; \
+             use --batch {} (or a multiple of {group}), or a --snr-group that divides {batch}",
+            (batch.div_ceil(group as usize) * group as usize).max(group as usize)
+        )));
+    }
+    Ok(())
+}
+
 /// n ≥ 1 (and within the noise streams' sample index), batch ≥ 1.
 fn check_counts(spec: &RunSpec<'_>) -> Result<(), UsageError> {
     if spec.n == 0 {
@@ -436,8 +458,9 @@ fn eta_rule(kind: SamplerKind, step: &StepFlags) -> Result<EtaChoice, UsageError
     Ok((Some(rule), kind.takes_eta().then(|| (name.to_string(), value))))
 }
 
-fn snr_norms(k: SnrNormsKind) -> anneal_core::plan::SnrNorms {
+fn snr_norms(k: SnrNormsKind, group: u32) -> anneal_core::plan::SnrNorms {
     match k {
+        SnrNormsKind::Grouped => anneal_core::plan::SnrNorms::Grouped { size: group },
         SnrNormsKind::PerSample => anneal_core::plan::SnrNorms::PerSample,
         SnrNormsKind::BatchMean => anneal_core::plan::SnrNorms::BatchMean,
     }

@@ -19,8 +19,14 @@ pub fn sample_cuda(
     let (n, seed, init) = (p.n, p.seed, p.init);
     let start = Start::new(p);
     // The default start is drawn on the device (the same keyed stream); others on the host.
-    let (mut x, from) = if init == InitKind::Normal {
-        let from = anneal_gpu::Start::Normal { center: &start.mean, sigma: p.schedule.sigma_max() };
+    let zero = vec![0.0f32; p.data.dim];
+    let center = match init {
+        InitKind::Normal => Some(&start.mean),
+        InitKind::Prior => Some(&zero),
+        _ => None,
+    };
+    let (mut x, from) = if let Some(center) = center {
+        let from = anneal_gpu::Start::Normal { center, sigma: p.schedule.sigma_max() };
         (vec![0.0f32; n * p.data.dim], from)
     } else {
         let x = start
@@ -72,6 +78,8 @@ pub fn resolve_device(a: &SampleArgs) -> Result<(Option<anneal_gpu::Device>, Str
         Some("--trace")
     } else if a.options.snr.is_some() && a.options.snr_norms == SnrNormsKind::BatchMean {
         Some("--snr-norms batch-mean")
+    } else if a.options.snr.is_some() && a.options.snr_norms == SnrNormsKind::Grouped {
+        Some("--snr-norms grouped (the default; --snr-norms per-sample runs on the device)")
     } else {
         None
     };

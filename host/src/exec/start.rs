@@ -1,9 +1,10 @@
-//! The initial states: N(data mean, σ_1² I), uniform on the data's widened bounding box, or
-//! exact samples of p_σ1 — each a pure function of the sample index and the seed.
+//! The initial states: N(data mean, σ_1² I), N(0, σ_1² I) (the VE prior), uniform on the data's
+//! widened bounding box or on a given box, or exact samples of p_σ1 — each a pure function of
+//! the sample index and the seed.
 
 use anneal_core::Error;
 use anneal_core::Schedule;
-use anneal_core::noise::{Keyed, Noise};
+use anneal_core::noise::{Keyed, Noise, Stream};
 use anneal_core::plan;
 
 use crate::cli::InitKind;
@@ -60,8 +61,14 @@ impl Start {
                     row.iter_mut().zip(&self.mean).for_each(|(v, m)| *v += m);
                 }
             }
+            InitKind::Prior => {
+                plan::init_normal(&mut noise, first as u64, d, p.schedule.sigma_max(), &mut x)?
+            }
             InitKind::Uniform => {
                 plan::init_uniform(&mut noise, first as u64, d, self.lo, self.hi, &mut x)?
+            }
+            InitKind::UniformBox { lo, hi } => {
+                plan::init_uniform(&mut noise, first as u64, d, lo, hi, &mut x)?
             }
             InitKind::Data => {
                 let s1 =
@@ -69,7 +76,7 @@ impl Start {
                 plan::init_normal(&mut noise, first as u64, d, s1, &mut x)?;
                 let mut u = [0.0f64; 1];
                 for (j, row) in x.chunks_exact_mut(d).enumerate() {
-                    noise.uniforms((first + j) as u64, anneal_core::noise::Stream::AuxInit, &mut u);
+                    noise.uniforms((first + j) as u64, Stream::InitComponent, &mut u);
                     let k = crate::report::metrics::pick_component(&p.data.weights, u[0]);
                     row.iter_mut()
                         .zip(&p.data.means[k * d..(k + 1) * d])

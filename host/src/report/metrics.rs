@@ -181,10 +181,10 @@ fn exact_samples(p: &Truth<'_>, n: usize, seed: u64) -> Vec<f32> {
         .flat_map_iter(|j| {
             let mut noise = Keyed::new(seed);
             let mut u = [0.0f64; 1];
-            noise.uniforms(j as u64, Stream::Init, &mut u);
+            noise.uniforms(j as u64, Stream::ReferenceComponent, &mut u);
             let comp = pick_component(&p.data.weights, u[0]);
             let mut z = vec![0.0f32; d];
-            noise.normals(j as u64, Stream::Step(0), &mut z);
+            noise.normals(j as u64, Stream::ReferenceNoise, &mut z);
             let mu = &p.data.means[comp * d..(comp + 1) * d];
             mu.iter().zip(z).map(|(&m, z)| m + p.tau as f32 * z).collect::<Vec<_>>()
         })
@@ -206,7 +206,7 @@ fn sliced_w2(
         .into_par_iter()
         .map(|l| {
             let mut dir = vec![0.0f64; d];
-            Keyed::new(seed).normals(l as u64, Stream::AuxInit, &mut dir);
+            Keyed::new(seed).normals(l as u64, Stream::Projection, &mut dir);
             let norm = dir.iter().map(|v| v * v).sum::<f64>().sqrt();
             let project = |pts: &[f32]| {
                 let mut v: Vec<f64> = pts
