@@ -54,6 +54,7 @@
 )]
 
 pub mod error;
+pub mod foresight;
 pub mod ncsnv2;
 pub mod noise;
 pub mod params;

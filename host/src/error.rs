@@ -74,6 +74,20 @@ pub fn exit_status(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<UsageError>().is_some() { 2 } else { 1 }
 }
 
+/// `v` with 4 significant digits, as messages print numbers: `308.7`, `0.01000`, `6.200e-6`.
+pub fn sig4(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return v.to_string();
+    }
+    let e = v.abs().log10().floor() as i32;
+    if (-3..5).contains(&e) {
+        let decimals = (3 - e).max(0) as usize;
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +110,16 @@ mod tests {
     fn usage_errors_exit_with_2_and_others_with_1() {
         assert_eq!(exit_status(&anyhow::Error::new(UsageError::flag("x"))), 2);
         assert_eq!(exit_status(&anyhow::anyhow!("disk full")), 1);
+    }
+
+    /// Messages print 4 significant digits.
+    #[test]
+    fn four_significant_digits() {
+        assert_eq!(sig4(308.70471), "308.7");
+        assert_eq!(sig4(0.01), "0.01000");
+        assert_eq!(sig4(1.1388), "1.139");
+        assert_eq!(sig4(6.2e-6), "6.200e-6");
+        assert_eq!(sig4(123456.0), "1.235e5");
+        assert_eq!(sig4(-2.5), "-2.500");
     }
 }

@@ -57,6 +57,10 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     let mut p = config(a)?;
     check_out(&a.out, a.force)?;
     let (device, mut device_line) = exec::cuda::resolve_device(a)?;
+    // Said before sampling, on stderr (and kept in config.json).
+    for w in &p.record.warnings {
+        eprintln!("warning: {w}");
+    }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(p.record.threads).build()?;
     let start = Instant::now();
     let (samples, trace) = match &device {
@@ -82,9 +86,10 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     };
     let seconds = start.elapsed().as_secs_f64();
     let truth = p.truth();
-    let metrics = pool.install(|| {
+    let mut metrics = pool.install(|| {
         crate::report::metrics::compute(&truth, &samples, a.seed, seconds, p.plan.len())
     });
+    metrics.predicted_max_ratio = p.record.foresight.map(|f| f.max_ratio);
     let png = crate::report::plot::render(&truth, &samples, &title(&p, a.n));
 
     std::fs::create_dir_all(&a.out)
@@ -146,9 +151,6 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
             net.forward_time().1,
             100.0 * net.forward_share(seconds, busy)
         );
-    }
-    for w in &p.record.warnings {
-        println!("warning: {w}");
     }
     crate::report::metrics::print_summary(&metrics, p.network.is_some());
     println!("wrote {}/{{samples.npy, metrics.json, samples.png, config.json}}", a.out.display());

@@ -141,8 +141,61 @@ pub struct Record {
     pub device: String,
     /// The score network, if any.
     pub score: Option<ScoreRecord>,
+    /// Proposition 3's foresight for Langevin steps (ALS, Langevin, PC's Langevin corrector):
+    /// the consistency trace predicted from the coefficients on one-point data.
+    pub foresight: Option<Foresight>,
     /// Warnings printed with the run.
     pub warnings: Vec<String>,
+}
+
+/// The largest σ_eff/σ_i that [`anneal_core::foresight::predicted_trace`] predicts, and where.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Foresight {
+    /// The largest predicted σ_eff/σ_i.
+    pub max_ratio: f64,
+    /// Its level (1-based).
+    pub level: usize,
+    /// σ_i there.
+    pub sigma: f64,
+    /// The predicted ratio at the last traced level.
+    pub final_ratio: f64,
+    /// Above this the run is warned about ([`FORESIGHT_THRESHOLD`]).
+    pub threshold: f64,
+}
+
+/// A predicted σ_eff/σ_i above this at any level draws a warning: half again the noise the
+/// level should have (a consistent plan gives 1; Technique 4's steps stay near it: 1.14 at the
+/// end of σ 50 → 0.01 in 10 levels with T = 5, where its growth is 2.6 per level).
+pub const FORESIGHT_THRESHOLD: f64 = 1.5;
+
+/// Proposition 3 carried through the plan, for the samplers whose steps are plain Langevin steps
+/// of a chosen size (their consistency is not built in, unlike CAS's).
+fn foresight(
+    kind: SamplerKind,
+    snr: bool,
+    plan: &AnySampler<GeometricOrSingle>,
+    tau: f64,
+    sigma_start: f64,
+) -> Option<Foresight> {
+    let langevin = matches!(kind, SamplerKind::Als | SamplerKind::Langevin)
+        || (kind == SamplerKind::Pc && !snr);
+    if !langevin {
+        return None;
+    }
+    let mut f = Foresight {
+        max_ratio: 0.0,
+        level: 0,
+        sigma: 0.0,
+        final_ratio: 0.0,
+        threshold: FORESIGHT_THRESHOLD,
+    };
+    anneal_core::foresight::predicted_trace(plan, tau, sigma_start, |level, sigma, ratio| {
+        if ratio > f.max_ratio {
+            (f.max_ratio, f.level, f.sigma) = (ratio, level + 1, sigma);
+        }
+        f.final_ratio = ratio;
+    });
+    (f.level > 0).then_some(f)
 }
 
 /// The score network of a run, for config.json.
@@ -292,6 +345,21 @@ impl RunConfig {
         };
         let plan =
             AnySampler::new(kind, sched, &params).map_err(|e| UsageError::from_core(e, hint))?;
+        let foresight = foresight(kind, o.snr.is_some(), &plan, tau, sched.sigma_max());
+        if let Some(f) = foresight.filter(|f| f.max_ratio > FORESIGHT_THRESHOLD) {
+            use crate::error::sig4;
+            warnings.push(format!(
+                "every step is stable but the plan is not consistent: NCSNv2's Proposition 3 \
+                 predicts σ_eff/σ_i = {} at level {} of {} (σ = {}; {} at the last level; \
+                 one-point data, threshold {FORESIGHT_THRESHOLD}), so the samples will keep too \
+                 much noise — omit --eps for Technique 4's step, or raise --steps-per-level",
+                sig4(f.max_ratio),
+                f.level,
+                sched.levels(),
+                sig4(f.sigma),
+                sig4(f.final_ratio)
+            ));
+        }
         if let Some(net) = spec.network {
             for k in 0..plan.len() {
                 if let Some(st) = plan.step(k) {
@@ -326,6 +394,7 @@ impl RunConfig {
                 runtime: n.runtime(),
                 conventions: n.conventions().clone(),
             }),
+            foresight,
             warnings,
         };
         Ok(RunConfig {

@@ -61,6 +61,10 @@ pub struct Metrics {
     pub seconds: f64,
     /// Score evaluations (samples × plan steps) per second of sampling.
     pub score_evals_per_second: f64,
+    /// The largest σ_eff/σ_i Proposition 3 predicted before sampling (ALS, Langevin, PC's
+    /// Langevin corrector; config.json's `foresight`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_max_ratio: Option<f64>,
 }
 
 /// The samples against the data points (the components' means), with each value's reference:
@@ -279,6 +283,7 @@ pub fn compute(
     let non_finite = samples.chunks_exact(d).filter(|x| x.iter().any(|v| !v.is_finite())).count();
     let evals = n as f64 * plan_steps as f64;
     Metrics {
+        predicted_max_ratio: None,
         mode_weights,
         true_weights: p.data.weights.clone(),
         mode_weights_standard_error: p

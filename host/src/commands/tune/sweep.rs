@@ -79,6 +79,9 @@ pub struct Row {
     pub trace_levels: Option<Vec<usize>>,
     /// Every metric of `anneal sample` for this cell (metrics.json).
     pub metrics: Option<crate::report::metrics::Metrics>,
+    /// The largest σ_eff/σ_i Proposition 3 predicts for the cell (Langevin-step samplers).
+    #[serde(default)]
+    pub predicted_ratio: Option<f64>,
 }
 
 impl Row {
@@ -97,6 +100,7 @@ impl Row {
             trace: None,
             trace_levels: None,
             metrics: None,
+            predicted_ratio: None,
         }
     }
 }
@@ -130,6 +134,7 @@ pub fn csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
         "nearest",
         "fd",
         "seconds",
+        "predicted_ratio",
         "message",
     ])?;
     let f = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
@@ -150,6 +155,7 @@ pub fn csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
             f(r.nearest),
             f(r.fd),
             f(r.seconds),
+            f(r.predicted_ratio),
             r.message.clone(),
         ])?;
     }
@@ -184,18 +190,27 @@ pub fn run_cell(
             return row;
         }
     };
+    if let Some(f) = p.record.foresight.filter(|f| f.max_ratio > f.threshold) {
+        eprintln!(
+            "warning: cell {} {} N = {} {} = {} seed {}: Proposition 3 predicts σ_eff/σ_i = {:.4} \
+             at level {} (stable steps, inconsistent plan)",
+            c.data, c.sampler, c.levels, c.param, c.value, c.seed, f.max_ratio, f.level
+        );
+    }
     let start = Instant::now();
     let hidden = indicatif::ProgressBar::hidden();
     match crate::exec::cpu::sample(&p, &hidden, true) {
         Ok((samples, trace)) => {
             let seconds = start.elapsed().as_secs_f64();
-            let m = crate::report::metrics::compute(
+            let mut m = crate::report::metrics::compute(
                 &p.truth(),
                 &samples,
                 p.seed,
                 seconds,
                 p.plan.len(),
             );
+            m.predicted_max_ratio = p.record.foresight.map(|f| f.max_ratio);
+            row.predicted_ratio = m.predicted_max_ratio;
             row.mode_tv = Some(
                 m.mode_weights.iter().zip(&m.true_weights).map(|(x, y)| (x - y).abs()).sum::<f64>()
                     / 2.0,
