@@ -42,8 +42,11 @@ impl UsageError {
     pub fn from_core(e: CoreError, hint: &str) -> Self {
         let message = match e {
             CoreError::StepUnstable { level, step_size, limit } => format!(
-                "--eps: the Langevin step α = {step_size:.6e} at level {level} is not below the \
-                 stability bound 2(τ² + σ²) = {limit:.6e}; the chain would diverge — reduce --eps{hint}"
+                "--eps: under --step-convention ncsnv2 (x ← x + α s + √(2α) z) the step \
+                 α = εσ_i²/σ_N² = {} at level {level} is not below its stability bound \
+                 2(τ² + σ_i²) = {}; the chain would diverge — reduce --eps{hint}",
+                sig4(step_size),
+                sig4(limit)
             ),
             CoreError::OutOfRange { .. } => format!("--{e}"),
             CoreError::NotDecreasing { sigma, next, .. } => format!(
@@ -60,6 +63,52 @@ impl UsageError {
             other => other.to_string(),
         };
         UsageError::Core { source: e, message }
+    }
+
+    /// The core's refusal of a plan, in the user's units and with the way out: a Langevin step under
+    /// `--step-convention ncsn` in NCSN's own form (εσ_i²/σ_N², bound 4(τ² + σ_i²)); an ε_b with the
+    /// interval of ε_b this schedule accepts.
+    pub fn from_plan_refusal(
+        e: CoreError,
+        hint: &str,
+        ncsn: bool,
+        sched: &impl anneal_core::Schedule,
+    ) -> UsageError {
+        use CoreError as E;
+        match e {
+            E::StepUnstable { level, step_size, limit } if ncsn => UsageError::Core {
+                source: e,
+                message: format!(
+                    "--eps: under --step-convention ncsn (x ← x + (α/2) s + √α z) the step \
+                         α = εσ_i²/σ_N² = {} at level {level} is not below its stability bound \
+                         4(τ² + σ_i²) = {}; the chain would diverge — reduce --eps{hint}",
+                    sig4(2.0 * step_size),
+                    sig4(2.0 * limit)
+                ),
+            },
+            E::EtaOutOfBounds { step, eta, lower, upper } => {
+                // η_i = ε_b/σ_N² must lie in [1 − γ_i, 1] at every step.
+                let s2 = sched.sigma_min() * sched.sigma_min();
+                let worst = (0..sched.levels().saturating_sub(1))
+                    .filter_map(|i| Some(1.0 - sched.sigma(i + 1)? / sched.sigma(i)?))
+                    .fold(0.0f64, f64::max);
+                UsageError::Core {
+                    source: e,
+                    message: format!(
+                        "--eps-b: η = ε_b/σ_N² = {} is outside [1 − γ, 1] = [{}, {}] at step {step} \
+                         (σ_{step} → σ_{}); this schedule accepts ε_b ∈ [{}, {}] — choose one there, \
+                         or use --eps-c",
+                        sig4(eta),
+                        sig4(lower),
+                        sig4(upper),
+                        step + 1,
+                        sig4(worst * s2),
+                        sig4(s2)
+                    ),
+                }
+            }
+            e => UsageError::from_core(e, hint),
+        }
     }
 }
 
@@ -99,7 +148,8 @@ mod tests {
             " (omit it)",
         );
         assert!(matches!(e.core(), Some(CoreError::StepUnstable { level: 3, .. })));
-        assert!(e.to_string().starts_with("--eps: the Langevin step"), "{e}");
+        assert!(e.to_string().starts_with("--eps: under --step-convention ncsnv2"), "{e}");
+        assert!(e.to_string().contains("α = εσ_i²/σ_N² = 2.000 at level 3"), "{e}");
         assert!(e.to_string().ends_with("reduce --eps (omit it)"), "{e}");
         let e = UsageError::from(CoreError::TooFewLevels { levels: 1, min: 2 });
         assert_eq!(e.to_string(), "--levels = 1 is out of range: must be ≥ 2");

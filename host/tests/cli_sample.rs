@@ -116,8 +116,8 @@ fn bad_flags_exit_2_with_one_line() {
         (&["--sigma-min", "50"], "--sigma-min = 50 must be below --sigma-max"),
         (&["--levels", "1"], "--levels = 1 is out of range for --sampler cas"),
         (&["--eps-c", "0.5"], "--eps-c = 0.5 is out of range: must be ≥ 1"),
-        (&["--eps-b", "1"], "η = 10000 outside [1−γ, 1]"),
-        (&["--sampler", "als", "--eps", "1"], "--eps: the Langevin step"),
+        (&["--eps-b", "1"], "η = ε_b/σ_N² = 10000 is outside [1 − γ, 1]"),
+        (&["--sampler", "als", "--eps", "1"], "--eps: under --step-convention ncsnv2"),
         (
             &["--sampler", "noise-denoise", "--lambda", "3"],
             "--lambda = 3 is out of range: must be in (0, 2]",
@@ -155,7 +155,16 @@ fn bad_flags_exit_2_with_one_line() {
                 "--steps-per-level",
                 "100",
             ],
-            "not below the stability bound",
+            // In NCSN's own form: εσ_1²/σ_N² = 0.1 · 100/0.01, bound 4(1 + 100).
+            "under --step-convention ncsn (x ← x + (α/2) s + √α z) the step α = εσ_i²/σ_N² = 1000 \
+             at level 1 is not below its stability bound 4(τ² + σ_i²) = 404.0",
+        ),
+        // An ε_b outside its bounds names the interval this schedule accepts (default schedule:
+        // γ = 0.01/14.14 per 99 steps → 1 − γ = 0.07066; ε_b ∈ [σ_N²(1 − γ), σ_N²]).
+        (
+            &["--eps-b", "0.0005"],
+            "η = ε_b/σ_N² = 5.000 is outside [1 − γ, 1] = [0.07066, 1.000] at step 1 (σ_1 → σ_2); \
+             this schedule accepts ε_b ∈ [7.066e-6, 1.000e-4]",
         ),
     ];
     for (args, want) in cases {

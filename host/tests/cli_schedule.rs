@@ -56,6 +56,19 @@ fn technique2_chooses_the_levels() {
     assert_eq!(v["levels"], 220);
     assert_eq!(v["technique2_c"], 0.5);
     assert!(v.get("eta").is_none() && v.get("step_size").is_none());
+    // N is rounded up, so the levels' C is at least the one asked for; it is printed.
+    let c = v["levels_c"].as_f64().unwrap();
+    assert!((0.5..0.51).contains(&c), "{c}");
+    let o = anneal()
+        .args(["schedule", "--dim", "3072", "--sigma-max", "50", "--technique2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("with C = 0.5, rounded up: these N levels give C = 0.5042"), "{text}");
+    // NCSNv2's released CIFAR-10 schedule (232 levels) is Technique 2 at C ≈ 0.567.
+    let v = json(&["--dim", "3072", "--sigma-max", "50", "--sigma-min", "0.01", "--levels", "232"]);
+    let c = v["levels_c"].as_f64().unwrap();
+    assert!((c - 0.5670).abs() < 5e-5, "{c}");
 }
 
 #[test]
@@ -111,7 +124,10 @@ fn bad_flags_exit_2_with_one_line() {
             &["--levels", "10", "--eps-b", "0"],
             "--eps-b = 0 is out of range: must be finite and > 0",
         ),
-        (&["--levels", "10", "--eps-b", "0.1"], "η = 0.1 outside [1−γ, 1] = [0.28312883556311"),
+        (
+            &["--levels", "10", "--eps-b", "0.1"],
+            "η = ε_b/σ_N² = 0.1000 is outside [1 − γ, 1] = [0.2831, 1.000]",
+        ),
         (&["--levels", "10", "--eps-b", "0.1"], "at step 1 (σ_1 → σ_2)"),
         (
             &["--levels", "10", "--steps-per-level", "0"],

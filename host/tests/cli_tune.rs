@@ -49,7 +49,10 @@ fn sweep_covers_the_grid_flags_bounds_and_resumes() {
     let oob: Vec<&&str> = rows.iter().filter(|r| r.contains(",out_of_bounds,")).collect();
     assert!(!oob.is_empty());
     for r in &oob {
-        assert!(r.contains("η = 0.5 outside [1−γ, 1]") && r.contains("at step 1"), "{r}");
+        assert!(
+            r.contains("η = ε_b/σ_N² = 0.5000 is outside [1 − γ, 1]") && r.contains("at step 1"),
+            "{r}"
+        );
         assert!(!r.contains("NaN"), "{r}");
     }
     assert!(rows.iter().filter(|r| r.contains(",ok,")).all(|r| !r.contains("NaN")));

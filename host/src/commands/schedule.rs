@@ -22,6 +22,9 @@ pub struct Report {
     /// Technique 2's C, when it chose N.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub technique2_c: Option<f64>,
+    /// The C of Technique 2 that these levels give in D = `--dim` (Technique 2 rounds N up, so
+    /// this is ≥ the C asked for).
+    pub levels_c: f64,
     /// Technique 4's ε (NCSNv2 convention: α_i = ε σ_i²/σ_N²).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step_size: Option<f64>,
@@ -91,6 +94,7 @@ pub fn report(a: &ScheduleArgs) -> Result<Report, UsageError> {
         ratio: ratio.value(),
         growth: ratio.growth().value(),
         technique2_c: l.technique2.then_some(l.c),
+        levels_c: ncsnv2::technique2_objective(a.dim, ratio.growth()),
         step_size: None,
         steps_per_level: None,
         prop3_ratio: None,
@@ -124,7 +128,8 @@ pub fn report(a: &ScheduleArgs) -> Result<Report, UsageError> {
         (None, None) => None,
     };
     if let Some((rule, name, value)) = rule {
-        params::check_cas(&schedule, rule).map_err(UsageError::from)?;
+        params::check_cas(&schedule, rule)
+            .map_err(|e| UsageError::from_plan_refusal(e, "", false, &schedule))?;
         let steps: Vec<_> = (0..n - 1)
             .map(|i| params::cas_step(&schedule, rule, i))
             .collect::<Result<_, _>>()
@@ -156,8 +161,18 @@ pub fn render(r: &Report) -> String {
         "levels N = {}   ratio γ = σ_(i+1)/σ_i = {:.9}   growth σ_(i-1)/σ_i = {:.9}",
         r.levels, r.ratio, r.growth
     );
-    if let Some(c) = r.technique2_c {
-        let _ = writeln!(s, "N chosen by NCSNv2 Technique 2 with C = {c}");
+    match r.technique2_c {
+        Some(c) => {
+            let _ = writeln!(
+                s,
+                "N chosen by NCSNv2 Technique 2 with C = {c}, rounded up: these N levels give C = {}",
+                crate::error::sig4(r.levels_c)
+            );
+        }
+        None => {
+            let _ =
+                writeln!(s, "Technique 2's C of these levels: {}", crate::error::sig4(r.levels_c));
+        }
     }
     if let (Some(eps), Some(t), Some(p3), Some(bound), Some(ok)) =
         (r.step_size, r.steps_per_level, r.prop3_ratio, r.step_size_bound, r.step_size_in_bound)

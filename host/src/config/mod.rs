@@ -343,8 +343,10 @@ impl RunConfig {
         } else {
             ""
         };
-        let plan =
-            AnySampler::new(kind, sched, &params).map_err(|e| UsageError::from_core(e, hint))?;
+        let plan = AnySampler::new(kind, sched, &params).map_err(|e| {
+            let ncsn = o.step_convention == crate::cli::ConventionKind::Ncsn;
+            UsageError::from_plan_refusal(e, hint, ncsn, &sched)
+        })?;
         let foresight = foresight(kind, o.snr.is_some(), &plan, tau, sched.sigma_max());
         if let Some(f) = foresight.filter(|f| f.max_ratio > FORESIGHT_THRESHOLD) {
             use crate::error::sig4;

@@ -70,16 +70,20 @@ pub fn prepare_network(
 /// then opened on tract's stream of this thread).
 pub fn resolve_device(a: &SampleArgs) -> Result<(Option<anneal_gpu::Device>, String), UsageError> {
     let network = a.score.score.is_some();
+    // What runs on the CPU only, and the way onto the device.
     let cpu_only = if network && a.score.runtime == Runtime::Tract {
-        Some("--runtime tract")
+        Some(("--runtime tract", "drop --runtime tract"))
     } else if network && a.score.runtime == Runtime::Onnxruntime {
-        Some("--runtime onnxruntime")
+        Some(("--runtime onnxruntime", "drop --runtime onnxruntime"))
     } else if a.trace {
-        Some("--trace")
+        Some(("--trace", "drop --trace"))
     } else if a.options.snr.is_some() && a.options.snr_norms == SnrNormsKind::BatchMean {
-        Some("--snr-norms batch-mean")
+        Some(("--snr-norms batch-mean", "use --snr-norms per-sample"))
     } else if a.options.snr.is_some() && a.options.snr_norms == SnrNormsKind::Grouped {
-        Some("--snr-norms grouped (the default; --snr-norms per-sample runs on the device)")
+        Some((
+            "--snr-norms grouped (the snr corrector's default)",
+            "add --snr-norms per-sample (it runs on the device, and is biased in low dimension)",
+        ))
     } else {
         None
     };
@@ -92,10 +96,12 @@ pub fn resolve_device(a: &SampleArgs) -> Result<(Option<anneal_gpu::Device>, Str
     };
     match (a.device, cpu_only) {
         (DeviceKind::Cpu, _) => Ok((None, "cpu".into())),
-        (DeviceKind::Cuda, Some(flag)) => Err(UsageError::flag(format!(
-            "--device cuda: {flag} runs on the CPU only; use --device cpu or drop {flag}"
+        (DeviceKind::Cuda, Some((what, fix))) => Err(UsageError::flag(format!(
+            "--device cuda: {what} runs on the CPU only; use --device cpu or {fix}"
         ))),
-        (DeviceKind::Auto, Some(flag)) => Ok((None, format!("cpu ({flag} runs on the CPU only)"))),
+        (DeviceKind::Auto, Some((what, _))) => {
+            Ok((None, format!("cpu ({what} runs on the CPU only)")))
+        }
         (DeviceKind::Cuda, None) => match open() {
             Ok(d) => {
                 let line = d.describe();
