@@ -327,6 +327,21 @@ mod tests {
             };
             assert_eq!(plan.len(), want, "{kind:?}");
             assert_eq!(kind.min_levels() == 1, kind.uses_steps_per_level(), "{kind:?}");
+            // The last step, as the README's table states it: CAS, ALS and PC end with the
+            // denoiser x ← x + σ_N² s(x, σ_N) (no noise, leaving σ = 0); the others end with their
+            // own step at σ_N, which leaves noise at σ_N (BAOAB/OBABO: the momentum's closing
+            // half-step; the position keeps its last A step).
+            let last = plan.step(plan.len() - 1).unwrap();
+            let denoiser = matches!(kind, SamplerKind::Cas | SamplerKind::Als | SamplerKind::Pc);
+            assert_eq!(kind.has_final_denoise(), denoiser, "{kind:?}");
+            if denoiser {
+                assert_eq!((last.sigma, last.sigma_after, last.noise), (0.1, 0.0, false));
+                let crate::plan::Update::Linear { x, .. } = last.update else { panic!("{kind:?}") };
+                assert_eq!((x.x, x.aux, x.noise), (1.0, 0.0, 0.0), "{kind:?}");
+                assert!((x.score - 0.01).abs() < 1e-15, "{kind:?}: {x:?}");
+            } else {
+                assert_eq!((last.sigma, last.sigma_after), (0.1, 0.1), "{kind:?}");
+            }
         }
     }
 
