@@ -9,7 +9,7 @@
 use anneal_core::Plan;
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
-use crate::run::{GEMM_CHUNK, RunCtx, RunStats, Start, u32_of};
+use crate::run::{GEMM_CHUNK, RunCtx, RunStats, Start, check_start, u32_of};
 use crate::table::{STATUS_OK, records};
 use crate::{Device, Error};
 
@@ -54,6 +54,12 @@ pub trait DeviceNetwork {
     /// forward pass is done, or queued on the device's stream, when it returns. Returns the
     /// device address of the output (rows × D f32, row-major), valid until the next call.
     fn forward(&mut self, sigma: f64) -> Result<u64, String>;
+
+    /// Forward passes so far whose output the runtime returned through the host (put back on
+    /// the device by the implementation): 0 when every output stayed in device memory.
+    fn host_copies(&self) -> u64 {
+        0
+    }
 }
 
 impl Device {
@@ -77,18 +83,12 @@ impl Device {
     ) -> Result<RunStats, Error> {
         let t0 = std::time::Instant::now();
         let d = dim;
-        if d == 0 || !x.len().is_multiple_of(d) {
-            return Err(anneal_core::Error::DimensionMismatch {
-                expected: d.max(1),
-                found: x.len(),
-            }
-            .into());
+        if d == 0 {
+            return Err(
+                anneal_core::Error::DimensionMismatch { expected: 1, found: x.len() }.into()
+            );
         }
-        if let Start::Given = start
-            && let Some(index) = x.iter().position(|v| !v.is_finite())
-        {
-            return Err(anneal_core::Error::NonFiniteInput { index }.into());
-        }
+        check_start(start, d, x)?;
         let rows = x.len() / d;
         let (b32, d32) = (u32_of("rows", rows)?, u32_of("D", d)?);
         u32_of("rows × D", rows * d)?;
@@ -203,6 +203,7 @@ impl Device {
         Ok(RunStats {
             chunks: 1,
             network: true,
+            network_host_copies: net.host_copies(),
             seconds_network: network_seconds,
             seconds_setup: (t1 - t0).as_secs_f64(),
             seconds_steps: (t2 - t1).as_secs_f64(),

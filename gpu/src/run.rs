@@ -58,6 +58,9 @@ pub struct RunStats {
     pub network: bool,
     /// Network path: wall-clock seconds inside the network's forward passes.
     pub seconds_network: f64,
+    /// Network path: forward passes whose output went through the host
+    /// ([`crate::DeviceNetwork::host_copies`]).
+    pub network_host_copies: u64,
     /// Wall-clock seconds of the set-up: the states, means and tables on the device, the means'
     /// norms (GEMM path; the direct path counts it in the steps).
     pub seconds_setup: f64,
@@ -74,8 +77,12 @@ impl RunStats {
             return "direct path".into();
         }
         if self.network {
+            let outputs = match self.network_host_copies {
+                0 => "states and network outputs on the device".to_string(),
+                n => format!("states on the device, {n} network outputs copied through the host"),
+            };
             return format!(
-                "network path: forward passes {:.0}% of the steps' time, states on the device",
+                "network path: forward passes {:.0}% of the steps' time, {outputs}",
                 100.0 * self.seconds_network / self.seconds_steps.max(1e-12)
             );
         }
@@ -120,6 +127,42 @@ pub(crate) struct RunCtx<'a> {
     pub(crate) seed: u64,
     pub(crate) first: u64,
     pub(crate) start: Start<'a>,
+}
+
+/// Checks the rows `x` (B × `d`) and the start: finite given states, or a finite centre of D
+/// values and a σ finite in f32 and > 0.
+pub(crate) fn check_start(start: Start<'_>, d: usize, x: &[f32]) -> Result<(), Error> {
+    if !x.len().is_multiple_of(d) {
+        return Err(anneal_core::Error::DimensionMismatch { expected: d, found: x.len() }.into());
+    }
+    match start {
+        Start::Given => {
+            if let Some(index) = x.iter().position(|v| !v.is_finite()) {
+                return Err(anneal_core::Error::NonFiniteInput { index }.into());
+            }
+        }
+        Start::Normal { center, sigma } => {
+            if center.len() != d {
+                return Err(anneal_core::Error::DimensionMismatch {
+                    expected: d,
+                    found: center.len(),
+                }
+                .into());
+            }
+            if let Some(index) = center.iter().position(|v| !v.is_finite()) {
+                return Err(anneal_core::Error::NonFiniteInput { index }.into());
+            }
+            if !(sigma.is_finite() && sigma > 0.0 && (sigma as f32).is_finite()) {
+                return Err(anneal_core::Error::OutOfRange {
+                    param: anneal_core::Param::SigmaMax,
+                    value: sigma,
+                    allowed: "finite (in f32) and > 0",
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn u32_of(what: &'static str, v: usize) -> Result<u32, Error> {
@@ -169,38 +212,7 @@ impl Device {
             }
             .into());
         }
-        if !x.len().is_multiple_of(d) {
-            return Err(
-                anneal_core::Error::DimensionMismatch { expected: d, found: x.len() }.into()
-            );
-        }
-        match start {
-            Start::Given => {
-                if let Some(index) = x.iter().position(|v| !v.is_finite()) {
-                    return Err(anneal_core::Error::NonFiniteInput { index }.into());
-                }
-            }
-            Start::Normal { center, sigma } => {
-                if center.len() != d {
-                    return Err(anneal_core::Error::DimensionMismatch {
-                        expected: d,
-                        found: center.len(),
-                    }
-                    .into());
-                }
-                if let Some(index) = center.iter().position(|v| !v.is_finite()) {
-                    return Err(anneal_core::Error::NonFiniteInput { index }.into());
-                }
-                if !(sigma.is_finite() && sigma > 0.0 && (sigma as f32).is_finite()) {
-                    return Err(anneal_core::Error::OutOfRange {
-                        param: anneal_core::Param::SigmaMax,
-                        value: sigma,
-                        allowed: "finite (in f32) and > 0",
-                    }
-                    .into());
-                }
-            }
-        }
+        check_start(start, d, x)?;
         u32_of("D", d)?;
         u32_of("K", k)?;
         let rows = x.len() / d;

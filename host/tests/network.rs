@@ -12,6 +12,9 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+
+mod common;
+use common::{fixture, max_diff, read_npy};
 use serde_json::Value;
 
 const TOL: f32 = 1e-3;
@@ -45,14 +48,6 @@ fn each_runtime(body: impl Fn()) {
     RUNTIME.set("tract");
 }
 
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/onnx")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
-
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
         "anneal-net-{}-{}-{name}",
@@ -63,23 +58,11 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-/// The f32 payload of a `.npy` written by anneal (format 1.0, `<f4`).
-fn read_npy(path: &Path) -> Vec<f32> {
-    let b = std::fs::read(path).unwrap();
-    let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
-    b[10 + hlen..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
-}
-
 /// Runs `sample` and returns its samples.
 fn sample(args: &[&str], out: &Path) -> Vec<f32> {
     let o = anneal().arg("sample").args(args).arg("--out").arg(out).output().unwrap();
     assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
     read_npy(&out.join("samples.npy"))
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// A failing command: its exit status and its stderr.

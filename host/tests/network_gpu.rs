@@ -13,9 +13,12 @@
 //! architectures get 1e-2 of the samples' scale (their outputs differ by ~1e-5 relative
 //! between runtimes, over 10 steps).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use assert_cmd::Command;
+
+mod common;
+use common::{fixture, max_diff, read_npy};
 
 const TOL: f32 = 1e-3;
 
@@ -23,24 +26,10 @@ fn anneal() -> Command {
     Command::cargo_bin("anneal").unwrap()
 }
 
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/onnx")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
-
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("anneal-netgpu-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
-}
-
-fn read_npy(path: &Path) -> Vec<f32> {
-    let b = std::fs::read(path).unwrap();
-    let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
-    b[10 + hlen..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
 }
 
 /// Runs `sample` with `args` on `device`; its samples and stdout.
@@ -55,11 +44,6 @@ fn sample(device: &str, args: &[&str], name: &str) -> (Vec<f32>, String) {
         .unwrap();
     assert!(o.status.success(), "{args:?} on {device}: {}", String::from_utf8_lossy(&o.stderr));
     (read_npy(&out.join("samples.npy")), String::from_utf8_lossy(&o.stdout).into_owned())
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// Whether a CUDA device runs networks here; without one the test is skipped (said), unless
@@ -117,7 +101,7 @@ fn gpu_network_samples_equal_the_cpu() {
         let d = max_diff(&gpu, &cpu);
         eprintln!("{name}: max |GPU − CPU| = {d:.3e}");
         assert!(d < TOL, "{name}: max |Δ| = {d}");
-        assert!(stdout.contains("network path"), "{stdout}");
+        assert!(stdout.contains("states and network outputs on the device"), "{stdout}");
         assert!(stdout.contains("tract-cuda"), "{stdout}");
     }
 }

@@ -32,6 +32,16 @@ pub fn open_device() -> Result<anneal_gpu::Device, String> {
     }
     ensure_cuda_runtime_dependencies("tract-cuda cannot run networks here")
         .map_err(|e| format!("{e:#}"))?;
+    // tract-cuda compiles its kernels with NVRTC on a machine's first use (71 s on an H200):
+    // said, so that the wait is not taken for a hang.
+    let cache = tract_cuda::kernels::cubin_dir();
+    if !cache.exists() {
+        eprintln!(
+            "note: tract-cuda compiles its CUDA kernels on this machine's first use (about a \
+             minute, once; cached in {})",
+            cache.display()
+        );
+    }
     // tract-cuda creates its context and this thread's stream on first use, and panics if it
     // cannot (after the checks above, a device that refuses a context): caught and said.
     let stream = std::panic::catch_unwind(|| tract_cuda::with_cuda_stream(|s| Ok(Arc::clone(s))))
@@ -62,7 +72,7 @@ pub struct CudaNetwork<'n> {
     /// The last forward pass's outputs, kept while the kernels read them.
     last: Option<TVec<TValue>>,
     /// Forward passes whose output came back as a host tensor and was put on the device again.
-    pub uploads: usize,
+    uploads: u64,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -195,6 +205,10 @@ impl anneal_gpu::DeviceNetwork for CudaNetwork<'_> {
         let ptr = t.device_buffer_ptr() as u64;
         self.input = Some((t, v));
         Ok(ptr)
+    }
+
+    fn host_copies(&self) -> u64 {
+        self.uploads
     }
 
     fn forward(&mut self, sigma: f64) -> Result<u64, String> {
