@@ -31,7 +31,20 @@ fn run() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Unix signals as a command-line tool wants them: a closed pipe (`anneal schedule | head`)
+/// ends the process quietly, as it does `ls`, instead of a panic at the next print; a write past
+/// the file-size limit (`ulimit -f`) is an error that names the file, not a kill.
+fn set_signals() {
+    #[cfg(unix)]
+    // SAFETY: setting two signals' dispositions to constants, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 fn main() -> ExitCode {
+    set_signals();
     match run() {
         Ok(code) => code,
         Err(e) => {

@@ -29,7 +29,7 @@ fn tune(out: &PathBuf) -> String {
 }
 
 /// Every cell is in sweep.csv; ε_b out of bounds at N = 4 (η = 0.5 < 1 − γ) is flagged with its
-/// step, never NaN; removing cells from sweep.json recomputes exactly those.
+/// step, never NaN; removing cells from the record recomputes exactly those.
 #[test]
 fn sweep_covers_the_grid_flags_bounds_and_resumes() {
     let out = tmp("grid");
@@ -75,11 +75,12 @@ fn sweep_covers_the_grid_flags_bounds_and_resumes() {
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert!(summary.as_array().unwrap().iter().any(|b| b["levels"] == 16 && b["param"] == "eps_c"));
 
-    // Remove three cells, run again: exactly those are recomputed, with the same results.
-    let mut sweep: Value =
-        serde_json::from_slice(&std::fs::read(out.join("sweep.json")).unwrap()).unwrap();
-    let removed: Vec<Value> = sweep["rows"].as_array_mut().unwrap().drain(2..5).collect();
-    std::fs::write(out.join("sweep.json"), serde_json::to_vec(&sweep).unwrap()).unwrap();
+    // Remove three cells from the record, run again: exactly those are recomputed, with the
+    // same results (sweep.json is rebuilt from the record).
+    let record = std::fs::read_to_string(out.join("cells.jsonl")).unwrap();
+    let mut lines: Vec<&str> = record.lines().collect();
+    let removed: Vec<Value> = lines.drain(2..5).map(|l| serde_json::from_str(l).unwrap()).collect();
+    std::fs::write(out.join("cells.jsonl"), lines.join("\n") + "\n").unwrap();
     let second = tune(&out);
     assert!(second.contains("computed 3 cells, reused 9"), "{second}");
     let again: Value =

@@ -104,7 +104,8 @@ pub struct TuneArgs {
     /// Start and work split.
     #[command(flatten)]
     pub run: RunFlags,
-    /// Output folder; a folder with a sweep.json is resumed.
+    /// Output folder; its finished cells (cells.jsonl) are kept and reused, and a new grid adds
+    /// to them.
     #[arg(long, default_value = "anneal-tune")]
     pub out: PathBuf,
     /// The quality plotted and ranked (lower is better).
@@ -220,7 +221,7 @@ pub struct SampleArgs {
     /// Output folder (refused if it exists, unless --force).
     #[arg(long, default_value = "anneal-out")]
     pub out: PathBuf,
-    /// Overwrite the files in an existing --out folder.
+    /// Replace an existing --out folder of anneal's outputs with this run's (whole, at the end).
     #[arg(long)]
     pub force: bool,
     /// Also write trace.csv and trace.png: per level, σ_eff = RMS ‖σ_i² s(x_i, σ_i)‖/√D against σ_i.

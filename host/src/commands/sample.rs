@@ -1,7 +1,6 @@
 //! `anneal sample`: flags → [`RunConfig`] → the CPU or a CUDA device → metrics and pictures →
-//! files, each written atomically, `samples.npy` last (its presence means the run is complete).
+//! an output set, built beside `--out` and moved into place whole ([`OutputSet`]).
 
-use std::path::Path;
 use std::time::Instant;
 
 use anneal_core::{Plan, Schedule};
@@ -10,30 +9,13 @@ use crate::cli::SampleArgs;
 use crate::config::{RunConfig, RunSpec};
 use crate::error::UsageError;
 use crate::exec;
-use crate::io::write::write_atomic;
+use crate::io::write::{OutputSet, SAMPLE_FILES};
 
 /// The validated run of `sample`'s flags.
 pub fn config(a: &SampleArgs) -> Result<RunConfig, UsageError> {
     let (data, network) = crate::config::load_source(&a.data, &a.score)?;
     let flags = serde_json::to_value(a).unwrap_or(serde_json::Value::Null);
     RunConfig::new(&RunSpec::from_sample(a, &flags, network.as_ref()), data)
-}
-
-/// Refuses an --out that exists (unless --force) or is not a folder.
-fn check_out(out: &Path, force: bool) -> Result<(), UsageError> {
-    if out.exists() && !force {
-        return Err(UsageError::flag(format!(
-            "--out = {} exists: choose another folder or add --force to overwrite its files",
-            out.display()
-        )));
-    }
-    if out.exists() && !out.is_dir() {
-        return Err(UsageError::flag(format!(
-            "--out = {} exists and is not a folder",
-            out.display()
-        )));
-    }
-    Ok(())
 }
 
 /// The pictures' title: sampler, N, its step size, the data and the number of samples.
@@ -55,7 +37,8 @@ fn title(p: &RunConfig, n: usize) -> String {
 /// Runs `anneal sample`.
 pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     let mut p = config(a)?;
-    check_out(&a.out, a.force)?;
+    // --out is checked, and its partial folder made, before any sampling.
+    let set = OutputSet::begin(&a.out, a.force, &SAMPLE_FILES)?;
     let (device, mut device_line) = exec::cuda::resolve_device(a)?;
     // Said before sampling, on stderr (and kept in config.json).
     for w in &p.record.warnings {
@@ -92,13 +75,11 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     metrics.predicted_max_ratio = p.record.foresight.map(|f| f.max_ratio);
     let png = crate::report::plot::render(&truth, &samples, &title(&p, a.n));
 
-    std::fs::create_dir_all(&a.out)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", a.out.display()))?;
-    write_atomic(&a.out, "config.json", serde_json::to_string_pretty(&p.record)?.as_bytes())?;
-    write_atomic(&a.out, "metrics.json", serde_json::to_string_pretty(&metrics)?.as_bytes())?;
-    write_atomic(&a.out, "samples.png", &png?)?;
+    set.write("config.json", serde_json::to_string_pretty(&p.record)?.as_bytes())?;
+    set.write("metrics.json", serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+    set.write("samples.png", &png?)?;
     if let Some(t) = &trace {
-        write_atomic(&a.out, "trace.csv", t.csv().as_bytes())?;
+        set.write("trace.csv", t.csv().as_bytes())?;
         let points: Vec<(f64, f64)> = t
             .level
             .iter()
@@ -111,8 +92,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
             spread: Vec::new(),
             flagged: Vec::new(),
         }];
-        write_atomic(
-            &a.out,
+        set.write(
             "trace.png",
             &crate::report::plot::line_chart(
                 &crate::report::plot::Chart {
@@ -126,7 +106,8 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
             )?,
         )?;
     }
-    write_atomic(&a.out, "samples.npy", &crate::io::npy::write_f32(&samples, a.n, p.data.dim))?;
+    set.write("samples.npy", &crate::io::npy::write_f32(&samples, a.n, p.data.dim))?;
+    set.commit(a.force)?;
 
     println!(
         "{} samples of {} (D = {}, K = {}) by {}, N = {} levels, {} steps: {}",

@@ -1,17 +1,18 @@
 //! `anneal tune`: the CAS note's Figure 1 as a command. A grid of levels × (εc | ε_b | ε) × seeds
-//! ([`grid`]), each cell an `anneal sample` run with its metrics ([`sweep`]); `sweep.csv` and
-//! `sweep.json` are rewritten (atomically) after every cell, so an interrupted sweep resumes:
-//! cells whose full configuration is already in `sweep.json` are not recomputed. Then the
-//! figures and the summary ([`report`]).
+//! ([`grid`]), each cell an `anneal sample` run with its metrics ([`sweep`]). Each finished cell
+//! is appended to the folder's record ([`record`]), from which `sweep.csv` and `sweep.json` are
+//! rebuilt, so an interrupted sweep resumes: cells whose full configuration is already recorded
+//! are not recomputed. One process at a time works in a folder (a lock). Then the figures and
+//! the summary of the cells the grid asks for ([`report`]).
 
 pub mod grid;
+pub mod record;
 pub mod report;
 pub mod sweep;
 
-use std::collections::HashMap;
-
 use grid::{cell_config, cells};
-use sweep::{CellStatus, Row, Sweep, key, run_cell, save};
+use record::Record;
+use sweep::{CellStatus, key, run_cell, save};
 
 use crate::cli::TuneArgs;
 use crate::error::UsageError;
@@ -32,35 +33,39 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
     {
         return Err(e.into());
     }
-    std::fs::create_dir_all(&a.out)?;
-    let previous: Sweep = std::fs::read(a.out.join("sweep.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let mut done: HashMap<String, Row> =
-        previous.rows.into_iter().map(|r| (key(&r.config), r)).collect();
-    let todo = grid.iter().filter(|c| !done.contains_key(&key(c))).count();
+    let _lock = crate::io::write::FolderLock::acquire(&a.out, "--out")?;
+    let (mut record, notes) = Record::open(&a.out)?;
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    let todo = grid.iter().filter(|c| record.get(&key(c)).is_none()).count();
+    let others = record.rows().len() - (grid.len() - todo);
     println!(
-        "{} cells: {} already in {}, {todo} to run",
+        "{} cells: {} already in {}, {todo} to run{}",
         grid.len(),
         grid.len() - todo,
-        a.out.display()
+        a.out.display(),
+        if others > 0 {
+            format!(" ({others} cells of other grids are kept)")
+        } else {
+            String::new()
+        }
     );
     let progress = crate::report::progress::bar(todo as u64, "cells");
     let pool = rayon::ThreadPoolBuilder::new().num_threads(a.run.threads).build()?;
     let mut computed = 0usize;
     for c in &grid {
-        if done.contains_key(&key(c)) {
+        if record.get(&key(c)).is_some() {
             continue;
         }
         let row = pool.install(|| run_cell(a, c, &data, network.as_ref()));
-        done.insert(key(c), row);
+        record.append(row)?;
         computed += 1;
         progress.inc(1);
-        save(&a.out, &grid, &done)?;
+        save(&a.out, &grid, &record)?;
     }
     progress.finish_and_clear();
-    let rows = save(&a.out, &grid, &done)?;
+    let rows = save(&a.out, &grid, &record)?;
 
     report::write(a, &rows, computed, &data_name)
 }
@@ -71,6 +76,7 @@ mod tests {
 
     use super::grid::CellConfig;
     use super::report::aggregate;
+    use super::sweep::Row;
     use super::*;
     use crate::cli::{Cli, Command, MetricKind};
 

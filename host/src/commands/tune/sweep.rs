@@ -1,7 +1,7 @@
 //! The sweep's rows: how each cell ended, running a cell, and `sweep.json`/`sweep.csv`,
-//! rewritten atomically after every cell so that an interrupted sweep resumes.
+//! rebuilt from the record ([`super::record`]) after every cell.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,6 +10,7 @@ use anneal_core::Plan;
 use serde::{Deserialize, Serialize};
 
 use super::grid::{CellConfig, cell_config};
+use super::record::Record;
 use crate::cli::TuneArgs;
 use crate::error::{CoreError, UsageError};
 use crate::io::data::Dataset;
@@ -162,16 +163,17 @@ pub fn csv(rows: &[Row]) -> anyhow::Result<Vec<u8>> {
     Ok(w.into_inner()?)
 }
 
-/// The finished rows in grid order, written to sweep.json and sweep.csv.
-pub fn save(
-    dir: &Path,
-    grid: &[CellConfig],
-    done: &HashMap<String, Row>,
-) -> anyhow::Result<Vec<Row>> {
-    let sweep = Sweep { rows: grid.iter().filter_map(|c| done.get(&key(c)).cloned()).collect() };
+/// Rebuilds sweep.json and sweep.csv from the record: the grid's finished cells in grid order,
+/// then the cells of earlier grids in the order they finished. Returns the grid's.
+pub fn save(dir: &Path, grid: &[CellConfig], record: &Record) -> anyhow::Result<Vec<Row>> {
+    let ours: Vec<Row> = grid.iter().filter_map(|c| record.get(&key(c)).cloned()).collect();
+    let keys: HashSet<String> = grid.iter().map(key).collect();
+    let others = record.rows().iter().filter(|r| !keys.contains(&key(&r.config))).cloned();
+    let sweep = Sweep { rows: ours.iter().cloned().chain(others).collect() };
     write_atomic(dir, "sweep.json", serde_json::to_string_pretty(&sweep)?.as_bytes())?;
+    crate::io::write::crash_point("wrote:sweep.json");
     write_atomic(dir, "sweep.csv", &csv(&sweep.rows)?)?;
-    Ok(sweep.rows)
+    Ok(ours)
 }
 
 /// Runs one cell.
