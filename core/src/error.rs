@@ -231,13 +231,16 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Error::InvalidSigma { level, value } => {
+                let value = Num(value);
                 write!(f, "σ_{level} = {value} is invalid: every σ must be finite and > 0")
             }
             Error::NotDecreasing { level, sigma, next } => write!(
                 f,
-                "σ_{level} = {sigma} and σ_{} = {next} are not strictly decreasing: \
+                "σ_{level} = {} and σ_{} = {} are not strictly decreasing: \
                  give the noise levels from largest to smallest, without repeats",
-                level + 1
+                Num(sigma),
+                level + 1,
+                Num(next)
             ),
             Error::TooFewLevels { levels, min } => {
                 write!(f, "{levels} noise level(s) given: this sampler needs at least {min}")
@@ -248,23 +251,30 @@ impl fmt::Display for Error {
                  (capacity, or consecutive σ would be equal in f64)"
             ),
             Error::OutOfRange { param, value, allowed } => {
+                let value = Num(value);
                 write!(f, "{param} = {value} is out of range: must be {allowed}")
             }
             Error::EtaOutOfBounds { step, eta, lower, upper } => write!(
                 f,
-                "η = {eta} outside [1−γ, 1] = [{lower}, {upper}] at step {step} \
+                "η = {} outside [1−γ, 1] = [{}, {}] at step {step} \
                  (σ_{step} → σ_{}): choose eps-b so that η stays in bounds, or use eps-c",
+                Num(eta),
+                Num(lower),
+                Num(upper),
                 step + 1
             ),
             Error::StepUnstable { level, step_size, limit } => write!(
                 f,
-                "Langevin step {step_size} at level {level} is not below the stability bound \
-                 2(τ² + σ²) = {limit}: the chain would diverge; reduce eps"
+                "Langevin step {} at level {level} is not below the stability bound \
+                 2(τ² + σ²) = {}: the chain would diverge; reduce eps",
+                Num(step_size),
+                Num(limit)
             ),
             Error::NoGrowth { dim, c } => write!(
                 f,
-                "Technique 2 has no growth factor g > 1 reaching C = {c} in dimension {dim}: \
-                 choose C below Φ(3) − Φ(−3) ≈ 0.9973, or give the levels"
+                "Technique 2 has no growth factor g > 1 reaching C = {} in dimension {dim}: \
+                 choose C below Φ(3) − Φ(−3) ≈ 0.9973, or give the levels",
+                Num(c)
             ),
             Error::TooFewPoints { points, min } => {
                 write!(f, "{points} point(s) given: at least {min} are needed")
@@ -295,6 +305,23 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+/// A number as messages print it: as written where that is short (`0.01`, `14.14`, `2`), in
+/// scientific form outside [10⁻⁴, 10⁶) (`1e300`, not 301 digits; `1.5e-9`), like C's `%g`
+/// without its rounding: every digit of the shortest exact representation is kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Num(pub f64);
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        if v == 0.0 || !v.is_finite() || (1e-4..1e6).contains(&v.abs()) {
+            write!(f, "{v}")
+        } else {
+            write!(f, "{v:e}")
+        }
+    }
+}
 
 /// Checks that `value` is finite and `> 0`, or returns [`Error::OutOfRange`].
 pub(crate) fn positive(param: Param, value: f64) -> Result<f64, Error> {

@@ -64,7 +64,7 @@ pub mod samplers;
 pub mod schedule;
 pub mod score;
 
-pub use error::{Error, Param, Quantity};
+pub use error::{Error, Num, Param, Quantity};
 pub use params::{CasStep, EtaRule, LangevinStep, StepConvention};
 pub use plan::{Batch, BatchScore, Plan, Step};
 pub use real::Real;

@@ -155,7 +155,7 @@ impl Geometric {
         if levels < 2 {
             return Err(Error::TooFewLevels { levels, min: 2 });
         }
-        let span = libm::log(sigma_max / sigma_min);
+        let span = ln_span(sigma_max, sigma_min);
         // Consecutive levels must differ by clearly more than the rounding of exp: 8 ulps.
         let min_step = 8.0 * f64::EPSILON;
         let max_levels = span / min_step + 1.0;
@@ -175,7 +175,7 @@ impl Geometric {
         if sigma_min >= sigma_max {
             return Err(Error::NotDecreasing { level: 1, sigma: sigma_max, next: sigma_min });
         }
-        let steps = libm::ceil(libm::log(sigma_max / sigma_min) / growth.ln());
+        let steps = libm::ceil(ln_span(sigma_max, sigma_min) / growth.ln());
         if !(steps < (usize::MAX / 2) as f64) {
             return Err(Error::TooManyLevels { levels: usize::MAX, max: usize::MAX / 2 });
         }
@@ -186,6 +186,13 @@ impl Geometric {
     pub fn common_ratio(&self) -> Ratio {
         self.ratio
     }
+}
+
+/// ln(σ_1/σ_N) for finite positive ends: from the quotient where it is a normal float (one
+/// rounding), else as ln σ_1 − ln σ_N (ends such as 10³⁰⁰ and 10⁻³⁰⁰, whose quotient overflows).
+fn ln_span(sigma_max: f64, sigma_min: f64) -> f64 {
+    let q = sigma_max / sigma_min;
+    if q.is_normal() { libm::log(q) } else { libm::log(sigma_max) - libm::log(sigma_min) }
 }
 
 impl Schedule for Geometric {

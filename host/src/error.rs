@@ -50,7 +50,9 @@ impl UsageError {
             ),
             CoreError::OutOfRange { .. } => format!("--{e}"),
             CoreError::NotDecreasing { sigma, next, .. } => format!(
-                "--sigma-min = {next} must be below --sigma-max = {sigma} (both finite and > 0)"
+                "--sigma-min = {} must be below --sigma-max = {} (both finite and > 0)",
+                anneal_core::Num(next),
+                anneal_core::Num(sigma)
             ),
             CoreError::TooFewLevels { levels, min } => {
                 format!("--levels = {levels} is out of range: must be ≥ {min}")

@@ -108,7 +108,7 @@ fn existing_output_is_refused_without_force() {
 #[test]
 fn bad_flags_exit_2_with_one_line() {
     let cases: &[(&[&str], &str)] = &[
-        (&["--tau", "-1"], "--tau = -1 is out of range: must be finite and ≥ 0"),
+        (&["--tau", "-1"], "--tau = -1 is out of range: must be finite, ≥ 0 and ≤ 3.403e37"),
         (&["--n", "0"], "--n = 0 is out of range: must be ≥ 1"),
         (&["--batch", "0"], "--batch = 0 is out of range: must be ≥ 1"),
         (&["--sigma-max", "big"], "--sigma-max = big is not a number or `auto`"),

@@ -89,32 +89,130 @@ pub struct SamplerOptions {
     /// Steps per level T (als, langevin, noise-denoise, baoab*, obabo; default 100).
     #[arg(long)]
     pub steps_per_level: Option<u32>,
-    /// PC: corrector steps M per level.
-    #[arg(long, default_value_t = SamplerParams::DEFAULT.corrector_steps)]
-    pub corrector_steps: u32,
+    /// PC: corrector steps M per level (default 1).
+    #[arg(long)]
+    pub corrector_steps: Option<u32>,
     /// PC: the signal-to-noise corrector with this snr ∈ (0, 1) (otherwise the Langevin corrector).
     #[arg(long, allow_negative_numbers = true)]
     pub snr: Option<f64>,
-    /// PC: how the snr corrector takes its norms: means over fixed groups of samples (the
-    /// default: right in every dimension, and a sample does not depend on the batch), each
-    /// sample's own (biased in low dimension), or batch means (score_sde's; depend on the batch).
-    #[arg(long, value_enum, default_value_t = SnrNormsKind::Grouped)]
-    pub snr_norms: SnrNormsKind,
-    /// PC, `--snr-norms grouped`: samples per group (--batch must be a multiple of it).
-    #[arg(long, default_value_t = anneal_core::plan::SnrNorms::DEFAULT_GROUP)]
-    pub snr_group: u32,
-    /// PC: order of predictor and correctors.
-    #[arg(long, value_enum, default_value_t = OrderKind::PredictorFirst)]
-    pub order: OrderKind,
-    /// noise-denoise: λ ∈ (0, 2].
-    #[arg(long, default_value_t = SamplerParams::DEFAULT.lambda, allow_negative_numbers = true)]
-    pub lambda: f64,
-    /// baoab, obabo: friction κ > 0.
-    #[arg(long, default_value_t = SamplerParams::DEFAULT.friction, allow_negative_numbers = true)]
-    pub friction: f64,
-    /// Final denoising step x ← x + σ_N² s(x, σ_N) (als, cas, pc).
-    #[arg(long, default_value_t = SamplerParams::DEFAULT.denoise, action = ArgAction::Set)]
-    pub denoise: bool,
+    /// PC with --snr: how the snr corrector takes its norms: means over fixed groups of samples
+    /// (grouped, the default: right in every dimension, and a sample does not depend on the
+    /// batch), each sample's own (per-sample; biased in low dimension), or batch means
+    /// (batch-mean, score_sde's; depend on the batch).
+    #[arg(long, value_enum)]
+    pub snr_norms: Option<SnrNormsKind>,
+    /// PC with --snr and grouped norms: samples per group (default 256; --batch must be a
+    /// multiple of it).
+    #[arg(long)]
+    pub snr_group: Option<u32>,
+    /// PC: order of predictor and correctors (default predictor-first).
+    #[arg(long, value_enum)]
+    pub order: Option<OrderKind>,
+    /// noise-denoise: λ ∈ (0, 2] (default 1).
+    #[arg(long, allow_negative_numbers = true)]
+    pub lambda: Option<f64>,
+    /// baoab, obabo: friction κ > 0 (default 1).
+    #[arg(long, allow_negative_numbers = true)]
+    pub friction: Option<f64>,
+    /// als, cas, pc: the final denoising step x ← x + σ_N² s(x, σ_N) (default true).
+    #[arg(long, action = ArgAction::Set)]
+    pub denoise: Option<bool>,
+}
+
+impl SamplerOptions {
+    /// PC's corrector steps M.
+    pub fn corrector_steps(&self) -> u32 {
+        self.corrector_steps.unwrap_or(SamplerParams::DEFAULT.corrector_steps)
+    }
+    /// The snr corrector's norms.
+    pub fn snr_norms(&self) -> SnrNormsKind {
+        self.snr_norms.unwrap_or(SnrNormsKind::Grouped)
+    }
+    /// Samples per group of grouped snr norms.
+    pub fn snr_group(&self) -> u32 {
+        self.snr_group.unwrap_or(anneal_core::plan::SnrNorms::DEFAULT_GROUP)
+    }
+    /// PC's order.
+    pub fn order(&self) -> OrderKind {
+        self.order.unwrap_or(OrderKind::PredictorFirst)
+    }
+    /// noise-denoise's λ.
+    pub fn lambda(&self) -> f64 {
+        self.lambda.unwrap_or(SamplerParams::DEFAULT.lambda)
+    }
+    /// The friction of baoab and obabo.
+    pub fn friction(&self) -> f64 {
+        self.friction.unwrap_or(SamplerParams::DEFAULT.friction)
+    }
+    /// The final denoising step.
+    pub fn denoise(&self) -> bool {
+        self.denoise.unwrap_or(SamplerParams::DEFAULT.denoise)
+    }
+
+    /// Writes the defaults of the options not given into `flags` (the JSON of the flags, for
+    /// config.json: a run records every value it used).
+    pub fn fill_defaults(&self, flags: &mut serde_json::Value) {
+        let Some(map) = flags.as_object_mut() else { return };
+        let values = [
+            ("corrector_steps", serde_json::json!(self.corrector_steps())),
+            ("snr_norms", serde_json::to_value(self.snr_norms()).unwrap_or_default()),
+            ("snr_group", serde_json::json!(self.snr_group())),
+            ("order", serde_json::to_value(self.order()).unwrap_or_default()),
+            ("lambda", serde_json::json!(self.lambda())),
+            ("friction", serde_json::json!(self.friction())),
+            ("denoise", serde_json::json!(self.denoise())),
+        ];
+        for (k, v) in values {
+            if map.get(k).is_none_or(serde_json::Value::is_null) {
+                map.insert(k.into(), v);
+            }
+        }
+    }
+
+    /// Refuses an option given to a run none of whose samplers (`kinds`: one for `sample`, the
+    /// sweep's for `tune`) uses it, the way `--eps` is refused with CAS: naming the flag and the
+    /// samplers it applies to.
+    pub fn check_applicable(&self, kinds: &[SamplerKind]) -> Result<(), String> {
+        let pc = |k: &SamplerKind| *k == SamplerKind::Pc;
+        let snr = self.snr.is_some();
+        type Applies<'a> = &'a dyn Fn(&SamplerKind) -> bool;
+        let rules: [(&str, bool, Applies, &str); 9] = [
+            ("--snr", self.snr.is_some(), &pc, "pc"),
+            ("--corrector-steps", self.corrector_steps.is_some(), &pc, "pc"),
+            ("--order", self.order.is_some(), &pc, "pc"),
+            ("--snr-norms", self.snr_norms.is_some(), &|k| pc(k) && snr, "pc with --snr"),
+            ("--snr-group", self.snr_group.is_some(), &|k| pc(k) && snr, "pc with --snr"),
+            (
+                "--lambda",
+                self.lambda.is_some(),
+                &|k| *k == SamplerKind::NoiseDenoise,
+                "noise-denoise",
+            ),
+            (
+                "--friction",
+                self.friction.is_some(),
+                &|k| matches!(k, SamplerKind::Baoab | SamplerKind::Obabo),
+                "baoab and obabo",
+            ),
+            ("--denoise", self.denoise.is_some(), &|k| k.has_final_denoise(), "als, cas and pc"),
+            (
+                "--steps-per-level",
+                self.steps_per_level.is_some(),
+                &|k| k.uses_steps_per_level(),
+                "als, langevin, noise-denoise, baoab-limit, baoab and obabo",
+            ),
+        ];
+        for (flag, given, applies, to) in rules {
+            if given && !kinds.iter().any(applies) {
+                let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+                return Err(format!(
+                    "{flag} applies to {to}; --sampler {} does not use it: remove {flag}",
+                    names.join(",")
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How the samples start and how the work is split.

@@ -14,7 +14,11 @@ use crate::io::write::{OutputSet, SAMPLE_FILES};
 /// The validated run of `sample`'s flags.
 pub fn config(a: &SampleArgs) -> Result<RunConfig, UsageError> {
     let (data, network) = crate::config::load_source(&a.data, &a.score)?;
-    let flags = serde_json::to_value(a).unwrap_or(serde_json::Value::Null);
+    a.options
+        .check_applicable(&[anneal_core::samplers::any::SamplerKind::from(a.sampler)])
+        .map_err(UsageError::flag)?;
+    let mut flags = serde_json::to_value(a).unwrap_or(serde_json::Value::Null);
+    a.options.fill_defaults(&mut flags);
     RunConfig::new(&RunSpec::from_sample(a, &flags, network.as_ref()), data)
 }
 
@@ -44,7 +48,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     for w in &p.record.warnings {
         eprintln!("warning: {w}");
     }
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(p.record.threads).build()?;
+    let pool = exec::pool(p.record.threads)?;
     let start = Instant::now();
     let (samples, trace) = match &device {
         Some(dev) => {

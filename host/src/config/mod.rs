@@ -18,11 +18,12 @@ use crate::cli::{
     DataFlags, InitKind, LevelFlags, OrderKind, RunFlags, SamplerArg, SamplerOptions, ScoreFlags,
     SigmaFlags, SnrNormsKind, StepFlags,
 };
-use crate::error::UsageError;
+use crate::error::{UsageError, sig4};
 use crate::io::data::Dataset;
 use crate::score::batch_score::Mixture;
 use crate::score::network::{Conventions, Network, NoiseInputKind};
 use crate::score::source::{MixtureSource, ScoreSource};
+use anneal_core::Num;
 
 pub use crate::cli::{DEFAULT_EPS_C, DEFAULT_LEVELS, DEFAULT_TECHNIQUE2_C};
 
@@ -225,15 +226,48 @@ pub fn load_data(flags: &DataFlags) -> Result<Dataset, UsageError> {
     crate::io::data::load(&flags.name(None)).map_err(UsageError::flag)
 }
 
-/// --tau as given, else `data`'s default; finite and ≥ 0.
+/// The largest τ and σ_1 a run takes: samples are float32 (and their squares must stay finite
+/// in the f64 metrics), so a tenth of float32's largest value.
+pub const MAX_WIDTH: f64 = f32::MAX as f64 / 10.0;
+
+/// The smallest σ_N a run takes: σ_N² must be a normal float64 (η = ε_b/σ_N², α_i = εσ_i²/σ_N²).
+pub fn min_sigma() -> f64 {
+    f64::MIN_POSITIVE.sqrt()
+}
+
+/// --tau as given, else `data`'s default; finite, ≥ 0 and ≤ [`MAX_WIDTH`].
 pub fn resolve_tau(given: Option<f64>, data: &Dataset) -> Result<f64, UsageError> {
     let tau = given.unwrap_or(data.default_tau);
-    if !(tau.is_finite() && tau >= 0.0) {
+    if !(tau.is_finite() && (0.0..=MAX_WIDTH).contains(&tau)) {
         return Err(UsageError::flag(format!(
-            "--tau = {tau} is out of range: must be finite and ≥ 0"
+            "--tau = {} is out of range: must be finite, ≥ 0 and ≤ {} (samples are float32)",
+            Num(tau),
+            sig4(MAX_WIDTH)
         )));
     }
     Ok(tau)
+}
+
+/// σ_1 ≤ [`MAX_WIDTH`] and σ_N ≥ [`min_sigma`] (the core checks the rest: finite, > 0,
+/// decreasing).
+fn check_sigma_range(sigma_max: f64, source: &str, sigma_min: f64) -> Result<(), UsageError> {
+    if sigma_max > MAX_WIDTH {
+        let how = if source == "given" { String::new() } else { format!(" (by {source})") };
+        return Err(UsageError::flag(format!(
+            "--sigma-max = {}{how} is out of range: must be ≤ {} (samples are float32); rescale \
+             the data or give a smaller --sigma-max",
+            Num(sigma_max),
+            sig4(MAX_WIDTH)
+        )));
+    }
+    if sigma_min > 0.0 && sigma_min < min_sigma() {
+        return Err(UsageError::flag(format!(
+            "--sigma-min = {} is out of range: must be ≥ {} (σ_N² must be a normal float64)",
+            Num(sigma_min),
+            sig4(min_sigma())
+        )));
+    }
+    Ok(())
 }
 
 /// Loads `--score`'s network, if any (its conventions from its sidecar and the flags).
@@ -292,6 +326,7 @@ impl RunConfig {
         check_counts(spec)?;
         let kind = SamplerKind::from(spec.sampler);
         let (sigma_max, sigma_max_source) = schedule::sigma_max(spec.sigma, &data)?;
+        check_sigma_range(sigma_max, sigma_max_source, spec.sigma.sigma_min)?;
         let mut sched =
             schedule::build(kind, spec.levels, sigma_max, spec.sigma.sigma_min, data.dim)?;
         let mut warnings = Vec::new();
@@ -318,8 +353,8 @@ impl RunConfig {
             Some(t) => t,
             None => SamplerParams::DEFAULT.steps_per_level,
         };
-        if o.snr.is_some() && o.snr_norms == SnrNormsKind::Grouped {
-            check_snr_group(o.snr_group, spec.run.batch)?;
+        if o.snr.is_some() && o.snr_norms() == SnrNormsKind::Grouped {
+            check_snr_group(o.snr_group(), spec.run.batch)?;
         }
         let (step, eps_source) = step::langevin(kind, spec.step.eps, o, &sched, t)?;
         let (eta, cas) = eta_rule(kind, spec.step)?;
@@ -327,15 +362,15 @@ impl RunConfig {
             eta,
             step,
             steps_per_level: t,
-            snr: o.snr.map(|snr| (snr, snr_norms(o.snr_norms, o.snr_group))),
-            corrector_steps: o.corrector_steps,
-            order: match o.order {
+            snr: o.snr.map(|snr| (snr, snr_norms(o.snr_norms(), o.snr_group()))),
+            corrector_steps: o.corrector_steps(),
+            order: match o.order() {
                 OrderKind::PredictorFirst => Order::PredictorFirst,
                 OrderKind::CorrectorFirst => Order::CorrectorFirst,
             },
-            lambda: o.lambda,
-            friction: o.friction,
-            denoise: o.denoise,
+            lambda: o.lambda(),
+            friction: o.friction(),
+            denoise: o.denoise(),
             tau,
         };
         let hint = if step.is_some() && eps_source == Some("given") {
@@ -501,6 +536,14 @@ fn check_counts(spec: &RunSpec<'_>) -> Result<(), UsageError> {
     }
     if spec.run.batch == 0 {
         return Err(UsageError::flag("--batch = 0 is out of range: must be ≥ 1"));
+    }
+    if spec.run.threads > crate::exec::MAX_THREADS {
+        return Err(UsageError::flag(format!(
+            "--threads = {} is out of range: must be ≤ {} (0 = one per core: {} here)",
+            spec.run.threads,
+            crate::exec::MAX_THREADS,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        )));
     }
     if spec.n > u32::MAX as usize {
         return Err(UsageError::flag(format!(

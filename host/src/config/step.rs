@@ -31,7 +31,7 @@ pub fn langevin(
             "--eps is required with --levels 1 (Technique 4 needs a schedule)",
         ));
     };
-    let steps = kind.technique4_steps(steps_per_level, o.corrector_steps);
+    let steps = kind.technique4_steps(steps_per_level, o.corrector_steps());
     let t4 = anneal_core::ncsnv2::technique4_eps(g.sigma_min(), g.common_ratio().growth(), steps)?;
     Ok((Some(LangevinStep::new(t4.eps, StepConvention::Ncsnv2)?), Some("Technique 4")))
 }

@@ -77,9 +77,9 @@ pub fn resolve_device(a: &SampleArgs) -> Result<(Option<anneal_gpu::Device>, Str
         Some(("--runtime onnxruntime", "drop --runtime onnxruntime"))
     } else if a.trace {
         Some(("--trace", "drop --trace"))
-    } else if a.options.snr.is_some() && a.options.snr_norms == SnrNormsKind::BatchMean {
+    } else if a.options.snr.is_some() && a.options.snr_norms() == SnrNormsKind::BatchMean {
         Some(("--snr-norms batch-mean", "use --snr-norms per-sample"))
-    } else if a.options.snr.is_some() && a.options.snr_norms == SnrNormsKind::Grouped {
+    } else if a.options.snr.is_some() && a.options.snr_norms() == SnrNormsKind::Grouped {
         Some((
             "--snr-norms grouped (the snr corrector's default)",
             "add --snr-norms per-sample (it runs on the device, and is biased in low dimension)",

@@ -82,12 +82,44 @@ pub fn load(spec: &str) -> Result<Dataset, String> {
     }
 }
 
+/// The first `n` bytes of a file (fewer if it is shorter).
+fn read_prefix(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(n);
+    std::fs::File::open(path)?.take(n as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 fn load_file(path: &Path) -> Result<Dataset, String> {
     let shown = path.display();
-    let bytes = std::fs::read(path).map_err(|e| {
+    let io = |e: std::io::Error| {
         format!("--data = {shown}: {e} (use toy2d, digits, or a .npy/.csv file of points)")
-    })?;
-    let (data, rows, cols) = match path.extension().and_then(|e| e.to_str()) {
+    };
+    // A device, a FIFO or a folder (through a link or not) would be read without end.
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(format!(
+            "--data = {shown} is not a regular file (a folder, device or pipe): give a .npy or \
+             .csv file of points"
+        ));
+    }
+    let ext = path.extension().and_then(|e| e.to_str());
+    if ext == Some("npy") {
+        // The header first: a file that is not .npy, or shorter than its shape, is refused
+        // before its data are read.
+        let bad = |e: String| format!("--data = {shown}: {e}");
+        let size = crate::io::npy::header_size(&read_prefix(path, 12).map_err(io)?).map_err(bad)?;
+        let h = crate::io::npy::header(&read_prefix(path, size).map_err(io)?).map_err(bad)?;
+        let has = meta.len().saturating_sub(h.offset as u64);
+        if has < h.data_bytes as u64 {
+            return Err(bad(format!(
+                "npy data truncated: shape ({}, {}) of '{}' needs {} bytes, the file has {has}",
+                h.rows, h.cols, h.descr, h.data_bytes
+            )));
+        }
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let (data, rows, cols) = match ext {
         Some("npy") => {
             let a = crate::io::npy::read(&bytes).map_err(|e| format!("--data = {shown}: {e}"))?;
             (a.data, a.rows, a.cols)
@@ -100,11 +132,18 @@ fn load_file(path: &Path) -> Result<Dataset, String> {
     if rows == 0 || cols == 0 {
         return Err(format!("--data = {shown}: no points"));
     }
-    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+    // Points are held as float32: a value beyond its range would become infinite.
+    if let Some(i) = data.iter().position(|v| !(v.is_finite() && v.abs() <= f32::MAX as f64)) {
         return Err(format!(
-            "--data = {shown}: point {}, coordinate {} is not finite",
+            "--data = {shown}: row {} (point {0}), column {} = {} is {}",
             i / cols + 1,
-            i % cols + 1
+            i % cols + 1,
+            anneal_core::Num(data[i]),
+            if data[i].is_finite() {
+                "beyond float32's range (|x| ≤ 3.403e38), in which anneal holds points: rescale the data"
+            } else {
+                "not finite"
+            }
         ));
     }
     let name = path.file_stem().map_or("data".into(), |s| s.to_string_lossy().into_owned());

@@ -16,20 +16,52 @@ pub struct Array {
     pub cols: usize,
 }
 
-/// Parses `.npy` bytes.
-pub fn read(bytes: &[u8]) -> Result<Array, String> {
+/// The most header bytes read (numpy writes a few hundred).
+const MAX_HEADER: usize = 1 << 20;
+
+/// How many bytes the header of a `.npy` takes, from its first 12 bytes (the magic, the version
+/// and the header's length): a file that is not `.npy` is refused on these.
+pub fn header_size(first: &[u8]) -> Result<usize, String> {
     let err = |m: &str| format!("npy header: {m}");
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+    if first.len() < 10 || &first[..6] != b"\x93NUMPY" {
         return Err(err("missing the \\x93NUMPY magic (not a .npy file, or truncated)"));
     }
-    let (major, minor) = (bytes[6], bytes[7]);
+    let (major, minor) = (first[6], first[7]);
     let (hlen, start) = match major {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => {
-            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+        1 => (u16::from_le_bytes([first[8], first[9]]) as usize, 10),
+        2 | 3 if first.len() >= 12 => {
+            (u32::from_le_bytes([first[8], first[9], first[10], first[11]]) as usize, 12)
         }
         _ => return Err(err(&format!("unsupported format version {major}.{minor}"))),
     };
+    if hlen > MAX_HEADER {
+        return Err(err(&format!("a header of {hlen} bytes (numpy writes a few hundred)")));
+    }
+    Ok(start + hlen)
+}
+
+/// The shape and type a `.npy` header declares, and the bytes its data take.
+pub struct Header {
+    /// Where the data start.
+    pub offset: usize,
+    /// Rows (the first axis).
+    pub rows: usize,
+    /// Columns (the product of the other axes).
+    pub cols: usize,
+    /// The bytes of the data.
+    pub data_bytes: usize,
+    kind: char,
+    size: usize,
+    /// The dtype as declared (`<f4`).
+    pub descr: String,
+}
+
+/// Parses the header at the start of `bytes` (which need hold no more than the header).
+pub fn header(bytes: &[u8]) -> Result<Header, String> {
+    let err = |m: &str| format!("npy header: {m}");
+    let offset = header_size(bytes)?;
+    let start = if bytes[6] == 1 { 10 } else { 12 };
+    let hlen = offset - start;
     let header = bytes
         .get(start..start + hlen)
         .ok_or_else(|| err(&format!("header of {hlen} bytes is truncated")))?;
@@ -83,9 +115,19 @@ pub fn read(bytes: &[u8]) -> Result<Array, String> {
             "dtype '{descr}' is big-endian; save as little-endian ('<f4' or '<f8')"
         )));
     }
-    let body = &bytes[start + hlen..];
     let count = rows.checked_mul(cols).ok_or_else(|| err("shape overflows"))?;
     let need = count.checked_mul(size).ok_or_else(|| err("shape overflows"))?;
+    if !matches!((kind, size), ('f', 4) | ('f', 8) | ('i' | 'u', 1 | 2 | 4 | 8)) {
+        return Err(err(&format!("dtype '{descr}' is not supported (use float32 or float64)")));
+    }
+    Ok(Header { offset, rows, cols, data_bytes: need, kind, size, descr: descr.to_string() })
+}
+
+/// Parses `.npy` bytes.
+pub fn read(bytes: &[u8]) -> Result<Array, String> {
+    let Header { offset, rows, cols, data_bytes: need, kind, size, descr } = header(bytes)?;
+    let body = &bytes[offset..];
+    let count = rows * cols;
     if body.len() < need {
         return Err(format!(
             "npy data truncated: shape ({rows}, {cols}) of '{descr}' needs {need} bytes, the file has {}",
@@ -105,11 +147,7 @@ pub fn read(bytes: &[u8]) -> Result<Array, String> {
             ('u', 4) => u32::from_le_bytes(chunk.try_into().unwrap()) as f64,
             ('i', 8) => i64::from_le_bytes(chunk.try_into().unwrap()) as f64,
             ('u', 8) => u64::from_le_bytes(chunk.try_into().unwrap()) as f64,
-            _ => {
-                return Err(err(&format!(
-                    "dtype '{descr}' is not supported (use float32 or float64)"
-                )));
-            }
+            _ => unreachable!("header() accepts only the types above"),
         };
         data.push(v);
     }

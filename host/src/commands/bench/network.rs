@@ -40,7 +40,7 @@ pub fn run(a: &BenchArgs, model: &str) -> anyhow::Result<()> {
     for (threads, batch) in [(1usize, n), (2, n.div_ceil(2))] {
         let p = sample_config(model, n, threads, batch)?;
         let net = p.network.clone().ok_or_else(|| anyhow::anyhow!("no network"))?;
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+        let pool = crate::exec::pool(threads)?;
         let hidden = indicatif::ProgressBar::hidden();
         let mut shares = Vec::new();
         let runs = super::runs(repeats, || {

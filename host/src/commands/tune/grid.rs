@@ -5,11 +5,21 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{LevelFlags, SamplerArg, StepFlags, TuneArgs};
+use anneal_core::samplers::any::{SamplerKind, SamplerParams};
+
+use crate::cli::{
+    ConventionKind, LevelFlags, OrderKind, SamplerArg, SamplerOptions, SnrNormsKind, StepFlags,
+    TuneArgs,
+};
 use crate::config::{DEFAULT_TECHNIQUE2_C, RunConfig, RunSpec};
 use crate::error::UsageError;
 use crate::io::data::Dataset;
 use crate::score::network::Network;
+
+/// The most values one list may hold (`logspace`'s COUNT included).
+pub const MAX_LIST: usize = 10_000;
+/// The most cells a sweep may have (samplers × levels × values × seeds).
+pub const MAX_CELLS: usize = 100_000;
 
 /// Parses a list: `a,b,c` (numbers or `inf`) or `logspace:LO:HI:COUNT`.
 pub fn parse_list(flag: &str, s: &str) -> Result<Vec<f64>, UsageError> {
@@ -26,6 +36,9 @@ pub fn parse_list(flag: &str, s: &str) -> Result<Vec<f64>, UsageError> {
         let n: usize = n.parse().map_err(|_| bad("COUNT is not a whole number"))?;
         if !(lo > 0.0 && hi > lo && lo.is_finite() && hi.is_finite() && n >= 2) {
             return Err(bad("needs 0 < LO < HI and COUNT ≥ 2"));
+        }
+        if n > MAX_LIST {
+            return Err(bad(&format!("COUNT = {n} is above the limit of {MAX_LIST} values")));
         }
         return Ok((0..n).map(|i| lo * (hi / lo).powf(i as f64 / (n - 1) as f64)).collect());
     }
@@ -69,6 +82,51 @@ pub struct CellConfig {
     pub seed: u64,
     /// --init.
     pub init: String,
+    /// The sampler's other options where they differ from the defaults (`--lambda 0.5` →
+    /// `lambda=0.5`; empty: all defaults), so that a sweep with other options never reuses
+    /// these cells.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub options: String,
+}
+
+/// The options of `o` that `kind` uses and that differ from their defaults, as `name=value`
+/// joined by commas (the cell key's `options`).
+pub fn cell_options(kind: SamplerKind, o: &SamplerOptions, batch: usize) -> String {
+    let d = SamplerParams::DEFAULT;
+    let mut v: Vec<String> = Vec::new();
+    if kind == SamplerKind::Pc {
+        if let Some(snr) = o.snr {
+            v.push(format!("snr={snr}"));
+            if o.snr_norms() != SnrNormsKind::Grouped {
+                v.push(format!("snr_norms={:?}", o.snr_norms()));
+            }
+            if o.snr_norms() == SnrNormsKind::BatchMean {
+                v.push(format!("batch={batch}"));
+            }
+            if o.snr_group() != anneal_core::plan::SnrNorms::DEFAULT_GROUP {
+                v.push(format!("snr_group={}", o.snr_group()));
+            }
+        }
+        if o.corrector_steps() != d.corrector_steps {
+            v.push(format!("corrector_steps={}", o.corrector_steps()));
+        }
+        if o.order() != OrderKind::PredictorFirst {
+            v.push(format!("order={:?}", o.order()));
+        }
+    }
+    if kind == SamplerKind::NoiseDenoise && o.lambda() != d.lambda {
+        v.push(format!("lambda={}", o.lambda()));
+    }
+    if matches!(kind, SamplerKind::Baoab | SamplerKind::Obabo) && o.friction() != d.friction {
+        v.push(format!("friction={}", o.friction()));
+    }
+    if kind.has_final_denoise() && o.denoise() != d.denoise {
+        v.push(format!("denoise={}", o.denoise()));
+    }
+    if o.step_convention != ConventionKind::Ncsnv2 {
+        v.push(format!("step_convention={:?}", o.step_convention));
+    }
+    v.join(",")
 }
 
 /// The cells of the grid, in order.
@@ -116,6 +174,8 @@ pub fn cells(
             "--eps-c/--eps-b apply to --sampler cas; use --eps for the others",
         ));
     }
+    let kinds: Vec<SamplerKind> = a.sampler.iter().map(|&k| k.into()).collect();
+    a.options.check_applicable(&kinds).map_err(UsageError::flag)?;
     let mut out = Vec::new();
     for &kind in &a.sampler {
         let mut params: Vec<(&str, f64)> = Vec::new();
@@ -135,6 +195,18 @@ pub fn cells(
                 Some(l) => params.extend(parse_list("eps", l)?.into_iter().map(|v| ("eps", v))),
                 None => params.push(("technique4", f64::NAN)),
             }
+        }
+        let cells = levels
+            .len()
+            .checked_mul(params.len())
+            .and_then(|x| x.checked_mul(seeds.len()))
+            .and_then(|x| x.checked_add(out.len()));
+        if cells.is_none_or(|c| c > MAX_CELLS) {
+            return Err(UsageError::flag(format!(
+                "the sweep has {} cells (samplers × --levels × values × --seeds), above the limit \
+                 of {MAX_CELLS}: split it into several tune runs (they can share --out)",
+                cells.map_or("too many".to_string(), |c| c.to_string())
+            )));
         }
         let name = clap::ValueEnum::to_possible_value(&kind)
             .map_or("cas".to_string(), |v| v.get_name().to_string());
@@ -157,6 +229,7 @@ pub fn cells(
                         n: a.n,
                         seed,
                         init: a.run.init.name().to_string(),
+                        options: cell_options(kind.into(), &a.options, a.run.batch),
                     });
                 }
             }

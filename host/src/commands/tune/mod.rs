@@ -52,7 +52,7 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
         }
     );
     let progress = crate::report::progress::bar(todo as u64, "cells");
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(a.run.threads).build()?;
+    let pool = crate::exec::pool(a.run.threads)?;
     let mut computed = 0usize;
     for c in &grid {
         if record.get(&key(c)).is_some() {
@@ -133,6 +133,7 @@ mod tests {
             n: 10,
             seed,
             init: "normal".into(),
+            options: String::new(),
         };
         Row { mode_tv: w2, sliced_w2: w2, ..Row::new(config, status) }
     }
