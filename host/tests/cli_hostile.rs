@@ -196,3 +196,56 @@ fn a_closed_pipe_ends_quietly() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Many data points (findings 5 and 6, in part): Technique 1 is exact (the largest pairwise
+/// distance, checked here by the plain double loop) without comparing every pair, and
+/// metrics.json stays small — the per-component lists go to components.csv.
+#[test]
+fn many_points_keep_technique1_exact_and_metrics_small() {
+    let dir = tmp("many");
+    let (k, d) = (20_000usize, 3usize);
+    // A deterministic cloud: a spiral with a few far points.
+    let points: Vec<[f32; 3]> = (0..k)
+        .map(|i| {
+            let t = i as f32 * 0.013;
+            let r = 1.0 + (i % 97) as f32 / 50.0 + if i % 4999 == 0 { 6.0 } else { 0.0 };
+            [r * t.cos(), r * t.sin(), ((i * 7919) % 1000) as f32 / 400.0]
+        })
+        .collect();
+    let text: String = points.iter().map(|p| format!("{},{},{}\n", p[0], p[1], p[2])).collect();
+    let csv = dir.join("cloud.csv");
+    std::fs::write(&csv, text).unwrap();
+    // The file's values as anneal reads them (f32), and the double loop in f64.
+    let mut best = 0.0f64;
+    for i in 0..k {
+        for j in i + 1..k {
+            let s: f64 = (0..d)
+                .map(|c| {
+                    let v = points[i][c] as f64 - points[j][c] as f64;
+                    v * v
+                })
+                .sum();
+            best = best.max(s);
+        }
+    }
+    let out = dir.join("o");
+    let o = anneal()
+        .args(["sample", "--data", csv.to_str().unwrap(), "--n", "50", "--levels", "2"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["sigma_max"].as_f64().unwrap().to_bits(), best.sqrt().to_bits());
+    let metrics = std::fs::read(out.join("metrics.json")).unwrap();
+    assert!(metrics.len() < 20_000, "metrics.json is {} bytes", metrics.len());
+    let m: serde_json::Value = serde_json::from_slice(&metrics).unwrap();
+    assert_eq!(m["per_component"], "components.csv (20000 components)");
+    assert!(m["mode_tv"].as_f64().unwrap() > 0.0);
+    let rows = std::fs::read_to_string(out.join("components.csv")).unwrap();
+    assert_eq!(rows.lines().count(), k + 1);
+    assert!(rows.starts_with("component,mode_weight,true_weight,standard_error\n0,"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

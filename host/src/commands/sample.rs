@@ -80,7 +80,11 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     let png = crate::report::plot::render(&truth, &samples, &title(&p, a.n));
 
     set.write("config.json", serde_json::to_string_pretty(&p.record)?.as_bytes())?;
-    set.write("metrics.json", serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+    let (written, per_component) = metrics.for_file(Some("components.csv"));
+    set.write("metrics.json", serde_json::to_string_pretty(&written)?.as_bytes())?;
+    if let Some(csv) = &per_component {
+        set.write("components.csv", csv)?;
+    }
     set.write("samples.png", &png?)?;
     if let Some(t) = &trace {
         set.write("trace.csv", t.csv().as_bytes())?;
@@ -138,6 +142,11 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
         );
     }
     crate::report::metrics::print_summary(&metrics, p.network.is_some());
-    println!("wrote {}/{{samples.npy, metrics.json, samples.png, config.json}}", a.out.display());
+    println!(
+        "wrote {}/{{samples.npy, metrics.json, samples.png, config.json{}{}}}",
+        a.out.display(),
+        if per_component.is_some() { ", components.csv" } else { "" },
+        if trace.is_some() { ", trace.csv, trace.png" } else { "" }
+    );
     Ok(())
 }

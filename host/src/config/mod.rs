@@ -4,6 +4,7 @@
 //! The schedule ([`schedule`]), the Langevin step ([`step`]) and the plan are built by one helper
 //! each; which sampler takes which parameter is the core's [`SamplerKind`]'s business.
 
+pub mod diameter;
 pub mod schedule;
 pub mod step;
 

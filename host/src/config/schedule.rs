@@ -8,10 +8,22 @@ use crate::cli::{LevelFlags, SigmaFlags};
 use crate::error::UsageError;
 use crate::io::data::Dataset;
 
+/// From this many data points on, Technique 1 says on stderr that it is working, and how long
+/// it took.
+const LARGE: usize = 100_000;
+
 /// σ_1 and how it was chosen.
 pub fn sigma_max(flags: &SigmaFlags, data: &Dataset) -> Result<(f64, &'static str), UsageError> {
     if flags.sigma_max == "auto" {
-        let s = anneal_core::ncsnv2::max_pairwise_distance(&data.means, data.dim).map_err(|e| {
+        let k = data.components();
+        let started = std::time::Instant::now();
+        if k >= LARGE {
+            eprintln!(
+                "--sigma-max auto: Technique 1 (the largest distance between two of {k} points, \
+                 exact, pruned)…"
+            );
+        }
+        let s = super::diameter::max_pairwise_distance(&data.means, data.dim).map_err(|e| {
             UsageError::flag(format!(
                 "--sigma-max = auto needs at least two distinct data points: {e}"
             ))
@@ -20,6 +32,9 @@ pub fn sigma_max(flags: &SigmaFlags, data: &Dataset) -> Result<(f64, &'static st
             return Err(UsageError::flag(
                 "--sigma-max = auto: all data points coincide; give --sigma-max",
             ));
+        }
+        if k >= LARGE {
+            eprintln!("--sigma-max auto: σ_1 = {s} ({:.1} s)", started.elapsed().as_secs_f64());
         }
         Ok((s, "Technique 1 (largest pairwise distance of the data)"))
     } else {

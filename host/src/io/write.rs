@@ -74,8 +74,15 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> 
 
 /// The files an output set of `anneal sample` may hold: `--force` replaces only a folder that
 /// holds nothing else (it never deletes a file anneal did not write).
-pub const SAMPLE_FILES: [&str; 6] =
-    ["samples.npy", "metrics.json", "samples.png", "config.json", "trace.csv", "trace.png"];
+pub const SAMPLE_FILES: [&str; 7] = [
+    "samples.npy",
+    "metrics.json",
+    "samples.png",
+    "config.json",
+    "trace.csv",
+    "trace.png",
+    "components.csv",
+];
 
 /// An output folder under construction: files go into a hidden folder beside `--out`, and
 /// [`OutputSet::commit`] moves it into place whole. Dropped without a commit (an error), the

@@ -40,6 +40,13 @@ pub struct PairwiseDistance {
 /// metrics.json.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Metrics {
+    /// Total variation between `mode_weights` and `true_weights`: ½ Σ_k |m_k − w_k|.
+    #[serde(default)]
+    pub mode_tv: f64,
+    /// Where the per-component lists are when the mixture has more than
+    /// [`PER_COMPONENT_MAX`] components (then the three lists here are empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_component: Option<String>,
     /// Fraction of samples whose most responsible component at σ_N is k, in component order.
     pub mode_weights: Vec<f64>,
     /// The mixture's weights.
@@ -74,7 +81,8 @@ pub struct DataComparison {
     /// Distinct nearest data points among the samples ÷ samples (memorisation: a sampler that
     /// copies a few data points scores low).
     pub distinct_nearest_fraction: f64,
-    /// Mean distance from an odd-numbered data point to the nearest even-numbered one: what
+    /// Mean distance from an odd-numbered data point (the first 2000 of them) to the nearest
+    /// even-numbered one: what
     /// `mean_nearest_component_distance` is for new points from the data's distribution (well
     /// below it: samples copy data points).
     pub data_split_nearest_distance: Option<f64>,
@@ -111,6 +119,8 @@ fn compare_with_data(p: &Truth<'_>, samples: &[f32], nearest: &[(usize, f64)]) -
         if i % 2 == 0 { even.extend_from_slice(row) } else { odd.extend_from_slice(row) }
     }
     let split = (!even.is_empty() && !odd.is_empty()).then(|| {
+        // The first PAIRS_MAX odd rows (each against every even row: O(K), not O(K²)).
+        let odd = &odd[..odd.len().min(PAIRS_MAX * d)];
         let dist: Vec<f64> =
             odd.par_chunks_exact(d).map(|x| nearest_point(x, &even, d).1.sqrt()).collect();
         dist.iter().sum::<f64>() / dist.len() as f64
@@ -245,30 +255,26 @@ pub fn compute(
     let mix = IsotropicMixture::new(&p.data.means, d, Some(&p.data.weights), Taus::Shared(p.tau));
     let sigma = p.sigma_min;
     // Mode assignment by responsibility at σ_N (f64 logits of the core).
-    let counts = samples
+    let modes: Vec<Option<usize>> = samples
         .par_chunks_exact(d)
-        .map(|x| {
-            let mut c = vec![0usize; k];
-            if let Ok(mix) = &mix {
-                let mut logits = vec![0.0f64; k];
-                if mix.logits(x, sigma, &mut logits).is_ok() {
-                    let best =
-                        logits.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (j, &l)| {
-                            if l > b.1 { (j, l) } else { b }
-                        });
-                    c[best.0] += 1;
-                }
-            }
-            c
-        })
-        .reduce(
-            || vec![0usize; k],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                a
+        .map_init(
+            || vec![0.0f64; k],
+            |logits, x| {
+                let mix = mix.as_ref().ok()?;
+                mix.logits(x, sigma, logits).ok()?;
+                let best = logits
+                    .iter()
+                    .enumerate()
+                    .fold((0, f64::NEG_INFINITY), |b, (j, &l)| if l > b.1 { (j, l) } else { b });
+                Some(best.0)
             },
-        );
+        )
+        .collect();
+    let mut counts = vec![0usize; k];
+    modes.iter().flatten().for_each(|&j| counts[j] += 1);
     let mode_weights: Vec<f64> = counts.iter().map(|&c| c as f64 / n as f64).collect();
+    let mode_tv =
+        mode_weights.iter().zip(&p.data.weights).map(|(a, b)| (a - b).abs()).sum::<f64>() / 2.0;
 
     let ref_seed = seed ^ 0x5157_AE57_0000_0001;
     let reference = exact_samples(p, n, ref_seed);
@@ -284,6 +290,8 @@ pub fn compute(
     let evals = n as f64 * plan_steps as f64;
     Metrics {
         predicted_max_ratio: None,
+        mode_tv,
+        per_component: None,
         mode_weights,
         true_weights: p.data.weights.clone(),
         mode_weights_standard_error: p
@@ -313,6 +321,44 @@ pub fn compute(
     }
 }
 
+/// Above this many components the per-component lists leave metrics.json (which stays a few
+/// kilobytes): `sample` writes them to components.csv, `tune` keeps only their total variation.
+pub const PER_COMPONENT_MAX: usize = 10_000;
+
+impl Metrics {
+    /// The metrics to write, and the per-component CSV (component, mode weight, true weight,
+    /// standard error) when the lists are too long for metrics.json; `file`: the CSV's name, or
+    /// None where the lists are dropped (tune's rows).
+    pub fn for_file(&self, file: Option<&str>) -> (Metrics, Option<Vec<u8>>) {
+        if self.mode_weights.len() <= PER_COMPONENT_MAX {
+            return (self.clone(), None);
+        }
+        let mut m = self.clone();
+        let k = m.mode_weights.len();
+        m.mode_weights = Vec::new();
+        m.true_weights = Vec::new();
+        m.mode_weights_standard_error = Vec::new();
+        m.per_component = Some(match file {
+            Some(f) => format!("{f} ({k} components)"),
+            None => format!("omitted ({k} components; mode_tv summarises them)"),
+        });
+        let csv = file.map(|_| {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let _ = w.write_record(["component", "mode_weight", "true_weight", "standard_error"]);
+            for j in 0..k {
+                let _ = w.write_record([
+                    j.to_string(),
+                    self.mode_weights[j].to_string(),
+                    self.true_weights[j].to_string(),
+                    self.mode_weights_standard_error[j].to_string(),
+                ]);
+            }
+            w.into_inner().unwrap_or_default()
+        });
+        (m, csv)
+    }
+}
+
 /// A few lines on stdout; with `against_data`, also the comparison with the data points (the
 /// metrics of a learned score; metrics.json always has them).
 pub fn print_summary(m: &Metrics, against_data: bool) {
@@ -326,12 +372,10 @@ pub fn print_summary(m: &Metrics, against_data: bool) {
         );
     } else {
         let hit = m.mode_weights.iter().filter(|&&w| w > 0.0).count();
-        let dev =
-            m.mode_weights.iter().zip(&m.true_weights).map(|(a, b)| (a - b).abs()).sum::<f64>()
-                / 2.0;
         println!(
-            "modes hit: {hit} of {}; total variation to the true weights {dev:.4}",
-            m.mode_weights.len()
+            "modes hit: {hit} of {}; total variation to the true weights {:.4}",
+            m.mode_weights.len(),
+            m.mode_tv
         );
     }
     println!(

@@ -213,10 +213,7 @@ pub fn run_cell(
             );
             m.predicted_max_ratio = p.record.foresight.map(|f| f.max_ratio);
             row.predicted_ratio = m.predicted_max_ratio;
-            row.mode_tv = Some(
-                m.mode_weights.iter().zip(&m.true_weights).map(|(x, y)| (x - y).abs()).sum::<f64>()
-                    / 2.0,
-            );
+            row.mode_tv = Some(m.mode_tv);
             row.sliced_w2 = Some(m.sliced_wasserstein.value);
             row.noise_floor = Some(m.sliced_wasserstein.noise_floor);
             row.nearest = Some(m.mean_nearest_component_distance);
@@ -227,7 +224,7 @@ pub fn run_cell(
                 row.trace = Some(t.sigma_eff.iter().zip(&t.sigma).map(|(e, s)| e / s).collect());
                 row.trace_levels = Some(t.level);
             }
-            row.metrics = Some(m);
+            row.metrics = Some(m.for_file(None).0);
         }
         Err(e) => {
             row.status = CellStatus::Error;
