@@ -32,7 +32,7 @@ fn d2(points: &[f32], dim: usize, i: usize, j: usize) -> f64 {
 /// The largest distance between two of `points` (K × `dim`, row-major): exactly the core's
 /// value, found without comparing every pair where the data allow.
 pub fn max_pairwise_distance(points: &[f32], dim: usize) -> Result<f64, CoreError> {
-    let k = if dim == 0 { 0 } else { points.len() / dim };
+    let k = points.len().checked_div(dim).unwrap_or(0);
     if k < PLAIN_BELOW || !points.len().is_multiple_of(dim) {
         return anneal_core::ncsnv2::max_pairwise_distance(points, dim);
     }
