@@ -89,6 +89,11 @@ impl<'a> Mixture<'a> {
     }
 }
 
+/// The most entries of G (and of the responsibilities R) one call holds: 2²² (16 MiB each in
+/// f32), so a scorer's scratch stays under 40 MiB whatever K; a batch of B rows is scored in
+/// blocks of ⌊2²²/K⌋ rows (at least one) when B·K is larger.
+const MAX_PRODUCTS: usize = 1 << 24;
+
 /// One batch's scorer over a shared [`Mixture`], with its scratch.
 pub struct GemmMixture<'m, 'a> {
     mix: &'m Mixture<'a>,
@@ -424,9 +429,17 @@ impl BatchScore<f32> for GemmMixture<'_, '_> {
         if points.len() != out.len() || !points.len().is_multiple_of(d) {
             return Err(Error::DimensionMismatch { expected: points.len(), found: out.len() });
         }
-        // The whole batch at once: its products are split by the means' panels across threads
-        // (`gemm::gemm`), so that each thread streams only its share of the means.
-        self.refined = self.score_rows(points, sigma, out);
+        // The whole batch at once where its B × K products fit the scratch bound: they are split
+        // by the means' panels across threads (`gemm::gemm`), so that each thread streams only
+        // its share of the means. For many components, blocks of rows (rows are independent:
+        // the same bits in any block).
+        let rows = (MAX_PRODUCTS / self.mix.k.max(1)).max(1) * d;
+        let (mut refined, mut flops) = (0, 0.0);
+        for (p, o) in points.chunks(rows).zip(out.chunks_mut(rows)) {
+            refined += self.score_rows(p, sigma, o);
+            flops += self.flops;
+        }
+        (self.refined, self.flops) = (refined, flops);
         Ok(())
     }
 }
