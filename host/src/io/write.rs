@@ -33,10 +33,29 @@ pub fn crash_point(name: &str) {
     }
 }
 
-/// A name no other process, and no other call in this one, uses: `.{name}.{tag}-{pid}-{n}`.
+/// A name no other process (on this machine or another sharing the folder), and no other call
+/// in this one, uses: `.{name}.{tag}-{host}-{pid}-{n}`.
 fn unique_hidden(name: &str, tag: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    format!(".{name}.{tag}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(".{name}.{tag}-{}-{}-{n}", host(), std::process::id())
+}
+
+/// This machine's name, with anything but letters, digits and dots replaced by `_` (so that it
+/// cannot contain the `-` that separates the fields of a hidden name).
+fn host() -> String {
+    let mut buf = [0u8; 256];
+    #[cfg(unix)]
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    #[cfg(not(unix))]
+    let ok = false;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name: String = String::from_utf8_lossy(&buf[..end])
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
+        .collect();
+    if ok && !name.is_empty() { name } else { "host".into() }
 }
 
 /// Syncs a folder's entries (the renames into it) to the disk.
@@ -272,8 +291,9 @@ fn exchange(a: &Path, b: &Path) -> anyhow::Result<bool> {
     }
 }
 
-/// Removes `.{name}.partial-PID-N` and `.{name}.previous-PID-N` folders in `parent` whose process
-/// is gone (left by a killed run; Linux, where /proc tells which processes live).
+/// Removes `.{name}.partial-HOST-PID-N` and `.{name}.previous-HOST-PID-N` folders in `parent`
+/// left by a killed run of this machine (Linux, where /proc tells which processes live); those
+/// of other machines sharing the folder are never touched.
 fn remove_stale_partials(parent: &Path, name: &str) {
     if !Path::new("/proc/self").exists() {
         return;
@@ -287,9 +307,12 @@ fn remove_stale_partials(parent: &Path, name: &str) {
         else {
             continue;
         };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+        let fields: Vec<&str> = rest.rsplitn(3, '-').collect();
+        let [_, pid, from] = fields[..] else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if from != host() {
             continue;
-        };
+        }
         if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = std::fs::remove_dir_all(e.path());
         }
@@ -371,6 +394,7 @@ mod tests {
     fn temporary_names_are_unique() {
         let (a, b) = (unique_hidden("x", "tmp"), unique_hidden("x", "tmp"));
         assert_ne!(a, b);
-        assert!(a.contains(&std::process::id().to_string()));
+        assert!(a.starts_with(&format!(".x.tmp-{}-{}-", host(), std::process::id())), "{a}");
+        assert!(!host().contains('-') && !host().is_empty());
     }
 }
