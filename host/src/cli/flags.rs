@@ -149,22 +149,106 @@ impl SamplerOptions {
         self.denoise.unwrap_or(SamplerParams::DEFAULT.denoise)
     }
 
-    /// Writes the defaults of the options not given into `flags` (the JSON of the flags, for
+    /// Every option with the samplers that use it: the one table from which options are
+    /// refused ([`Self::check_applicable`]), recorded ([`Self::fill_defaults`]) and keyed
+    /// (`tune`'s cells).
+    pub fn uses(&self) -> [OptionUse; 9] {
+        use serde_json::{Value, json};
+        let d = SamplerParams::DEFAULT;
+        let pc = |k: SamplerKind, _: bool| k == SamplerKind::Pc;
+        let pc_snr = |k: SamplerKind, snr: bool| k == SamplerKind::Pc && snr;
+        [
+            OptionUse {
+                flag: "--snr",
+                key: "snr",
+                given: self.snr.is_some(),
+                value: self.snr.map_or(Value::Null, |v| json!(v)),
+                is_default: self.snr.is_none(),
+                applies: pc,
+                to: "pc",
+            },
+            OptionUse {
+                flag: "--corrector-steps",
+                key: "corrector_steps",
+                given: self.corrector_steps.is_some(),
+                value: json!(self.corrector_steps()),
+                is_default: self.corrector_steps() == d.corrector_steps,
+                applies: pc,
+                to: "pc",
+            },
+            OptionUse {
+                flag: "--order",
+                key: "order",
+                given: self.order.is_some(),
+                value: serde_json::to_value(self.order()).unwrap_or_default(),
+                is_default: self.order() == OrderKind::PredictorFirst,
+                applies: pc,
+                to: "pc",
+            },
+            OptionUse {
+                flag: "--snr-norms",
+                key: "snr_norms",
+                given: self.snr_norms.is_some(),
+                value: serde_json::to_value(self.snr_norms()).unwrap_or_default(),
+                is_default: self.snr_norms() == SnrNormsKind::Grouped,
+                applies: pc_snr,
+                to: "pc with --snr",
+            },
+            OptionUse {
+                flag: "--snr-group",
+                key: "snr_group",
+                given: self.snr_group.is_some(),
+                value: json!(self.snr_group()),
+                is_default: self.snr_group() == anneal_core::plan::SnrNorms::DEFAULT_GROUP,
+                applies: pc_snr,
+                to: "pc with --snr",
+            },
+            OptionUse {
+                flag: "--lambda",
+                key: "lambda",
+                given: self.lambda.is_some(),
+                value: json!(self.lambda()),
+                is_default: self.lambda() == d.lambda,
+                applies: |k, _| k == SamplerKind::NoiseDenoise,
+                to: "noise-denoise",
+            },
+            OptionUse {
+                flag: "--friction",
+                key: "friction",
+                given: self.friction.is_some(),
+                value: json!(self.friction()),
+                is_default: self.friction() == d.friction,
+                applies: |k, _| matches!(k, SamplerKind::Baoab | SamplerKind::Obabo),
+                to: "baoab and obabo",
+            },
+            OptionUse {
+                flag: "--denoise",
+                key: "denoise",
+                given: self.denoise.is_some(),
+                value: json!(self.denoise()),
+                is_default: self.denoise() == d.denoise,
+                applies: |k, _| k.has_final_denoise(),
+                to: "als, cas and pc",
+            },
+            OptionUse {
+                flag: "--steps-per-level",
+                key: "steps_per_level",
+                given: self.steps_per_level.is_some(),
+                value: self.steps_per_level.map_or(Value::Null, |t| json!(t)),
+                is_default: self.steps_per_level.is_none(),
+                applies: |k, _| k.uses_steps_per_level(),
+                to: "als, langevin, noise-denoise, baoab-limit, baoab and obabo",
+            },
+        ]
+    }
+
+    /// Writes the values of the options not given into `flags` (the JSON of the flags, for
     /// config.json: a run records every value it used).
     pub fn fill_defaults(&self, flags: &mut serde_json::Value) {
         let Some(map) = flags.as_object_mut() else { return };
-        let values = [
-            ("corrector_steps", serde_json::json!(self.corrector_steps())),
-            ("snr_norms", serde_json::to_value(self.snr_norms()).unwrap_or_default()),
-            ("snr_group", serde_json::json!(self.snr_group())),
-            ("order", serde_json::to_value(self.order()).unwrap_or_default()),
-            ("lambda", serde_json::json!(self.lambda())),
-            ("friction", serde_json::json!(self.friction())),
-            ("denoise", serde_json::json!(self.denoise())),
-        ];
-        for (k, v) in values {
-            if map.get(k).is_none_or(serde_json::Value::is_null) {
-                map.insert(k.into(), v);
+        for u in self.uses() {
+            if map.get(u.key).is_none_or(serde_json::Value::is_null) {
+                map.insert(u.key.into(), u.value);
             }
         }
     }
@@ -173,46 +257,39 @@ impl SamplerOptions {
     /// sweep's for `tune`) uses it, the way `--eps` is refused with CAS: naming the flag and the
     /// samplers it applies to.
     pub fn check_applicable(&self, kinds: &[SamplerKind]) -> Result<(), String> {
-        let pc = |k: &SamplerKind| *k == SamplerKind::Pc;
         let snr = self.snr.is_some();
-        type Applies<'a> = &'a dyn Fn(&SamplerKind) -> bool;
-        let rules: [(&str, bool, Applies, &str); 9] = [
-            ("--snr", self.snr.is_some(), &pc, "pc"),
-            ("--corrector-steps", self.corrector_steps.is_some(), &pc, "pc"),
-            ("--order", self.order.is_some(), &pc, "pc"),
-            ("--snr-norms", self.snr_norms.is_some(), &|k| pc(k) && snr, "pc with --snr"),
-            ("--snr-group", self.snr_group.is_some(), &|k| pc(k) && snr, "pc with --snr"),
-            (
-                "--lambda",
-                self.lambda.is_some(),
-                &|k| *k == SamplerKind::NoiseDenoise,
-                "noise-denoise",
-            ),
-            (
-                "--friction",
-                self.friction.is_some(),
-                &|k| matches!(k, SamplerKind::Baoab | SamplerKind::Obabo),
-                "baoab and obabo",
-            ),
-            ("--denoise", self.denoise.is_some(), &|k| k.has_final_denoise(), "als, cas and pc"),
-            (
-                "--steps-per-level",
-                self.steps_per_level.is_some(),
-                &|k| k.uses_steps_per_level(),
-                "als, langevin, noise-denoise, baoab-limit, baoab and obabo",
-            ),
-        ];
-        for (flag, given, applies, to) in rules {
-            if given && !kinds.iter().any(applies) {
+        for u in self.uses() {
+            if u.given && !kinds.iter().any(|&k| (u.applies)(k, snr)) {
                 let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
                 return Err(format!(
-                    "{flag} applies to {to}; --sampler {} does not use it: remove {flag}",
-                    names.join(",")
+                    "{} applies to {}; --sampler {} does not use it: remove {}",
+                    u.flag,
+                    u.to,
+                    names.join(","),
+                    u.flag
                 ));
             }
         }
         Ok(())
     }
+}
+
+/// One sampler option as [`SamplerOptions::uses`] lists it.
+pub struct OptionUse {
+    /// The flag (`--lambda`).
+    pub flag: &'static str,
+    /// Its name in config.json and in a tune cell's options (`lambda`).
+    pub key: &'static str,
+    /// Whether it was given.
+    pub given: bool,
+    /// The value used (the default where not given; null where there is none).
+    pub value: serde_json::Value,
+    /// Whether that value is the default.
+    pub is_default: bool,
+    /// Whether sampler `kind` uses it (`snr`: whether --snr is given).
+    pub applies: fn(SamplerKind, bool) -> bool,
+    /// The samplers it applies to, for the refusal.
+    pub to: &'static str,
 }
 
 /// How the samples start and how the work is split.

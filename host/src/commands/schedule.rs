@@ -1,5 +1,7 @@
 //! `anneal schedule`: the schedule, Technique 2/4 and the CAS coefficients, as a table or JSON.
 
+use std::io::Write;
+
 use anneal_core::ncsnv2::{self, Technique4};
 use anneal_core::params::{self, EtaRule, LangevinStep, StepConvention};
 use anneal_core::{Error, Geometric, Growth, Schedule};
@@ -182,8 +184,6 @@ pub fn run(a: &ScheduleArgs) -> anyhow::Result<()> {
     w.flush()?;
     Ok(())
 }
-
-use std::io::Write;
 
 /// The human-readable table, one level per line as it is computed (memory does not grow with N).
 pub fn render(r: &Report, s: &mut impl Write) -> std::io::Result<()> {

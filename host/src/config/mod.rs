@@ -385,7 +385,6 @@ impl RunConfig {
         })?;
         let foresight = foresight(kind, o.snr.is_some(), &plan, tau, sched.sigma_max());
         if let Some(f) = foresight.filter(|f| f.max_ratio > FORESIGHT_THRESHOLD) {
-            use crate::error::sig4;
             warnings.push(format!(
                 "every step is stable but the plan is not consistent: NCSNv2's Proposition 3 \
                  predicts σ_eff/σ_i = {} at level {} of {} (σ = {}; {} at the last level; \

@@ -19,11 +19,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::UsageError;
 
-/// Kills the process (as `kill -9` would) when the environment variable `ANNEAL_CRASH_AT`
-/// names this point: the crash tests' way to stop a run between two writes. Costs one lookup.
-pub fn crash_point(name: &str) {
+/// Whether the environment variable `ANNEAL_CRASH_AT` names this point (read once): the crash
+/// tests' way to stop a run between two writes.
+pub fn crash_armed(name: &str) -> bool {
     static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    if AT.get_or_init(|| std::env::var("ANNEAL_CRASH_AT").ok()).as_deref() == Some(name) {
+    AT.get_or_init(|| std::env::var("ANNEAL_CRASH_AT").ok()).as_deref() == Some(name)
+}
+
+/// Kills the process (as `kill -9` would) when `ANNEAL_CRASH_AT` names this point
+/// ([`crash_armed`]).
+pub fn crash_point(name: &str) {
+    if crash_armed(name) {
         #[cfg(unix)]
         // SAFETY: kill(2) on our own pid with a constant signal; no memory is touched.
         unsafe {
@@ -200,6 +206,9 @@ impl OutputSet {
                         self.partial.display()
                     );
                 }
+                // From here the new set is never deleted on an error: the message says where
+                // it is.
+                self.kept = true;
                 self.replace()?;
             }
             Err(e) => {
@@ -223,7 +232,10 @@ impl OutputSet {
     /// previous set is renamed aside first: a reader may briefly find no `--out`, never a mix.
     fn replace(&self) -> anyhow::Result<()> {
         let out = self.out.clone();
-        if exchange(&self.partial, &out)? {
+        let exchanged = exchange(&self.partial, &out).map_err(|e| {
+            anyhow::anyhow!("{e}; this run's complete set is kept in {}", self.partial.display())
+        })?;
+        if exchanged {
             crash_point("exchanged");
             std::fs::remove_dir_all(&self.partial).map_err(|e| {
                 anyhow::anyhow!("deleting the previous set (now {}): {e}", self.partial.display())
@@ -232,8 +244,13 @@ impl OutputSet {
         }
         let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("out");
         let aside = self.partial.with_file_name(unique_hidden(name, "previous"));
-        std::fs::rename(&out, &aside)
-            .map_err(|e| anyhow::anyhow!("moving the previous {} aside: {e}", out.display()))?;
+        std::fs::rename(&out, &aside).map_err(|e| {
+            anyhow::anyhow!(
+                "moving the previous {} aside: {e}; this run's complete set is kept in {}",
+                out.display(),
+                self.partial.display()
+            )
+        })?;
         std::fs::rename(&self.partial, &out).map_err(|e| {
             anyhow::anyhow!(
                 "moving the finished set into {}: {e}; it is kept in {} and the previous set in {}",

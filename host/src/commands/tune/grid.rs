@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use anneal_core::samplers::any::{SamplerKind, SamplerParams};
+use anneal_core::samplers::any::SamplerKind;
 
 use crate::cli::{
-    ConventionKind, LevelFlags, OrderKind, SamplerArg, SamplerOptions, SnrNormsKind, StepFlags,
-    TuneArgs,
+    ConventionKind, LevelFlags, SamplerArg, SamplerOptions, SnrNormsKind, StepFlags, TuneArgs,
 };
 use crate::config::{DEFAULT_TECHNIQUE2_C, RunConfig, RunSpec};
 use crate::error::UsageError;
@@ -90,38 +89,21 @@ pub struct CellConfig {
 }
 
 /// The options of `o` that `kind` uses and that differ from their defaults, as `name=value`
-/// joined by commas (the cell key's `options`).
+/// joined by commas (the cell key's `options`; `steps_per_level` has a field of its own).
 pub fn cell_options(kind: SamplerKind, o: &SamplerOptions, batch: usize) -> String {
-    let d = SamplerParams::DEFAULT;
-    let mut v: Vec<String> = Vec::new();
-    if kind == SamplerKind::Pc {
-        if let Some(snr) = o.snr {
-            v.push(format!("snr={snr}"));
-            if o.snr_norms() != SnrNormsKind::Grouped {
-                v.push(format!("snr_norms={:?}", o.snr_norms()));
-            }
-            if o.snr_norms() == SnrNormsKind::BatchMean {
-                v.push(format!("batch={batch}"));
-            }
-            if o.snr_group() != anneal_core::plan::SnrNorms::DEFAULT_GROUP {
-                v.push(format!("snr_group={}", o.snr_group()));
-            }
-        }
-        if o.corrector_steps() != d.corrector_steps {
-            v.push(format!("corrector_steps={}", o.corrector_steps()));
-        }
-        if o.order() != OrderKind::PredictorFirst {
-            v.push(format!("order={:?}", o.order()));
-        }
-    }
-    if kind == SamplerKind::NoiseDenoise && o.lambda() != d.lambda {
-        v.push(format!("lambda={}", o.lambda()));
-    }
-    if matches!(kind, SamplerKind::Baoab | SamplerKind::Obabo) && o.friction() != d.friction {
-        v.push(format!("friction={}", o.friction()));
-    }
-    if kind.has_final_denoise() && o.denoise() != d.denoise {
-        v.push(format!("denoise={}", o.denoise()));
+    let snr = o.snr.is_some();
+    let mut v: Vec<String> = o
+        .uses()
+        .into_iter()
+        .filter(|u| u.key != "steps_per_level" && (u.applies)(kind, snr) && !u.is_default)
+        .map(|u| match u.value.as_str() {
+            Some(text) => format!("{}={text}", u.key),
+            None => format!("{}={}", u.key, u.value),
+        })
+        .collect();
+    // Batch means depend on the batch; the step convention on how --eps is read.
+    if kind == SamplerKind::Pc && snr && o.snr_norms() == SnrNormsKind::BatchMean {
+        v.push(format!("batch={batch}"));
     }
     if o.step_convention != ConventionKind::Ncsnv2 {
         v.push(format!("step_convention={:?}", o.step_convention));
@@ -129,7 +111,6 @@ pub fn cell_options(kind: SamplerKind, o: &SamplerOptions, batch: usize) -> Stri
     v.join(",")
 }
 
-/// The cells of the grid, in order.
 /// The cells of the sweep on `data_name` (--data as resolved), the network run by `runtime`.
 pub fn cells(
     a: &TuneArgs,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::sweep::{Row, Sweep, key};
 use crate::error::UsageError;
-use crate::io::write::{crash_point, write_atomic};
+use crate::io::write::{crash_armed, crash_point, write_atomic};
 
 /// The record's file name.
 pub const FILE: &str = "cells.jsonl";
@@ -37,26 +37,11 @@ impl Record {
             Ok(bytes) => {
                 let (rows, keep) = parse(&bytes, &shown, &mut notes)?;
                 if keep == bytes.len() && !bytes.is_empty() && !bytes.ends_with(b"\n") {
-                    let mut f = std::fs::OpenOptions::new()
-                        .append(true)
-                        .open(&path)
-                        .map_err(|e| io_refusal(&path, e))?;
-                    f.write_all(b"\n")
-                        .and_then(|()| f.sync_all())
-                        .map_err(|e| io_refusal(&path, e))?;
+                    append_synced(&path, &[b"\n"])?;
                 }
                 if keep < bytes.len() {
                     // A damaged last line: keep its bytes aside, then cut it off the record.
-                    let damaged = dir.join("cells.damaged");
-                    let mut f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&damaged)
-                        .and_then(|mut f| f.write_all(&bytes[keep..]).map(|()| f))
-                        .map_err(|e| io_refusal(&damaged, e))?;
-                    f.write_all(b"\n")
-                        .and_then(|()| f.sync_all())
-                        .map_err(|e| io_refusal(&damaged, e))?;
+                    append_synced(&dir.join("cells.damaged"), &[&bytes[keep..], b"\n"])?;
                     let f = std::fs::OpenOptions::new()
                         .write(true)
                         .open(&path)
@@ -108,7 +93,7 @@ impl Record {
     pub fn append(&mut self, row: Row) -> anyhow::Result<()> {
         let text = line(&row)?;
         let err = |e: std::io::Error| anyhow::anyhow!("appending to {}: {e}", self.path.display());
-        if std::env::var("ANNEAL_CRASH_AT").as_deref() == Ok("cell-torn") {
+        if crash_armed("cell-torn") {
             // The crash tests' torn write: half a line reaches the disk, then the process dies.
             self.file.write_all(&text.as_bytes()[..text.len() / 2]).map_err(err)?;
             self.file.sync_all().map_err(err)?;
@@ -128,6 +113,19 @@ impl Record {
             self.rows.push(row);
         }
     }
+}
+
+/// Appends `parts` to the file `path` (created if missing) and syncs it.
+fn append_synced(path: &Path, parts: &[&[u8]]) -> Result<(), UsageError> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io_refusal(path, e))?;
+    for p in parts {
+        f.write_all(p).map_err(|e| io_refusal(path, e))?;
+    }
+    f.sync_all().map_err(|e| io_refusal(path, e))
 }
 
 /// One row as a line of the record.
