@@ -33,6 +33,9 @@ impl Trace {
     }
 }
 
+/// The most scorer scratch sampling holds at once (see [`crate::score::source::ScoreSource::scratch_bytes`]).
+const SCRATCH_BUDGET: usize = 256 << 20;
+
 /// Runs `p`'s plan for its samples `0..n` in batches of its `batch`, in parallel; returns the
 /// n × D samples and, with `trace`, the consistency trace.
 pub fn sample(
@@ -48,56 +51,64 @@ pub fn sample(
     // The score source (for the mixture: ln w, ‖μ‖² and the packed means), once for all batches.
     let source = p.source();
     type BatchOut = (Vec<f32>, Vec<f64>);
-    let results: Vec<Result<BatchOut, Error>> = starts
-        .par_iter()
-        .map(|&first| {
-            let count = batch.min(n - first);
-            let len = count * d;
-            let mut x = start.rows(p, first, count, seed, init)?;
-            let (mut aux, mut s, mut xi, mut pt) =
-                (vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len]);
-            let noise = Keyed::new(seed);
-            let mut score = source.scorer();
-            let batch = Batch {
-                dim: d,
-                first_sample: first as u64,
-                x: &mut x,
-                aux: &mut aux,
-                score: &mut s,
-                noise: &mut xi,
-                point: &mut pt,
-            };
-            // The trace scores the state where it leaves a level: after a step whose successor
-            // puts the state at another noise level.
-            let mut sumsq = vec![0.0f64; if trace { levels } else { 0 }];
-            let mut trace_score = trace.then(|| source.scorer());
-            let mut s_trace = if trace { vec![0.0f32; len] } else { Vec::new() };
-            let mut obs = |k: usize, st: &Step, xs: &[f32]| {
-                progress.inc(1);
-                let Some(ts) = trace_score.as_mut() else { return };
-                let last_of_level = p.plan.step(k + 1).is_none_or(|nx| {
-                    nx.level_after != st.level_after || nx.sigma_after != st.sigma_after
-                });
-                if st.sigma_after > 0.0 && last_of_level {
-                    let sig = st.sigma_after;
-                    if ts.score_batch(xs, sig, &mut s_trace).is_ok() {
-                        let s2: f64 = s_trace.iter().map(|&v| (v as f64 * sig * sig).powi(2)).sum();
-                        if let Some(acc) = sumsq.get_mut(st.level_after) {
-                            *acc += s2;
-                        }
+    // Batches run in parallel while their scorers' scratch fits SCRATCH_BUDGET; for a mixture of
+    // many components (~10⁶) one batch runs at a time, on every thread inside its products.
+    let concurrent = (SCRATCH_BUDGET / source.scratch_bytes(batch).max(1)).max(1);
+    let group = starts.len().div_ceil(concurrent).max(1);
+    let run = |&first: &usize| -> Result<BatchOut, Error> {
+        let count = batch.min(n - first);
+        let len = count * d;
+        let mut x = start.rows(p, first, count, seed, init)?;
+        let (mut aux, mut s, mut xi, mut pt) =
+            (vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len]);
+        let noise = Keyed::new(seed);
+        let mut score = source.scorer();
+        let batch = Batch {
+            dim: d,
+            first_sample: first as u64,
+            x: &mut x,
+            aux: &mut aux,
+            score: &mut s,
+            noise: &mut xi,
+            point: &mut pt,
+        };
+        // The trace scores the state where it leaves a level: after a step whose successor
+        // puts the state at another noise level.
+        let mut sumsq = vec![0.0f64; if trace { levels } else { 0 }];
+        let mut trace_score = trace.then(|| source.scorer());
+        let mut s_trace = if trace { vec![0.0f32; len] } else { Vec::new() };
+        let mut obs = |k: usize, st: &Step, xs: &[f32]| {
+            progress.inc(1);
+            let Some(ts) = trace_score.as_mut() else { return };
+            let last_of_level = p.plan.step(k + 1).is_none_or(|nx| {
+                nx.level_after != st.level_after || nx.sigma_after != st.sigma_after
+            });
+            if st.sigma_after > 0.0 && last_of_level {
+                let sig = st.sigma_after;
+                if ts.score_batch(xs, sig, &mut s_trace).is_ok() {
+                    let s2: f64 = s_trace.iter().map(|&v| (v as f64 * sig * sig).powi(2)).sum();
+                    if let Some(acc) = sumsq.get_mut(st.level_after) {
+                        *acc += s2;
                     }
                 }
-            };
-            plan::run(
-                &p.plan,
-                &mut *score,
-                &mut crate::score::par_noise::ParKeyed(noise),
-                batch,
-                None,
-                &mut obs,
-            )?;
-            Ok((x, sumsq))
-        })
+            }
+        };
+        plan::run(
+            &p.plan,
+            &mut *score,
+            &mut crate::score::par_noise::ParKeyed(noise),
+            batch,
+            None,
+            &mut obs,
+        )?;
+        Ok((x, sumsq))
+    };
+    let results: Vec<Result<BatchOut, Error>> = starts
+        .par_chunks(group)
+        .map(|firsts| firsts.iter().map(run).collect::<Vec<_>>())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
         .collect();
     let mut out = Vec::with_capacity(n * d);
     let mut total = vec![0.0f64; if trace { levels } else { 0 }];

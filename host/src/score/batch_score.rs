@@ -46,7 +46,7 @@ pub struct Mixture<'a> {
     max_norm: f64,
     tau: f64,
     /// Mᵀ (D × K) for G = Y Mᵀ and M (K × D) for S = R M; None for the direct path.
-    packed: Option<(Packed, Packed)>,
+    packed: Option<(Packed<'a>, Packed<'a>)>,
 }
 
 impl<'a> Mixture<'a> {
@@ -83,6 +83,20 @@ impl<'a> Mixture<'a> {
         self.packed.is_some()
     }
 
+    /// The most scratch a [`GemmMixture`] holds for batches of `rows` rows: G and R for one block
+    /// of rows (f32), the per-σ constants c_k (f64), and the candidate lists (an index and a
+    /// logit per component at most) of the rows scored at once, one per thread — about 170
+    /// bytes per component for many components, whatever the batch size and thread count.
+    pub fn scratch_bytes(&self, rows: usize) -> usize {
+        if self.packed.is_none() {
+            return 0;
+        }
+        let k = self.k;
+        let block = rows.min(rows_per_call(k));
+        let lists = block.min(rayon::current_num_threads());
+        block * k * 8 + k * 8 + lists * k * 12
+    }
+
     /// v = τ² + σ², the variance of each component at noise level σ.
     fn variance(&self, sigma: f64) -> f64 {
         anneal_core::score::perturbed_variance(self.tau, sigma)
@@ -90,9 +104,16 @@ impl<'a> Mixture<'a> {
 }
 
 /// The most entries of G (and of the responsibilities R) one call holds: 2²² (16 MiB each in
-/// f32), so a scorer's scratch stays under 40 MiB whatever K; a batch of B rows is scored in
-/// blocks of ⌊2²²/K⌋ rows (at least one) when B·K is larger.
-const MAX_PRODUCTS: usize = 1 << 24;
+/// f32) up to K = 2¹⁹ components; a batch of B rows is scored in blocks of ⌊2²²/K⌋ rows when B·K
+/// is larger, and of [`gemm::MR`] = 8 rows (one block of the product's kernel) beyond 2¹⁹
+/// components, where the scratch is 8 rows of K: G and R in f32, less than twice the means'
+/// size for D ≥ 8.
+const MAX_PRODUCTS: usize = 1 << 22;
+
+/// Rows per call of [`GemmMixture::score_rows`] for K components.
+fn rows_per_call(k: usize) -> usize {
+    (MAX_PRODUCTS / k.max(1)).max(gemm::MR)
+}
 
 /// One batch's scorer over a shared [`Mixture`], with its scratch.
 pub struct GemmMixture<'m, 'a> {
@@ -167,10 +188,9 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         self.flops = 2.0 * (b * k * d + dense.len() * k * d + terms * d) as f64;
         // S = R M for the rows with many non-zero responsibilities, in one GEMM.
         if !dense.is_empty() {
-            let rd: Vec<f32> =
-                dense.iter().flat_map(|&i| r[i * k..(i + 1) * k].iter().copied()).collect();
+            let rd: Vec<&[f32]> = dense.iter().map(|&i| &r[i * k..(i + 1) * k]).collect();
             let mut sd = vec![0.0f32; dense.len() * d];
-            gemm::gemm(dense.len(), &rd, m, &mut sd, d);
+            gemm::gemm_rows(&rd, m, &mut sd, d);
             let inv_v = (1.0 / v) as f32;
             for (&i, row) in dense.iter().zip(sd.chunks_exact(d)) {
                 let (o, y) = (&mut out[i * d..(i + 1) * d], &points[i * d..(i + 1) * d]);
@@ -308,6 +328,31 @@ fn max_lanes(t: &[f64]) -> f64 {
     m.iter().fold(tail, |a, &x| if x > a { x } else { a })
 }
 
+/// A row's logit t_k = c_k + g_k·(1/v) (computed where it is needed, not stored: a row of K).
+#[inline(always)]
+fn logit(c: f64, g: f32, inv_v: f64) -> f64 {
+    c + g as f64 * inv_v
+}
+
+/// The largest logit of a row, [`max_lanes`] over [`logit`]s.
+#[inline(always)]
+fn max_logit(c: &[f64], g: &[f32], inv_v: f64) -> f64 {
+    let mut m = [f64::NEG_INFINITY; 8];
+    let (cc, cr) = c.as_chunks::<8>();
+    let (gc, gr) = g.as_chunks::<8>();
+    for (cc, gc) in cc.iter().zip(gc) {
+        for ((m, &c), &g) in m.iter_mut().zip(cc).zip(gc) {
+            let x = logit(c, g, inv_v);
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    let tail = cr.iter().zip(gr).fold(f64::NEG_INFINITY, |a, (&c, &g)| {
+        let x = logit(c, g, inv_v);
+        if x > a { x } else { a }
+    });
+    m.iter().fold(tail, |a, &x| if x > a { x } else { a })
+}
+
 impl RowsIn<'_, '_> {
     /// Rows `first..` of the batch (`y`, their products `g`): the score rows of those with few
     /// non-zero responsibilities go straight into `o`; the others get their responsibilities in
@@ -315,7 +360,6 @@ impl RowsIn<'_, '_> {
     fn run(&self, first: usize, y: &[f32], g: &[f32], o: &mut [f32], r: &mut [f32]) -> RowsOut {
         /// Per-chunk scratch and the report.
         struct Scratch {
-            t: Vec<f64>,
             cand: Cand,
             report: RowsOut,
         }
@@ -335,7 +379,7 @@ impl RowsIn<'_, '_> {
             let (d, k) = (this.mix.dim, this.mix.k);
             let rows = y.chunks_exact(d).zip(g.chunks_exact(k)).zip(o.chunks_exact_mut(d));
             for (i, (((y, g), o), r)) in rows.zip(r.chunks_exact_mut(k)).enumerate() {
-                let row = this.row(y, g, o, r, &mut sc.t, &mut sc.cand);
+                let row = this.row(y, g, o, r, &mut sc.cand);
                 sc.report.refined += row.refined as usize;
                 match row.sparse_terms {
                     Some(n) => sc.report.terms += n,
@@ -343,8 +387,7 @@ impl RowsIn<'_, '_> {
                 }
             }
         }
-        let mut scratch =
-            Scratch { t: vec![0.0; self.mix.k], cand: Cand::default(), report: RowsOut::default() };
+        let mut scratch = Scratch { cand: Cand::default(), report: RowsOut::default() };
         let job = Job { this: self, first, y, g, o, r, sc: &mut scratch };
         crate::score::simd::dispatch!(rows, (job: Job<'_, '_, '_>) -> ());
         scratch.report
@@ -353,22 +396,11 @@ impl RowsIn<'_, '_> {
     /// One row (steps 1–4 of the module docs): a dense row leaves its responsibilities in `r` for
     /// the GEMM; a sparse one its score in `o`.
     #[inline(always)]
-    fn row(
-        &self,
-        y: &[f32],
-        g: &[f32],
-        o: &mut [f32],
-        r: &mut [f32],
-        t: &mut [f64],
-        cand: &mut Cand,
-    ) -> Row {
+    fn row(&self, y: &[f32], g: &[f32], o: &mut [f32], r: &mut [f32], cand: &mut Cand) -> Row {
         let mix = self.mix;
         let (d, k) = (mix.dim, mix.k);
-        let two_h = 1.0 / self.v;
-        for ((t, &c), &g) in t.iter_mut().zip(self.c).zip(g) {
-            *t = c + g as f64 * two_h;
-        }
-        let mut max = max_lanes(t);
+        let inv_v = 1.0 / self.v;
+        let mut max = max_logit(self.c, g, inv_v);
         let y2: f64 = y.iter().map(|&a| a as f64 * a as f64).sum();
         let err = d as f64 * f32::EPSILON as f64 * 0.5 * y2.sqrt() * mix.max_norm / self.v;
         let refine = err > 1e-4;
@@ -377,7 +409,8 @@ impl RowsIn<'_, '_> {
         let cut = if refine { max - 36.0 - 2.0 * err } else { max - 40.0 };
         cand.j.clear();
         cand.l.clear();
-        for (j, &tj) in t.iter().enumerate() {
+        for (j, (&c, &g)) in self.c.iter().zip(g).enumerate() {
+            let tj = logit(c, g, inv_v);
             if tj >= cut {
                 cand.j.push(j as u32);
                 cand.l.push(tj);
@@ -433,7 +466,7 @@ impl BatchScore<f32> for GemmMixture<'_, '_> {
         // by the means' panels across threads (`gemm::gemm`), so that each thread streams only
         // its share of the means. For many components, blocks of rows (rows are independent:
         // the same bits in any block).
-        let rows = (MAX_PRODUCTS / self.mix.k.max(1)).max(1) * d;
+        let rows = rows_per_call(self.mix.k) * d;
         let (mut refined, mut flops) = (0, 0.0);
         for (p, o) in points.chunks(rows).zip(out.chunks_mut(rows)) {
             refined += self.score_rows(p, sigma, o);

@@ -19,58 +19,76 @@ use rayon::prelude::*;
 /// Columns per panel.
 pub const NR: usize = 32;
 /// Rows of A per kernel call.
-const MR: usize = 8;
+pub const MR: usize = 8;
 
 /// The operand B (k × n) of `C = A B`, packed: panel q holds columns q·NR … q·NR + NR − 1 as k
-/// rows of NR values (zero past n).
-pub struct Packed {
+/// rows of NR values (zero past n). A row-major B narrower than a panel (n < NR, the means of
+/// low-dimensional data in `R M`) is not copied: padding it to NR columns would take NR/n times
+/// its size (3.2× for D = 10), so its panel is built [`CHUNK`] rows at a time during the product.
+pub struct Packed<'a> {
     k: usize,
     n: usize,
-    panels: Vec<f32>,
+    layout: Layout<'a>,
 }
 
-impl Packed {
+/// How [`Packed`] holds B.
+enum Layout<'a> {
+    /// Panels of NR columns, k rows each.
+    Panels(Vec<f32>),
+    /// B itself, row-major k × n with n < NR.
+    Narrow(&'a [f32]),
+}
+
+/// Rows of a narrow B padded per step of the product (64 KiB: it stays in L2).
+const CHUNK: usize = 512;
+
+impl<'a> Packed<'a> {
     /// B = Sᵀ for the row-major n × k matrix `s` (`B[p][j] = s[j][p]`): `Y Mᵀ` from the means.
     pub fn transposed(s: &[f32], n: usize, k: usize) -> Self {
         Self::pack(k, n, |p, j| s[j * k + p])
     }
 
-    /// B = S for the row-major k × n matrix `s`: `R M` from the means.
-    pub fn plain(s: &[f32], k: usize, n: usize) -> Self {
+    /// B = S for the row-major k × n matrix `s`: `R M` from the means (borrowed, not copied,
+    /// when n < NR).
+    pub fn plain(s: &'a [f32], k: usize, n: usize) -> Self {
+        if n < NR {
+            return Packed { k, n, layout: Layout::Narrow(&s[..k * n]) };
+        }
         Self::pack(k, n, |p, j| s[p * n + j])
     }
 
     fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Self {
         let panels_n = n.div_ceil(NR);
         let mut panels = vec![0.0f32; panels_n * k * NR];
-        if k == 0 {
-            return Packed { k, n, panels };
-        }
-        for (q, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
-            for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
-                for (c, v) in row.iter_mut().enumerate() {
-                    let j = q * NR + c;
-                    if j < n {
-                        *v = at(p, j);
+        if k > 0 {
+            for (q, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
+                for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
+                    for (c, v) in row.iter_mut().enumerate() {
+                        let j = q * NR + c;
+                        if j < n {
+                            *v = at(p, j);
+                        }
                     }
                 }
             }
         }
-        Packed { k, n, panels }
+        Packed { k, n, layout: Layout::Panels(panels) }
     }
 }
 
 /// A block of `MR` rows of A (packed: p-major, `MR` values per p) times one panel:
-/// `acc[i][c] = fma(a[p][i], b[p][c], acc[i][c])` for p = 0, 1, …, from 0. The AVX-512 and AVX2 kernels perform
+/// `acc[i][c] = fma(a[p][i], b[p][c], acc[i][c])` for p = 0, 1, …, from `init` (zero, or the
+/// chains' values after the rows of B before this panel's: a chain carried over pieces of B is
+/// the same chain). The AVX-512 and AVX2 kernels perform
 /// exactly these operations with explicit vector FMAs (LLVM does not keep the portable loop's 128
 /// accumulators in registers); the portable loop is the fallback.
-fn kernel(ap: &[[f32; MR]], panel: &[[f32; NR]]) -> [[f32; NR]; MR] {
+fn kernel(ap: &[[f32; MR]], panel: &[[f32; NR]], init: &[[f32; NR]; MR]) -> [[f32; NR]; MR] {
     #[cfg(target_arch = "x86_64")]
     match crate::score::simd::level() {
         // SAFETY: level() found AVX-512F on this CPU.
-        crate::score::simd::Level::Avx512 => return unsafe { x86::kernel_avx512(ap, panel) },
+        crate::score::simd::Level::Avx512 => return unsafe { x86::kernel_avx512(ap, panel, init) },
         // SAFETY: level() found AVX2 and FMA on this CPU.
-        crate::score::simd::Level::Avx2 => return unsafe { x86::kernel_avx2(ap, panel) },
+        crate::score::simd::Level::Avx2 => return unsafe { x86::kernel_avx2(ap, panel, init) },
         crate::score::simd::Level::Baseline => {}
     }
     // Portable: passes of 8 columns, so that the 8 × 8 accumulators fit in registers (on
@@ -78,6 +96,9 @@ fn kernel(ap: &[[f32; MR]], panel: &[[f32; NR]]) -> [[f32; NR]; MR] {
     let mut out = [[0.0f32; NR]; MR];
     for c0 in (0..NR).step_by(8) {
         let mut acc = [[0.0f32; 8]; MR];
+        for (acc, init) in acc.iter_mut().zip(init) {
+            acc.copy_from_slice(&init[c0..c0 + 8]);
+        }
         for (a, b) in ap.iter().zip(panel) {
             let (_, b) = b.split_at(c0);
             for (acc, &av) in acc.iter_mut().zip(a) {
@@ -102,9 +123,20 @@ mod x86 {
     /// [`super::kernel`] with two 16-lane registers per row (16 accumulators: ten loads per
     /// sixteen FMAs).
     #[target_feature(enable = "avx512f")]
-    pub(super) fn kernel_avx512(ap: &[[f32; MR]], panel: &[[f32; NR]]) -> [[f32; NR]; MR] {
+    pub(super) fn kernel_avx512(
+        ap: &[[f32; MR]],
+        panel: &[[f32; NR]],
+        init: &[[f32; NR]; MR],
+    ) -> [[f32; NR]; MR] {
         let mut lo = [_mm512_setzero_ps(); MR];
         let mut hi = [_mm512_setzero_ps(); MR];
+        for ((lo, hi), r) in lo.iter_mut().zip(hi.iter_mut()).zip(init) {
+            // SAFETY: r is NR = 32 f32s.
+            unsafe {
+                *lo = _mm512_loadu_ps(r.as_ptr());
+                *hi = _mm512_loadu_ps(r.as_ptr().add(16));
+            }
+        }
         for (a, b) in ap.iter().zip(panel) {
             // SAFETY: b is NR = 32 f32s.
             let (bl, bh) =
@@ -129,10 +161,18 @@ mod x86 {
     /// [`super::kernel`] in four passes of 8 columns (8 accumulators each, so that nothing spills
     /// from AVX2's 16 registers).
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn kernel_avx2(ap: &[[f32; MR]], panel: &[[f32; NR]]) -> [[f32; NR]; MR] {
+    pub(super) fn kernel_avx2(
+        ap: &[[f32; MR]],
+        panel: &[[f32; NR]],
+        init: &[[f32; NR]; MR],
+    ) -> [[f32; NR]; MR] {
         let mut out = [[0.0f32; NR]; MR];
         for half in 0..NR / 8 {
             let mut acc = [_mm256_setzero_ps(); MR];
+            for (acc, r) in acc.iter_mut().zip(init) {
+                // SAFETY: r[8·half..] holds 8 f32s (half < NR/8).
+                *acc = unsafe { _mm256_loadu_ps(r.as_ptr().add(8 * half)) };
+            }
             for (a, b) in ap.iter().zip(panel) {
                 // SAFETY: b[8·half..] holds 8 f32s (half < NR/8).
                 let bv = unsafe { _mm256_loadu_ps(b.as_ptr().add(8 * half)) };
@@ -151,14 +191,13 @@ mod x86 {
 
 /// One thread's share: panels `q0..` times every row block of the packed A into its column
 /// pieces of C (`c[i]`: row i's columns from q0·NR on).
-fn panels(ap: &[[f32; MR]], q0: usize, b: &Packed, c: &mut [&mut [f32]]) {
-    let k = b.k;
+fn panels(ap: &[[f32; MR]], q0: usize, panels: &[f32], k: usize, c: &mut [&mut [f32]]) {
     let cols = c.first().map_or(0, |r| r.len());
-    let (panels, _) = b.panels.as_chunks::<NR>();
+    let (panels, _) = panels.as_chunks::<NR>();
     for (qi, panel) in panels.chunks_exact(k).skip(q0).take(cols.div_ceil(NR)).enumerate() {
         let (c0, c1) = (qi * NR, ((qi + 1) * NR).min(cols));
         for (a, c) in ap.chunks_exact(k).zip(c.chunks_mut(MR)) {
-            let acc = kernel(a, panel);
+            let acc = kernel(a, panel, &[[0.0; NR]; MR]);
             for (row, acc) in c.iter_mut().zip(&acc) {
                 if let Some(row) = row.get_mut(c0..c1) {
                     row.iter_mut().zip(acc).for_each(|(c, &v)| *c = v);
@@ -168,10 +207,55 @@ fn panels(ap: &[[f32; MR]], q0: usize, b: &Packed, c: &mut [&mut [f32]]) {
     }
 }
 
+/// Columns `p0..p0 + out.len()` of the rows `blk·MR …` of A, packed p-major with MR values per p
+/// (lanes past the last row repeat it).
+fn pack_a(a: &[&[f32]], blk: usize, p0: usize, out: &mut [[f32; MR]]) {
+    let last = a.len() - 1;
+    for i in 0..MR {
+        let row = &a[(blk * MR + i).min(last)][p0..p0 + out.len()];
+        for (dst, &v) in out.iter_mut().zip(row) {
+            dst[i] = v;
+        }
+    }
+}
+
+/// C = A B for a narrow B (row-major k × n, n < NR): one panel, padded [`CHUNK`] rows of B (and
+/// the same columns of each block of A) at a time, every row block's chains carried over the
+/// chunks — scratch of O(CHUNK), whatever k.
+fn narrow(a: &[&[f32]], s: &[f32], k: usize, n: usize, c: &mut [f32], ldc: usize) {
+    let blocks = a.len().div_ceil(MR);
+    let mut accs = vec![[[0.0f32; NR]; MR]; blocks];
+    let mut panel = vec![[0.0f32; NR]; CHUNK.min(k)];
+    let mut ap = vec![[0.0f32; MR]; CHUNK.min(k)];
+    for (p0, rows) in (0..k).step_by(CHUNK).zip(s.chunks(CHUNK * n)) {
+        let len = rows.len() / n;
+        for (dst, src) in panel.iter_mut().zip(rows.chunks_exact(n)) {
+            dst[..n].copy_from_slice(src);
+        }
+        for (blk, acc) in accs.iter_mut().enumerate() {
+            pack_a(a, blk, p0, &mut ap[..len]);
+            *acc = kernel(&ap[..len], &panel[..len], acc);
+        }
+    }
+    for (r, c) in c.chunks_mut(ldc).take(a.len()).enumerate() {
+        c[..n].copy_from_slice(&accs[r / MR][r % MR][..n]);
+    }
+}
+
 /// C (m × n, row-major, leading dimension `ldc`) = A (m × k, row-major, contiguous) · B. Large
 /// products split B's panels across rayon's threads (each C element is computed by one thread).
 pub fn gemm(m: usize, a: &[f32], b: &Packed, c: &mut [f32], ldc: usize) {
-    let (k, n) = (b.k, b.n);
+    if b.k == 0 {
+        c.chunks_mut(ldc).take(m).for_each(|row| row[..b.n].fill(0.0));
+        return;
+    }
+    let rows: Vec<&[f32]> = a.chunks_exact(b.k).take(m).collect();
+    gemm_rows(&rows, b, c, ldc);
+}
+
+/// [`gemm`] with the rows of A given as slices (rows picked from a larger matrix, not copied).
+pub fn gemm_rows(a: &[&[f32]], b: &Packed, c: &mut [f32], ldc: usize) {
+    let (m, k, n) = (a.len(), b.k, b.n);
     if m == 0 || n == 0 {
         return;
     }
@@ -179,6 +263,10 @@ pub fn gemm(m: usize, a: &[f32], b: &Packed, c: &mut [f32], ldc: usize) {
         c.chunks_mut(ldc).take(m).for_each(|row| row[..n].fill(0.0));
         return;
     }
+    let panels_b = match &b.layout {
+        Layout::Panels(p) => p,
+        Layout::Narrow(s) => return narrow(a, s, k, n, c, ldc),
+    };
     let panels_n = n.div_ceil(NR);
     let threads =
         if m * k * n >= 1 << 22 { rayon::current_num_threads().min(panels_n).max(1) } else { 1 };
@@ -193,18 +281,12 @@ pub fn gemm(m: usize, a: &[f32], b: &Packed, c: &mut [f32], ldc: usize) {
             rest = tail;
         }
     }
-    // A packed in blocks of MR rows, p-major (rows past m repeat the last row).
-    let blocks = m.div_ceil(MR);
-    let mut ap = vec![[0.0f32; MR]; blocks * k];
+    // A packed in blocks of MR rows, p-major.
+    let mut ap = vec![[0.0f32; MR]; m.div_ceil(MR) * k];
     for (blk, chunk) in ap.chunks_exact_mut(k).enumerate() {
-        for (i, lane) in (0..MR).map(|i| (blk * MR + i).min(m - 1)).enumerate() {
-            let row = &a[lane * k..(lane + 1) * k];
-            for (dst, &v) in chunk.iter_mut().zip(row) {
-                dst[i] = v;
-            }
-        }
+        pack_a(a, blk, 0, chunk);
     }
-    let run = |t: usize, piece: &mut Vec<&mut [f32]>| panels(&ap, t * per, b, piece);
+    let run = |t: usize, piece: &mut Vec<&mut [f32]>| panels(&ap, t * per, panels_b, k, piece);
     if threads == 1 {
         run(0, &mut pieces[0]);
     } else {
@@ -254,6 +336,25 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// A narrow B (n < NR, borrowed and padded chunk by chunk) gives the same bits as the same B
+    /// packed into a padded panel: the chains carried over chunks are the chains over all of k.
+    #[test]
+    fn narrow_operand_matches_its_packed_panel_bit_for_bit() {
+        for &(m, k, n) in &[(1, 1, 1), (19, 1300, 10), (8, CHUNK, 31), (3, 2 * CHUNK + 1, 2)] {
+            let a: Vec<f32> =
+                (0..m * k).map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 97.0).collect();
+            let s: Vec<f32> =
+                (0..k * n).map(|i| ((i * 104_729 % 997) as f32 - 498.0) / 89.0).collect();
+            let narrow = Packed::plain(&s, k, n);
+            assert!(matches!(narrow.layout, Layout::Narrow(_)), "n = {n} < NR is borrowed");
+            let panel = Packed::pack(k, n, |p, j| s[p * n + j]);
+            let (mut c1, mut c2) = (vec![0.0f32; m * n], vec![1.0f32; m * n]);
+            gemm(m, &a, &narrow, &mut c1, n);
+            gemm(m, &a, &panel, &mut c2, n);
+            assert!(c1.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits()), "({m},{k},{n})");
         }
     }
 

@@ -22,6 +22,11 @@ pub trait ScoreSource: Sync {
     fn network(&self) -> Option<&Network> {
         None
     }
+    /// The most scratch memory one scorer holds for batches of `rows` rows (bytes; 0 where it is
+    /// small whatever the data): the executor runs fewer batches at once when it is large.
+    fn scratch_bytes(&self, _rows: usize) -> usize {
+        0
+    }
 }
 
 /// The exact mixture score (GEMM path).
@@ -36,6 +41,9 @@ impl ScoreSource for MixtureSource<'_> {
     }
     fn scorer(&self) -> Box<dyn BatchScore<f32> + Send + '_> {
         Box::new(GemmMixture::new(&self.0))
+    }
+    fn scratch_bytes(&self, rows: usize) -> usize {
+        self.0.scratch_bytes(rows)
     }
 }
 
@@ -66,5 +74,8 @@ impl<S: ScoreSource + ?Sized> ScoreSource for &S {
     }
     fn network(&self) -> Option<&Network> {
         (**self).network()
+    }
+    fn scratch_bytes(&self, rows: usize) -> usize {
+        (**self).scratch_bytes(rows)
     }
 }
