@@ -80,10 +80,10 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     let png = crate::report::plot::render(&truth, &samples, &title(&p, a.n));
 
     set.write("config.json", serde_json::to_string_pretty(&p.record)?.as_bytes())?;
-    let (written, per_component) = metrics.for_file(Some("components.csv"));
-    set.write("metrics.json", serde_json::to_string_pretty(&written)?.as_bytes())?;
-    if let Some(csv) = &per_component {
-        set.write("components.csv", csv)?;
+    let per_component = metrics.split_components(Some("components.csv"));
+    set.write("metrics.json", serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+    if let Some(c) = &per_component {
+        set.write_with("components.csv", |w| c.write_csv(w))?;
     }
     set.write("samples.png", &png?)?;
     if let Some(t) = &trace {
@@ -114,7 +114,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
             )?,
         )?;
     }
-    set.write("samples.npy", &crate::io::npy::write_f32(&samples, a.n, p.data.dim))?;
+    set.write_with("samples.npy", |w| crate::io::npy::write_f32_to(w, &samples, a.n, p.data.dim))?;
     set.commit(a.force)?;
 
     println!(
@@ -141,7 +141,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
             100.0 * net.forward_share(seconds, busy)
         );
     }
-    crate::report::metrics::print_summary(&metrics, p.network.is_some());
+    crate::report::metrics::print_summary(&metrics, per_component.as_ref(), p.network.is_some());
     println!(
         "wrote {}/{{samples.npy, metrics.json, samples.png, config.json{}{}}}",
         a.out.display(),

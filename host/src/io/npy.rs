@@ -156,6 +156,19 @@ pub fn read(bytes: &[u8]) -> Result<Array, String> {
 
 /// Serialises a rows × cols f32 array (C order, `<f4`, format 1.0).
 pub fn write_f32(data: &[f32], rows: usize, cols: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + 4 * data.len());
+    // (Writing into a Vec cannot fail.)
+    let _ = write_f32_to(&mut out, data, rows, cols);
+    out
+}
+
+/// [`write_f32`] streamed into `w` (a large array is not copied).
+pub fn write_f32_to(
+    w: &mut dyn std::io::Write,
+    data: &[f32],
+    rows: usize,
+    cols: usize,
+) -> std::io::Result<()> {
     let mut header =
         format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // Magic (6) + version (2) + length (2) + header + '\n' must be a multiple of 64.
@@ -163,12 +176,12 @@ pub fn write_f32(data: &[f32], rows: usize, cols: usize) -> Vec<u8> {
         header.push(' ');
     }
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + 4 * data.len());
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
+    w.write_all(b"\x93NUMPY\x01\x00")?;
+    w.write_all(&(header.len() as u16).to_le_bytes())?;
+    w.write_all(header.as_bytes())?;
+    for chunk in data.chunks(4096) {
+        let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+        w.write_all(&bytes)?;
     }
-    out
+    Ok(())
 }

@@ -75,9 +75,18 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Writes `bytes` to the new file `path` and syncs it.
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
+    write_synced_with(path, &mut |w| w.write_all(bytes))
+}
+
+/// Creates the new file `path`, lets `fill` write it (buffered) and syncs it.
+fn write_synced_with(
+    path: &Path,
+    fill: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+    fill(&mut w)?;
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()
 }
 
 /// Writes `bytes` to `dir/name` through a temporary file unique to this process, synced, and a
@@ -178,7 +187,17 @@ impl OutputSet {
 
     /// Writes one file of the set (synced).
     pub fn write(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-        write_synced(&self.partial.join(name), bytes).map_err(|e| {
+        self.write_with(name, |w| w.write_all(bytes))
+    }
+
+    /// Writes one file of the set as `fill` streams it (buffered, synced): a large file is never
+    /// held in memory whole.
+    pub fn write_with(
+        &self,
+        name: &str,
+        mut fill: impl FnMut(&mut dyn Write) -> std::io::Result<()>,
+    ) -> anyhow::Result<()> {
+        write_synced_with(&self.partial.join(name), &mut fill).map_err(|e| {
             anyhow::anyhow!("writing {name} of {} (nothing was replaced): {e}", self.out.display())
         })?;
         crash_point(&format!("wrote:{name}"));

@@ -97,47 +97,56 @@ pub struct DataComparison {
     pub frechet_features_data_split: Option<f64>,
 }
 
-/// The nearest row of `points` to `x`: (index, squared distance).
-fn nearest_point(x: &[f32], points: &[f32], d: usize) -> (usize, f64) {
-    points
-        .chunks_exact(d)
-        .map(|m| x.iter().zip(m).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>())
+/// The nearest of `rows` to `x`: (index, squared distance).
+fn nearest_row<'r>(x: &[f32], rows: impl Iterator<Item = &'r [f32]>) -> (usize, f64) {
+    rows.map(|m| x.iter().zip(m).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>())
         .enumerate()
         .fold((0, f64::INFINITY), |b, (j, v)| if v < b.1 { (j, v) } else { b })
 }
 
-/// [`DataComparison`] of `samples` with the data, given each sample's nearest data point.
+/// The nearest row of `points` to `x`: (index, squared distance).
+fn nearest_point(x: &[f32], points: &[f32], d: usize) -> (usize, f64) {
+    nearest_row(x, points.chunks_exact(d))
+}
+
+/// [`DataComparison`] of `samples` with the data, given each sample's nearest data point. The
+/// data's halves (even- and odd-numbered points) are read in place, not copied.
 fn compare_with_data(p: &Truth<'_>, samples: &[f32], nearest: &[(usize, f64)]) -> DataComparison {
     let d = p.data.dim;
     let data = &p.data.means;
     let n = samples.len() / d;
+    let k = data.len() / d;
     let mut distinct: Vec<usize> = nearest.iter().map(|v| v.0).collect();
     distinct.sort_unstable();
     distinct.dedup();
-    let (mut even, mut odd) = (Vec::new(), Vec::new());
-    for (i, row) in data.chunks_exact(d).enumerate() {
-        if i % 2 == 0 { even.extend_from_slice(row) } else { odd.extend_from_slice(row) }
-    }
-    let split = (!even.is_empty() && !odd.is_empty()).then(|| {
+    let even = || data.chunks_exact(d).step_by(2);
+    let odd = || data.chunks_exact(d).skip(1).step_by(2);
+    let (k_even, k_odd) = (k.div_ceil(2), k / 2);
+    let split = (k_odd > 0).then(|| {
         // The first PAIRS_MAX odd rows (each against every even row: O(K), not O(K²)).
-        let odd = &odd[..odd.len().min(PAIRS_MAX * d)];
-        let dist: Vec<f64> =
-            odd.par_chunks_exact(d).map(|x| nearest_point(x, &even, d).1.sqrt()).collect();
+        let first: Vec<&[f32]> = odd().take(PAIRS_MAX).collect();
+        let dist: Vec<f64> = first.par_iter().map(|x| nearest_row(x, even()).1.sqrt()).collect();
         dist.iter().sum::<f64>() / dist.len() as f64
     });
     let frechet = |a: &[f32], b: &[f32], w: usize| {
         (a.len() / w >= 2 && b.len() / w >= 2).then(|| super::frechet::distance(a, b, w))
     };
-    // In the digit classifier's features: digits only (the classifier was trained on them).
+    // In the digit classifier's features: digits only (the classifier was trained on them, and
+    // its 1797 points are copied into halves for it).
     let features = |x: &[f32]| super::frechet::digit_features(x).ok();
     let in_features = (p.data.name == "digits" && d == 64)
-        .then(|| Some((features(samples)?, features(data)?, features(&even)?, features(&odd)?)))
+        .then(|| {
+            let even: Vec<f32> = even().flatten().copied().collect();
+            let odd: Vec<f32> = odd().flatten().copied().collect();
+            Some((features(samples)?, features(data)?, features(&even)?, features(&odd)?))
+        })
         .flatten();
     DataComparison {
         distinct_nearest_fraction: distinct.len() as f64 / n.max(1) as f64,
         data_split_nearest_distance: split,
         frechet_pixel: frechet(samples, data, d),
-        frechet_pixel_data_split: frechet(&odd, &even, d),
+        frechet_pixel_data_split: (k_even >= 2 && k_odd >= 2)
+            .then(|| super::frechet::distance_rows(odd(), even(), d)),
         frechet_features: in_features.as_ref().and_then(|(s, all, _, _)| frechet(s, all, 64)),
         frechet_features_data_split: in_features
             .as_ref()
@@ -325,44 +334,64 @@ pub fn compute(
 /// kilobytes): `sample` writes them to components.csv, `tune` keeps only their total variation.
 pub const PER_COMPONENT_MAX: usize = 10_000;
 
-impl Metrics {
-    /// The metrics to write, and the per-component CSV (component, mode weight, true weight,
-    /// standard error) when the lists are too long for metrics.json; `file`: the CSV's name, or
-    /// None where the lists are dropped (tune's rows).
-    pub fn for_file(&self, file: Option<&str>) -> (Metrics, Option<Vec<u8>>) {
-        if self.mode_weights.len() <= PER_COMPONENT_MAX {
-            return (self.clone(), None);
+/// The per-component lists moved out of [`Metrics`] for a large mixture: components.csv.
+pub struct Components {
+    mode_weights: Vec<f64>,
+    true_weights: Vec<f64>,
+    standard_error: Vec<f64>,
+}
+
+impl Components {
+    /// components.csv (component, mode weight, true weight, standard error), streamed to `w`.
+    pub fn write_csv(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let mut w = csv::Writer::from_writer(w);
+        w.write_record(["component", "mode_weight", "true_weight", "standard_error"])?;
+        let rows = self.mode_weights.iter().zip(&self.true_weights).zip(&self.standard_error);
+        for (j, ((m, t), e)) in rows.enumerate() {
+            w.serialize((j, m, t, e))?;
         }
-        let mut m = self.clone();
-        let k = m.mode_weights.len();
-        m.mode_weights = Vec::new();
-        m.true_weights = Vec::new();
-        m.mode_weights_standard_error = Vec::new();
-        m.per_component = Some(match file {
+        w.flush()
+    }
+
+    /// Components with at least one sample.
+    fn hit(&self) -> usize {
+        self.mode_weights.iter().filter(|&&w| w > 0.0).count()
+    }
+}
+
+impl Metrics {
+    /// Moves the per-component lists out when they are too long for metrics.json (more than
+    /// [`PER_COMPONENT_MAX`] components), leaving a note of where they went: `file` (sample's
+    /// components.csv, which the caller writes from the result) or nowhere (tune's rows).
+    pub fn split_components(&mut self, file: Option<&str>) -> Option<Components> {
+        let k = self.mode_weights.len();
+        if k <= PER_COMPONENT_MAX {
+            return None;
+        }
+        self.per_component = Some(match file {
             Some(f) => format!("{f} ({k} components)"),
             None => format!("omitted ({k} components; mode_tv summarises them)"),
         });
-        let csv = file.map(|_| {
-            let mut w = csv::Writer::from_writer(Vec::new());
-            let _ = w.write_record(["component", "mode_weight", "true_weight", "standard_error"]);
-            for j in 0..k {
-                let _ = w.write_record([
-                    j.to_string(),
-                    self.mode_weights[j].to_string(),
-                    self.true_weights[j].to_string(),
-                    self.mode_weights_standard_error[j].to_string(),
-                ]);
-            }
-            w.into_inner().unwrap_or_default()
-        });
-        (m, csv)
+        Some(Components {
+            mode_weights: std::mem::take(&mut self.mode_weights),
+            true_weights: std::mem::take(&mut self.true_weights),
+            standard_error: std::mem::take(&mut self.mode_weights_standard_error),
+        })
+        .filter(|_| file.is_some())
     }
 }
 
 /// A few lines on stdout; with `against_data`, also the comparison with the data points (the
 /// metrics of a learned score; metrics.json always has them).
-pub fn print_summary(m: &Metrics, against_data: bool) {
-    if m.mode_weights.len() <= 10 {
+pub fn print_summary(m: &Metrics, components: Option<&Components>, against_data: bool) {
+    if let Some(c) = components {
+        println!(
+            "modes hit: {} of {}; total variation to the true weights {:.4}",
+            c.hit(),
+            c.mode_weights.len(),
+            m.mode_tv
+        );
+    } else if m.mode_weights.len() <= 10 {
         let f = |v: &[f64]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(", ");
         println!(
             "mode weights [{}] (true [{}], standard error [{}])",

@@ -224,7 +224,8 @@ pub fn run_cell(
                 row.trace = Some(t.sigma_eff.iter().zip(&t.sigma).map(|(e, s)| e / s).collect());
                 row.trace_levels = Some(t.level);
             }
-            row.metrics = Some(m.for_file(None).0);
+            m.split_components(None);
+            row.metrics = Some(m);
         }
         Err(e) => {
             row.status = CellStatus::Error;
