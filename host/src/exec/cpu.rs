@@ -52,8 +52,10 @@ pub fn sample(
     let source = p.source();
     type BatchOut = (Vec<f32>, Vec<f64>);
     // Batches run in parallel while their scorers' scratch fits SCRATCH_BUDGET; for a mixture of
-    // many components (~10⁶) one batch runs at a time, on every thread inside its products.
-    let concurrent = (SCRATCH_BUDGET / source.scratch_bytes(batch).max(1)).max(1);
+    // many components (~10⁶) one batch runs at a time, on every thread inside its products. (A
+    // traced batch has a second scorer.)
+    let scratch = source.scratch_bytes(batch) * (1 + trace as usize);
+    let concurrent = (SCRATCH_BUDGET / scratch.max(1)).max(1);
     let group = starts.len().div_ceil(concurrent).max(1);
     let run = |&first: &usize| -> Result<BatchOut, Error> {
         let count = batch.min(n - first);
