@@ -247,5 +247,15 @@ fn many_points_keep_technique1_exact_and_metrics_small() {
     let rows = std::fs::read_to_string(out.join("components.csv")).unwrap();
     assert_eq!(rows.lines().count(), k + 1);
     assert!(rows.starts_with("component,mode_weight,true_weight,standard_error\n0,"));
+    // Every row whole: its index, and the two weight columns each summing to 1 (50 samples:
+    // mode weights are multiples of 1/50; the true weights 1/K each, summed in f64).
+    let (mut modes, mut truth) = (0.0f64, 0.0f64);
+    for (j, line) in rows.lines().skip(1).enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!((f.len(), f[0].parse::<usize>().unwrap()), (4, j), "{line}");
+        modes += f[1].parse::<f64>().unwrap();
+        truth += f[2].parse::<f64>().unwrap();
+    }
+    assert!((modes - 1.0).abs() < 1e-9 && (truth - 1.0).abs() < 1e-9, "{modes} {truth}");
     let _ = std::fs::remove_dir_all(&dir);
 }
