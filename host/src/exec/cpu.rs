@@ -4,6 +4,8 @@
 use anneal_core::noise::Keyed;
 use anneal_core::plan::{self, Batch, Step};
 use anneal_core::{Error, Plan, Quantity, Schedule};
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -36,12 +38,38 @@ impl Trace {
 /// The most scorer scratch sampling holds at once (see [`crate::score::source::ScoreSource::scratch_bytes`]).
 const SCRATCH_BUDGET: usize = 256 << 20;
 
+/// What `anneal bench` measures inside a run: the time each batch spent in each plan step
+/// (nanoseconds, summed over batches: thread time) and the score's multiply-adds ×2.
+pub struct StepTimes {
+    /// Per plan step.
+    pub ns: Vec<AtomicU64>,
+    /// The mixture score's products (0 for a network).
+    pub flops: AtomicU64,
+}
+
+impl StepTimes {
+    /// Zeroed counters for a plan of `steps` steps.
+    pub fn new(steps: usize) -> Self {
+        StepTimes { ns: (0..steps).map(|_| AtomicU64::new(0)).collect(), flops: AtomicU64::new(0) }
+    }
+}
+
 /// Runs `p`'s plan for its samples `0..n` in batches of its `batch`, in parallel; returns the
 /// n × D samples and, with `trace`, the consistency trace.
 pub fn sample(
     p: &RunConfig,
     progress: &indicatif::ProgressBar,
     trace: bool,
+) -> anyhow::Result<(Vec<f32>, Option<Trace>)> {
+    sample_timed(p, progress, trace, None)
+}
+
+/// [`sample`], timing each step into `times` (`anneal bench`).
+pub fn sample_timed(
+    p: &RunConfig,
+    progress: &indicatif::ProgressBar,
+    trace: bool,
+    times: Option<&StepTimes>,
 ) -> anyhow::Result<(Vec<f32>, Option<Trace>)> {
     let (n, batch, seed, init) = (p.n, p.batch, p.seed, p.init);
     let levels = p.schedule.levels();
@@ -79,8 +107,14 @@ pub fn sample(
         let mut sumsq = vec![0.0f64; if trace { levels } else { 0 }];
         let mut trace_score = trace.then(|| source.scorer());
         let mut s_trace = if trace { vec![0.0f32; len] } else { Vec::new() };
+        let mut last = std::time::Instant::now();
         let mut obs = |k: usize, st: &Step, xs: &[f32]| {
             progress.inc(1);
+            if let Some(t) = times.and_then(|t| t.ns.get(k)) {
+                let now = std::time::Instant::now();
+                t.fetch_add((now - last).as_nanos() as u64, Ordering::Relaxed);
+                last = now;
+            }
             let Some(ts) = trace_score.as_mut() else { return };
             let last_of_level = p.plan.step(k + 1).is_none_or(|nx| {
                 nx.level_after != st.level_after || nx.sigma_after != st.sigma_after
@@ -112,6 +146,9 @@ pub fn sample(
         .into_iter()
         .flatten()
         .collect();
+    if let Some(t) = times {
+        t.flops.fetch_add(source.flops_done() as u64, Ordering::Relaxed);
+    }
     let mut out = Vec::with_capacity(n * d);
     let mut total = vec![0.0f64; if trace { levels } else { 0 }];
     for (r, &first) in results.into_iter().zip(&starts) {

@@ -25,6 +25,8 @@
 use anneal_core::score::MixtureData;
 use anneal_core::{BatchScore, Error};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::score::gemm::{self, Packed};
 use rayon::prelude::*;
 
@@ -47,6 +49,8 @@ pub struct Mixture<'a> {
     tau: f64,
     /// Mᵀ (D × K) for G = Y Mᵀ and M (K × D) for S = R M; None for the direct path.
     packed: Option<(Packed<'a>, Packed<'a>)>,
+    /// Multiply-adds ×2 of every scorer's products so far (`anneal bench`).
+    flops: AtomicU64,
 }
 
 impl<'a> Mixture<'a> {
@@ -69,7 +73,13 @@ impl<'a> Mixture<'a> {
             max_norm,
             tau,
             packed,
+            flops: AtomicU64::new(0),
         }
+    }
+
+    /// Multiply-adds ×2 of every scorer's products so far.
+    pub fn flops_done(&self) -> f64 {
+        self.flops.load(Ordering::Relaxed) as f64
     }
 
     /// D.
@@ -473,6 +483,7 @@ impl BatchScore<f32> for GemmMixture<'_, '_> {
             flops += self.flops;
         }
         (self.refined, self.flops) = (refined, flops);
+        self.mix.flops.fetch_add(flops as u64, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -27,6 +27,10 @@ pub trait ScoreSource: Sync {
     fn scratch_bytes(&self, _rows: usize) -> usize {
         0
     }
+    /// Multiply-adds ×2 of the score's products so far (the mixture's; 0 for a network).
+    fn flops_done(&self) -> f64 {
+        0.0
+    }
 }
 
 /// The exact mixture score (GEMM path).
@@ -44,6 +48,9 @@ impl ScoreSource for MixtureSource<'_> {
     }
     fn scratch_bytes(&self, rows: usize) -> usize {
         self.0.scratch_bytes(rows)
+    }
+    fn flops_done(&self) -> f64 {
+        self.0.flops_done()
     }
 }
 
@@ -77,5 +84,8 @@ impl<S: ScoreSource + ?Sized> ScoreSource for &S {
     }
     fn scratch_bytes(&self, rows: usize) -> usize {
         (**self).scratch_bytes(rows)
+    }
+    fn flops_done(&self) -> f64 {
+        (**self).flops_done()
     }
 }
