@@ -390,3 +390,42 @@ fn device_selection_says_what_it_used() {
     assert_eq!(cfg["flags"]["device"], "auto");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `anneal bench`'s whole runs (issue 16's measure), without NumPy: digits as `sample` runs it,
+/// at 1 and 2 threads — the nominal products are 4·n·K·D per step of the default plan, the
+/// products done are fewer (sparse rows) and the same at both thread counts (the work does not
+/// depend on the thread split), and every σ band has a finite, non-negative time.
+#[test]
+fn bench_times_whole_runs_per_sigma_band() {
+    let o = anneal()
+        .args(["bench", "--whole-only", "--case", "digits", "--runs", "1"])
+        .args(["--thread-counts", "1,2", "--no-numpy"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let number_after = |line: &str, key: &str| -> f64 {
+        let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len()..];
+        rest.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let runs: Vec<&str> = text.lines().filter(|l| l.starts_with("(a) digits n=1000")).collect();
+    assert_eq!(runs.len(), 2, "{text}");
+    let steps = 100.0; // 99 CAS steps and the final denoising step
+    let nominal = 4.0 * 1000.0 * 1797.0 * 64.0 * steps / 1e9;
+    let mut done = Vec::new();
+    for line in &runs {
+        assert!((number_after(line, "nominal ") - nominal).abs() < 0.05, "{line}");
+        let d = number_after(line, "done ");
+        assert!(d > 0.25 * nominal && d < nominal, "{line}");
+        done.push(d);
+    }
+    assert_eq!(done[0], done[1], "{text}");
+    let bands: Vec<&str> =
+        text.lines().filter(|l| l.trim_start().starts_with("anneal s")).collect();
+    assert_eq!(bands.len(), 2, "{text}");
+    for b in bands {
+        let v: Vec<f64> =
+            b.split_whitespace().skip(3).map(|x| x.parse().unwrap()).collect::<Vec<_>>();
+        assert!(v.len() == 6 && v.iter().all(|x| x.is_finite() && *x >= 0.0), "{b}");
+    }
+}

@@ -29,7 +29,8 @@ pub enum Command {
     /// Sample from a built-in or file dataset's exact score, or from a score network
     /// (--score MODEL.onnx); write samples, metrics, a picture and the configuration into a folder.
     Sample(Box<SampleArgs>),
-    /// Time one sampler step (GEMM score + noise + update) at fixed sizes beside NumPy.
+    /// Time whole runs as `sample` runs them (every σ, per σ band) and one sampler step at fixed
+    /// sizes, beside NumPy and the machine's SGEMM rate.
     Bench(BenchArgs),
     /// Sweep levels × εc / ε_b / ε × seeds (the CAS note's Figure 1); resumable.
     Tune(Box<TuneArgs>),
@@ -128,9 +129,18 @@ pub enum MetricKind {
 /// Flags of `anneal bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Runs per figure (the median is reported).
+    /// Runs per figure of the one-step table (the median is reported).
     #[arg(long, default_value_t = 30)]
     pub repeats: usize,
+    /// Whole runs per case and thread count, after a warm-up (median, min and max reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Thread counts of the whole runs (default: 1 and one per core).
+    #[arg(long, value_delimiter = ',')]
+    pub thread_counts: Vec<usize>,
+    /// Only the whole runs (not the one-step table).
+    #[arg(long)]
+    pub whole_only: bool,
     /// The Python that runs host/bench/numpy_step.py.
     #[arg(long, default_value = "python3")]
     pub python: String,

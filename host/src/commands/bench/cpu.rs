@@ -1,4 +1,4 @@
-//! `anneal bench` on the CPU: one CAS step at fixed sizes as `sample` runs it (batches in
+//! `anneal bench` on the CPU: whole runs first ([`super::whole`]), then one CAS step at fixed sizes as `sample` runs it (batches in
 //! parallel, the step timed by difference of a 3S- and an S-step run) beside NumPy.
 
 use anneal_core::noise::{Keyed, Noise, Stream};
@@ -23,7 +23,7 @@ pub const CASES: [Case; 3] = [
 
 /// SGEMM GFLOP/s on n×n×n on all threads, best of `repeats`: matrixmultiply (disjoint row
 /// blocks per thread) and anneal's own kernel over a packed operand (`crate::score::gemm`).
-fn sgemm_rates(n: usize, threads: usize, repeats: usize) -> (f64, f64) {
+pub(super) fn sgemm_rates(n: usize, threads: usize, repeats: usize) -> (f64, f64) {
     let a: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
     let mut c = vec![0.0f32; n * n];
     let rows = n.div_ceil(threads);
@@ -60,6 +60,11 @@ fn sgemm_rates(n: usize, threads: usize, repeats: usize) -> (f64, f64) {
 
 /// `anneal bench` (CPU).
 pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
+    super::whole::run(a)?;
+    if a.whole_only {
+        return Ok(());
+    }
+    println!("\none CAS step at σ = 0.5 over random means (one point of a run, not a run):");
     let threads = rayon::current_num_threads();
     let repeats = a.repeats.max(3);
     println!("anneal bench: {threads} threads, median of {repeats} runs per figure");

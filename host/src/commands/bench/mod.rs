@@ -1,4 +1,5 @@
-//! `anneal bench`: on the CPU, one sampler step (GEMM score + noise + CAS update) at fixed sizes
+//! `anneal bench`: on the CPU, whole runs as `sample` runs them beside the NumPy loop of the
+//! same run ([`whole`]), then one sampler step (GEMM score + noise + CAS update) at fixed sizes
 //! beside this machine's SGEMM rate and the NumPy reference (`host/bench/numpy_step.py`)
 //! ([`cpu`]); on a CUDA device, one step and whole runs over every σ beside PyTorch FP32
 //! (`gpu/bench/torch_step.py`, `torch_run.py`) ([`cuda`]).
@@ -6,6 +7,7 @@
 pub mod cpu;
 pub mod cuda;
 pub mod network;
+pub mod whole;
 
 use std::process::Command;
 use std::time::Instant;
