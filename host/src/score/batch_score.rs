@@ -103,7 +103,7 @@ impl<'a> Mixture<'a> {
         }
         let k = self.k;
         let block = rows.min(rows_per_call(k));
-        let lists = block.min(rayon::current_num_threads());
+        let lists = block.min(rayon::current_num_threads() * refine_rows(k, self.dim));
         block * k * 8 + k * 8 + lists * k * 12
     }
 
@@ -298,13 +298,6 @@ struct Cand {
     l: Vec<f64>,
 }
 
-/// What one row reports.
-struct Row {
-    refined: bool,
-    /// Its non-zero responsibilities if it was summed directly; None for a GEMM (dense) row.
-    sparse_terms: Option<usize>,
-}
-
 /// What rows of one call report.
 #[derive(Default)]
 struct RowsOut {
@@ -363,6 +356,22 @@ fn max_logit(c: &[f64], g: &[f32], inv_v: f64) -> f64 {
     m.iter().fold(tail, |a, &x| if x > a { x } else { a })
 }
 
+/// Rows whose refinements run together ([`RowsIn::refine_rows`]) for K components in D
+/// dimensions: up to 16 where a mean is long enough for its reuse across rows to matter (D ≥ 64),
+/// while their candidate lists (12 bytes per component each) stay within 2²⁰ entries (12 MiB);
+/// else one.
+fn refine_rows(k: usize, d: usize) -> usize {
+    if d < 64 { 1 } else { ((1 << 20) / k.max(1)).clamp(1, 16) }
+}
+
+/// What [`RowsIn::select`] found for a row.
+#[derive(Clone, Copy)]
+struct Selected {
+    refine: bool,
+    /// The largest logit (before refinement).
+    max: f64,
+}
+
 impl RowsIn<'_, '_> {
     /// Rows `first..` of the batch (`y`, their products `g`): the score rows of those with few
     /// non-zero responsibilities go straight into `o`; the others get their responsibilities in
@@ -370,7 +379,7 @@ impl RowsIn<'_, '_> {
     fn run(&self, first: usize, y: &[f32], g: &[f32], o: &mut [f32], r: &mut [f32]) -> RowsOut {
         /// Per-chunk scratch and the report.
         struct Scratch {
-            cand: Cand,
+            cands: Vec<Cand>,
             report: RowsOut,
         }
         /// The chunk's work, as one argument for `dispatch!`.
@@ -387,30 +396,50 @@ impl RowsIn<'_, '_> {
         fn rows(job: Job<'_, '_, '_>) {
             let Job { this, first, y, g, o, r, sc } = job;
             let (d, k) = (this.mix.dim, this.mix.k);
-            let rows = y.chunks_exact(d).zip(g.chunks_exact(k)).zip(o.chunks_exact_mut(d));
-            for (i, (((y, g), o), r)) in rows.zip(r.chunks_exact_mut(k)).enumerate() {
-                let row = this.row(y, g, o, r, &mut sc.cand);
-                sc.report.refined += row.refined as usize;
-                match row.sparse_terms {
-                    Some(n) => sc.report.terms += n,
-                    None => sc.report.dense.push(first + i),
+            let rb = sc.cands.len();
+            let blocks = y
+                .chunks(rb * d)
+                .zip(g.chunks(rb * k))
+                .zip(o.chunks_mut(rb * d).zip(r.chunks_mut(rb * k)));
+            for (b, ((y, g), (o, r))) in blocks.enumerate() {
+                let mut sel = [Selected { refine: false, max: 0.0 }; 16];
+                let rows = y.chunks_exact(d).zip(g.chunks_exact(k));
+                for (((y, g), s), cand) in rows.zip(sel.iter_mut()).zip(sc.cands.iter_mut()) {
+                    *s = this.select(y, g, cand);
+                }
+                let n = y.len() / d;
+                this.refine_rows(y, &sel[..n], &mut sc.cands[..n]);
+                let rows = y.chunks_exact(d).zip(o.chunks_exact_mut(d)).zip(r.chunks_exact_mut(k));
+                for (i, (((y, o), r), (s, cand))) in
+                    rows.zip(sel.iter().zip(sc.cands.iter_mut())).enumerate()
+                {
+                    let row = this.finish(y, o, r, cand, *s);
+                    sc.report.refined += s.refine as usize;
+                    match row {
+                        Some(n) => sc.report.terms += n,
+                        None => sc.report.dense.push(first + b * rb + i),
+                    }
                 }
             }
         }
-        let mut scratch = Scratch { cand: Cand::default(), report: RowsOut::default() };
+        let rb = refine_rows(self.mix.k, self.mix.dim);
+        let mut scratch = Scratch {
+            cands: (0..rb).map(|_| Cand::default()).collect(),
+            report: RowsOut::default(),
+        };
         let job = Job { this: self, first, y, g, o, r, sc: &mut scratch };
         crate::score::simd::dispatch!(rows, (job: Job<'_, '_, '_>) -> ());
         scratch.report
     }
 
-    /// One row (steps 1–4 of the module docs): a dense row leaves its responsibilities in `r` for
-    /// the GEMM; a sparse one its score in `o`.
+    /// Steps 1–2 for one row: its logits' maximum, whether they need refinement, and the
+    /// candidates (components whose logit is within the cut of the maximum), with their logits.
     #[inline(always)]
-    fn row(&self, y: &[f32], g: &[f32], o: &mut [f32], r: &mut [f32], cand: &mut Cand) -> Row {
+    fn select(&self, y: &[f32], g: &[f32], cand: &mut Cand) -> Selected {
         let mix = self.mix;
-        let (d, k) = (mix.dim, mix.k);
+        let d = mix.dim;
         let inv_v = 1.0 / self.v;
-        let mut max = max_logit(self.c, g, inv_v);
+        let max = max_logit(self.c, g, inv_v);
         let y2: f64 = y.iter().map(|&a| a as f64 * a as f64).sum();
         let err = d as f64 * f32::EPSILON as f64 * 0.5 * y2.sqrt() * mix.max_norm / self.v;
         let refine = err > 1e-4;
@@ -426,14 +455,52 @@ impl RowsIn<'_, '_> {
                 cand.l.push(tj);
             }
         }
-        if refine {
-            let half_inv_v = 0.5 / self.v;
-            for (&j, l) in cand.j.iter().zip(cand.l.iter_mut()) {
-                let mu = &mix.means[j as usize * d..(j as usize + 1) * d];
-                *l = mix.ln_w[j as usize] - dist2(y, mu) * half_inv_v;
+        Selected { refine, max }
+    }
+
+    /// The refinement of the rows that need it: each candidate's logit recomputed in f64 from
+    /// ‖y − μ_j‖². The rows' candidates are visited a tile of components at a time (256 KiB of
+    /// means, which stay in cache across the rows) — each logit is the same computation as one
+    /// row alone would do, so the block changes the memory traffic, not the bits.
+    #[inline(always)]
+    fn refine_rows(&self, y: &[f32], sel: &[Selected], cands: &mut [Cand]) {
+        let mix = self.mix;
+        let d = mix.dim;
+        let half_inv_v = 0.5 / self.v;
+        let tile = ((1usize << 16) / d.max(1)).max(1);
+        let mut cursor = [0usize; 16];
+        for j0 in (0..mix.k).step_by(tile) {
+            let j1 = j0 + tile;
+            for (((y, s), cand), at) in
+                y.chunks_exact(d).zip(sel).zip(cands.iter_mut()).zip(cursor.iter_mut())
+            {
+                if !s.refine {
+                    continue;
+                }
+                while let Some(&j) = cand.j.get(*at).filter(|&&j| (j as usize) < j1) {
+                    let mu = &mix.means[j as usize * d..(j as usize + 1) * d];
+                    cand.l[*at] = mix.ln_w[j as usize] - dist2(y, mu) * half_inv_v;
+                    *at += 1;
+                }
             }
-            max = max_lanes(&cand.l);
         }
+    }
+
+    /// Steps 3–4 for one row: the softmax over its candidates, then either its responsibilities
+    /// in `r` for the GEMM (a dense row: returns None) or its score in `o` (returns the number
+    /// of non-zero responsibilities).
+    #[inline(always)]
+    fn finish(
+        &self,
+        y: &[f32],
+        o: &mut [f32],
+        r: &mut [f32],
+        cand: &mut Cand,
+        s: Selected,
+    ) -> Option<usize> {
+        let mix = self.mix;
+        let (d, k) = (mix.dim, mix.k);
+        let max = if s.refine { max_lanes(&cand.l) } else { s.max };
         // Separate passes, so that the exponentials vectorise.
         cand.l.iter_mut().for_each(|l| *l = weight(*l - max));
         let z: f64 = cand.l.iter().sum();
@@ -444,7 +511,7 @@ impl RowsIn<'_, '_> {
             for (&j, &e) in cand.j.iter().zip(&cand.l) {
                 r[j as usize] = e as f32 * inv;
             }
-            return Row { refined: refine, sparse_terms: None };
+            return None;
         }
         o.iter_mut().for_each(|v| *v = 0.0);
         for (&j, &e) in cand.j.iter().zip(&cand.l) {
@@ -458,7 +525,7 @@ impl RowsIn<'_, '_> {
         for (o, &y) in o.iter_mut().zip(y) {
             *o = (*o - y) * inv_v;
         }
-        Row { refined: refine, sparse_terms: Some(nnz) }
+        Some(nnz)
     }
 }
 
