@@ -20,6 +20,18 @@ import numpy as np
 EDGES = [2.0, 0.8, 0.3, 0.1, 0.03]
 
 
+def score(x, m, ln_w, norms2, v):
+    """The mixture score at the rows of x: G = X Mᵀ in float32, logits and their row softmax in
+    float64, S = R M in float32, (S − X)/v."""
+    g = x @ m.T
+    y2 = (x.astype(np.float64) ** 2).sum(1, keepdims=True)
+    logits = ln_w - (y2 - 2.0 * g + norms2) / (2.0 * v)
+    logits -= logits.max(1, keepdims=True)
+    r = np.exp(logits)
+    r /= r.sum(1, keepdims=True)
+    return (r.astype(np.float32) @ m - x) / np.float32(v)
+
+
 def band(sigma):
     for i, e in enumerate(EDGES):
         if sigma >= e:
@@ -45,14 +57,7 @@ def main():
             x = np.float32(c["sigma1"]) * rng.standard_normal((n, d), dtype=np.float32)
             for sigma, cx, cs, cn, noise in steps:
                 t = time.perf_counter()
-                v = tau2 + sigma * sigma
-                g = x @ m.T
-                y2 = (x.astype(np.float64) ** 2).sum(1, keepdims=True)
-                logits = ln_w - (y2 - 2.0 * g + norms2) / (2.0 * v)
-                logits -= logits.max(1, keepdims=True)
-                r = np.exp(logits)
-                r /= r.sum(1, keepdims=True)
-                s = (r.astype(np.float32) @ m - x) / np.float32(v)
+                s = score(x, m, ln_w, norms2, tau2 + sigma * sigma)
                 x = np.float32(cx) * x + np.float32(cs) * s
                 if noise:
                     x += np.float32(cn) * rng.standard_normal((n, d), dtype=np.float32)

@@ -1,7 +1,6 @@
 //! `anneal bench --device cuda`: one CAS step at three sizes, then whole runs over every σ,
 //! each beside the PyTorch FP32 references.
 
-use std::process::Command;
 use std::time::Instant;
 
 use anneal_core::samplers::cas::Cas;
@@ -200,24 +199,11 @@ fn run_cuda_whole(a: &BenchArgs, dev: &mut anneal_gpu::Device) -> anyhow::Result
         let file = torch_cases(&cases, &dir)?;
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../gpu/bench/torch_run.py");
         let repeats = a.repeats.clamp(3, 5).to_string();
-        let out = Command::new(&a.python).arg(script).arg(&file).arg(&repeats).output();
+        let file_arg = file.to_string_lossy();
+        let out =
+            super::python_json(&a.python, script, &[&file_arg, &repeats], "PyTorch whole-run");
         let _ = std::fs::remove_dir_all(&dir);
-        match out {
-            Ok(o) if o.status.success() => {
-                serde_json::from_slice::<serde_json::Value>(&o.stdout).ok()
-            }
-            Ok(o) => {
-                eprintln!(
-                    "PyTorch whole-run reference failed: {}",
-                    String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("PyTorch whole-run reference not run ({}: {e})", a.python);
-                None
-            }
-        }
+        out
     };
     println!(
         "\nwhole runs (every σ of the default schedule, 100 levels + the denoising step; start drawn on the device; median of runs)"

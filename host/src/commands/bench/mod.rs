@@ -85,7 +85,19 @@ pub fn python_json(
     args: &[&str],
     what: &str,
 ) -> Option<serde_json::Value> {
-    match Command::new(python).arg(script).args(args).output() {
+    python_json_env(python, script, args, &[], what)
+}
+
+/// [`python_json`] with environment variables set for the script (its BLAS threads, say).
+pub fn python_json_env(
+    python: &str,
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    what: &str,
+) -> Option<serde_json::Value> {
+    let out = Command::new(python).arg(script).args(args).envs(env.iter().copied()).output();
+    match out {
         Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
         Ok(o) => {
             eprintln!(

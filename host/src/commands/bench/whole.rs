@@ -115,29 +115,10 @@ fn numpy_runs(
     let file = dir.join("cases.json");
     std::fs::write(&file, serde_json::to_vec(&list).ok()?).ok()?;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/numpy_run.py");
-    let t = threads.to_string();
-    let out = std::process::Command::new(&a.python)
-        .arg(script)
-        .arg(&file)
-        .arg(runs.to_string())
-        .env("OPENBLAS_NUM_THREADS", &t)
-        .env("OMP_NUM_THREADS", &t)
-        .env("MKL_NUM_THREADS", &t)
-        .output();
-    match out {
-        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
-        Ok(o) => {
-            eprintln!(
-                "NumPy whole-run reference failed: {}",
-                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
-            );
-            None
-        }
-        Err(e) => {
-            eprintln!("NumPy whole-run reference not run ({}: {e})", a.python);
-            None
-        }
-    }
+    let (t, runs) = (threads.to_string(), runs.to_string());
+    let env = [("OPENBLAS_NUM_THREADS", &*t), ("OMP_NUM_THREADS", &*t), ("MKL_NUM_THREADS", &*t)];
+    let file_arg = file.to_string_lossy();
+    super::python_json_env(&a.python, script, &[&file_arg, &runs], &env, "NumPy whole-run")
 }
 
 /// The CPU's model name and vector extensions (from /proc/cpuinfo; "unknown" elsewhere).
