@@ -428,4 +428,11 @@ fn bench_times_whole_runs_per_sigma_band() {
             b.split_whitespace().skip(3).map(|x| x.parse().unwrap()).collect::<Vec<_>>();
         assert!(v.len() == 6 && v.iter().all(|x| x.is_finite() && *x >= 0.0), "{b}");
     }
+    // A thread count out of range is refused before any work (exit 2, naming it and the bound).
+    for bad in ["0", "1,5000"] {
+        let o = anneal().args(["bench", "--whole-only", "--thread-counts", bad]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("--thread-counts has") && err.contains("1 to 1024"), "{err}");
+    }
 }

@@ -158,6 +158,13 @@ fn run_in(a: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     let mut threads =
         if a.thread_counts.is_empty() { vec![1, all] } else { a.thread_counts.clone() };
     threads.dedup();
+    if let Some(&t) = threads.iter().find(|&&t| t == 0 || t > crate::exec::MAX_THREADS) {
+        return Err(crate::error::UsageError::flag(format!(
+            "--thread-counts has {t}, out of range: each count must be 1 to {} ({all} cores here)",
+            crate::exec::MAX_THREADS
+        ))
+        .into());
+    }
     let mut configs = Vec::new();
     for c in cases(dir)? {
         if a.case.as_ref().is_some_and(|o| !c.name.contains(o.as_str())) {
