@@ -71,30 +71,49 @@ pub(crate) fn ppnd7_lower(k: i32) -> f32 {
 }
 
 /// PPND7 for |q| ≤ 0.425.
+#[inline(always)]
+fn ppnd7_central(q: f32) -> f32 {
+    let (n, d) = ppnd7_central_parts(q);
+    n / d
+}
+
+/// The dividend and divisor of PPND7 for |q| ≤ 0.425 (its last operation is their quotient).
 #[allow(
     clippy::excessive_precision,
     reason = "the coefficients as published (AS 241); f32 rounds them as any port would"
 )]
 #[inline(always)]
-pub(crate) fn ppnd7_central(q: f32) -> f32 {
+pub(crate) fn ppnd7_central_parts(q: f32) -> (f32, f32) {
     let r = 0.180625 - q * q;
-    q * (((5.9109374720e1 * r + 1.5929113202e2) * r + 5.0434271938e1) * r + 3.3871327179e0)
-        / (((6.7187563600e1 * r + 7.8757757664e1) * r + 1.7895169469e1) * r + 1.0)
+    (
+        q * (((5.9109374720e1 * r + 1.5929113202e2) * r + 5.0434271938e1) * r + 3.3871327179e0),
+        ((6.7187563600e1 * r + 7.8757757664e1) * r + 1.7895169469e1) * r + 1.0,
+    )
 }
 
 /// PPND7's tail magnitude for r = √(−ln min(p, 1 − p)) ≤ 5.
+#[inline(always)]
+fn ppnd7_tail_near(r: f32) -> f32 {
+    let (n, d) = ppnd7_tail_near_parts(r);
+    n / d
+}
+
+/// The dividend and divisor of PPND7's tail magnitude for r ≤ 5 (its last operation is their
+/// quotient).
 #[allow(clippy::excessive_precision, reason = "as published (AS 241)")]
 #[inline(always)]
-pub(crate) fn ppnd7_tail_near(r: f32) -> f32 {
+pub(crate) fn ppnd7_tail_near_parts(r: f32) -> (f32, f32) {
     let r = r - 1.6;
-    (((1.7023821103e-1 * r + 1.3067284816e0) * r + 2.7568153900e0) * r + 1.4234372777e0)
-        / ((1.2021132975e-1 * r + 7.3700164250e-1) * r + 1.0)
+    (
+        ((1.7023821103e-1 * r + 1.3067284816e0) * r + 2.7568153900e0) * r + 1.4234372777e0,
+        (1.2021132975e-1 * r + 7.3700164250e-1) * r + 1.0,
+    )
 }
 
 /// PPND7's tail magnitude for r > 5.
 #[allow(clippy::excessive_precision, reason = "as published (AS 241)")]
 #[inline(always)]
-pub(crate) fn ppnd7_tail_far(r: f32) -> f32 {
+fn ppnd7_tail_far(r: f32) -> f32 {
     let r = r - 5.0;
     (((1.7337203997e-2 * r + 4.2868294337e-1) * r + 3.0812263860e0) * r + 6.6579051150e0)
         / ((1.2258202635e-2 * r + 2.4197894225e-1) * r + 1.0)

@@ -9,29 +9,52 @@
 //! target features it has detected (the host does: `host/src/score/par_noise.rs`).
 
 use super::{M0, M1, Stream, W0, W1, counter, key};
-use crate::real::{ppnd7_central, ppnd7_lower, ppnd7_q, ppnd7_tail_far, ppnd7_tail_near};
+use crate::real::{ppnd7_central_parts, ppnd7_lower, ppnd7_q, ppnd7_tail_near_parts};
 
 /// Philox blocks per batch (16 u32 lanes: one AVX-512 register, two AVX2 ones).
 pub const LANES: usize = 16;
 
 /// Philox4x32-10 of `LANES` counters at once, as structure of arrays: `c[i][l]` is word `i` of
 /// lane `l`; the result replaces the counters.
+///
+/// The lanes are taken in pairs, lane 2m in the low and 2m + 1 in the high half of a u64, so that
+/// each 32 × 32 → 64-bit product is one multiply of a u64 lane's masked or shifted half (a single
+/// `vpmuludq` per eight products on x86-64) and the halves of the products go back into pairs
+/// with a shift and a mask: no widening or narrowing of vectors.
 #[inline(always)]
 pub fn philox_lanes(c: &mut [[u32; LANES]; 4], key: [u32; 2]) {
+    const PAIRS: usize = LANES / 2;
+    const LO: u64 = 0xFFFF_FFFF;
+    let mut p = [[0u64; PAIRS]; 4];
+    for (pj, cj) in p.iter_mut().zip(c.iter()) {
+        for (m, v) in pj.iter_mut().enumerate() {
+            *v = cj[2 * m] as u64 | (cj[2 * m + 1] as u64) << 32;
+        }
+    }
     let [mut k0, mut k1] = key;
     for round in 0..10 {
         if round > 0 {
             k0 = k0.wrapping_add(W0);
             k1 = k1.wrapping_add(W1);
         }
-        let [c0, c1, c2, c3] = *c;
-        for l in 0..LANES {
-            let p0 = (M0 as u64) * (c0[l] as u64);
-            let p1 = (M1 as u64) * (c2[l] as u64);
-            c[0][l] = (p1 >> 32) as u32 ^ c1[l] ^ k0;
-            c[1][l] = p1 as u32;
-            c[2][l] = (p0 >> 32) as u32 ^ c3[l] ^ k1;
-            c[3][l] = p0 as u32;
+        let (kk0, kk1) = (k0 as u64 * 0x1_0000_0001, k1 as u64 * 0x1_0000_0001);
+        let [c0, c1, c2, c3] = p;
+        for m in 0..PAIRS {
+            // Products of the low (even lane) and the high (odd lane) words.
+            let (e0, o0) = ((c0[m] & LO) * M0 as u64, (c0[m] >> 32) * M0 as u64);
+            let (e1, o1) = ((c2[m] & LO) * M1 as u64, (c2[m] >> 32) * M1 as u64);
+            let (hi0, lo0) = (e0 >> 32 | o0 & !LO, e0 & LO | o0 << 32);
+            let (hi1, lo1) = (e1 >> 32 | o1 & !LO, e1 & LO | o1 << 32);
+            p[0][m] = hi1 ^ c1[m] ^ kk0;
+            p[1][m] = lo1;
+            p[2][m] = hi0 ^ c3[m] ^ kk1;
+            p[3][m] = lo0;
+        }
+    }
+    for (cj, pj) in c.iter_mut().zip(p.iter()) {
+        for (m, &v) in pj.iter().enumerate() {
+            cj[2 * m] = v as u32;
+            cj[2 * m + 1] = (v >> 32) as u32;
         }
     }
 }
@@ -62,26 +85,132 @@ fn ln_normal(x: f32) -> f32 {
     s * (hfsq + r) + dk * LN2_LO - hfsq + f + dk * LN2_HI
 }
 
-/// PPND7 of `LANES` words, both branches computed and one selected per lane. `sqrt` must be the
-/// correctly rounded square root (IEEE 754's): `libm::sqrtf`, or with `std`, `f32::sqrt`, which
-/// unlike libm's inline assembly on x86-64 vectorises.
+/// Words per call of [`ppnd7_chunk`] (its tail lanes are gathered within a chunk).
+pub const CHUNK: usize = 64 * LANES;
+
+/// PPND7 of up to [`CHUNK`] words into `out` (`out.len()` values). `sqrt` must be the correctly
+/// rounded square root (IEEE 754's): `libm::sqrtf`, or with `std`, `f32::sqrt`, which unlike
+/// libm's inline assembly on x86-64 vectorises.
+///
+/// The same bits as the scalar path, with less work than computing both branches in every lane:
+/// - the central branch is computed for every word, `LANES` at a time, and the words of the
+///   tail (|q| > 0.425, ~15%) are noted from the lanes' mask; those are then gathered `LANES` at
+///   a time for the tail branch (a logarithm, a square root and a division) and scattered back;
+/// - PPND7's far tail (r > 5) is never reached: min(p, 1 − p) ≥ 2⁻²⁴, so
+///   r = √(−ln min(p, 1 − p)) ≤ √(24 ln 2) ≈ 4.08 and the near tail is the scalar path's choice.
+///
+/// `tests::ppnd7_chunk_equals_scalar_for_every_word` checks every input.
 #[inline(always)]
-pub fn ppnd7_lanes(w: &[u32; LANES], out: &mut [f32; LANES], sqrt: impl Fn(f32) -> f32) {
-    for l in 0..LANES {
-        let (k, q) = ppnd7_q(w[l]);
-        let central = ppnd7_central(q);
-        let r = sqrt(-ln_normal(ppnd7_lower(k)));
-        let near = ppnd7_tail_near(r);
-        let far = ppnd7_tail_far(r);
-        let tail = if r <= 5.0 { near } else { far };
-        let tail = if q < 0.0 { -tail } else { tail };
-        out[l] = if q.abs() <= 0.425 { central } else { tail };
+pub fn ppnd7_chunk(w: &[u32], out: &mut [f32], sqrt: impl Fn(f32) -> f32) {
+    let len = out.len().min(w.len()).min(CHUNK);
+    let (w, out) = (&w[..len], &mut out[..len]);
+    let mut tails = [0u16; CHUNK];
+    let mut n = 0usize;
+    let mut note = |first: usize, mut mask: u32| {
+        while mask != 0 {
+            if let Some(t) = tails.get_mut(n) {
+                *t = (first + mask.trailing_zeros() as usize) as u16;
+            }
+            n += 1;
+            mask &= mask - 1;
+        }
+    };
+    // The central branch ((q·N(r))/D(r) with r = 0.180625 − q²): the tail lanes' values are
+    // replaced below.
+    let central = |wv: &[u32; LANES], ov: &mut [f32; LANES]| {
+        let mut mask = 0u32;
+        for l in 0..LANES {
+            let (_, q) = ppnd7_q(wv[l]);
+            let (cn, cd) = ppnd7_central_parts(q);
+            ov[l] = cn / cd;
+            mask |= ((q.abs() > 0.425) as u32) << l;
+        }
+        mask
+    };
+    let mut wc = w.chunks_exact(LANES);
+    let mut oc = out.chunks_exact_mut(LANES);
+    for (i, (wv, ov)) in (&mut wc).zip(&mut oc).enumerate() {
+        if let (Ok(wv), Ok(ov)) = (wv.try_into(), ov.try_into()) {
+            note(i * LANES, central(wv, ov));
+        }
     }
+    let (wr, or) = (wc.remainder(), oc.into_remainder());
+    if !wr.is_empty() {
+        let mut wv = [wr[0]; LANES];
+        wv[..wr.len()].copy_from_slice(wr);
+        let mut ov = [0.0f32; LANES];
+        let mask = central(&wv, &mut ov) & ((1u32 << wr.len()) - 1);
+        or.copy_from_slice(&ov[..wr.len()]);
+        note(len - wr.len(), mask);
+    }
+    // The tail: √(−ln min(p, 1 − p)) into the near tail's rational, signed by q.
+    for group in tails[..n.min(CHUNK)].chunks(LANES) {
+        let mut tw = [0u32; LANES];
+        for (l, t) in tw.iter_mut().enumerate() {
+            // Lanes past the group repeat its first word; their values are not used.
+            let at = group.get(l).or(group.first()).map_or(0, |&a| a as usize);
+            *t = w.get(at).copied().unwrap_or(0);
+        }
+        let mut z = [0.0f32; LANES];
+        for l in 0..LANES {
+            let (k, q) = ppnd7_q(tw[l]);
+            let r = sqrt(-ln_normal(ppnd7_lower(k)));
+            let (tn, td) = ppnd7_tail_near_parts(r);
+            // IEEE division is symmetric in sign: (−n)/d = −(n/d), the scalar path's value.
+            z[l] = if q < 0.0 { -tn } else { tn } / td;
+        }
+        for (&at, &v) in group.iter().zip(&z) {
+            if let Some(o) = out.get_mut(at as usize) {
+                *o = v;
+            }
+        }
+    }
+}
+
+/// The counters of `n` ≤ [`LANES`] consecutive (row, block) pairs from (`row`, `block`) into
+/// the lanes of `c` (lanes past `n` repeat the last pair); returns the pair after them.
+#[inline(always)]
+fn fill_counters(
+    c: &mut [[u32; LANES]; 4],
+    first_sample: u64,
+    stream: Stream,
+    blocks_per_row: usize,
+    (row, block): (usize, usize),
+    n: usize,
+) -> (usize, usize) {
+    if block + n <= blocks_per_row {
+        // All in one row: only the block number differs between the lanes.
+        let [_, c1, c2, c3] = counter(first_sample + row as u64, stream, 0);
+        for (l, b) in c[0].iter_mut().enumerate() {
+            *b = (block + l.min(n - 1)) as u32;
+        }
+        (c[1], c[2], c[3]) = ([c1; LANES], [c2; LANES], [c3; LANES]);
+        let b = block + n;
+        return if b == blocks_per_row { (row + 1, 0) } else { (row, b) };
+    }
+    let (mut r, mut b) = (row, block);
+    for l in 0..LANES {
+        let ctr = counter(first_sample + r as u64, stream, b as u32);
+        for (cj, v) in c.iter_mut().zip(ctr) {
+            cj[l] = v;
+        }
+        if l + 1 < n {
+            b += 1;
+            if b == blocks_per_row {
+                (r, b) = (r + 1, 0);
+            }
+        }
+    }
+    b += 1;
+    if b == blocks_per_row { (r + 1, 0) } else { (r, b) }
 }
 
 /// Fills the rows of `out` (`dim` values each) with the f32 normals of samples `first_sample`,
 /// `first_sample + 1`, … of `stream` under `seed`: the same values as
-/// [`super::Noise::normals_rows`] of [`super::Keyed`]. `sqrt` as for [`ppnd7_lanes`].
+/// [`super::Noise::normals_rows`] of [`super::Keyed`]. `sqrt` as for [`ppnd7_chunk`].
+///
+/// The Philox words are laid out in output order [`CHUNK`] at a time (the used words of
+/// consecutive (row, block) pairs are consecutive values of `out`), then turned into normals.
 #[inline(always)]
 pub fn normals_rows(
     seed: u64,
@@ -98,66 +227,58 @@ pub fn normals_rows(
     let blocks_per_row = dim.div_ceil(4);
     let rows = out.len() / dim;
     let total = rows * blocks_per_row;
-    // The used words of consecutive (row, block) pairs, in that order, are the consecutive values
-    // of `out`; a row's last block uses `last_words` of its four.
+    // A row's last block uses `last_words` of its four.
     let last_words = dim - 4 * (blocks_per_row - 1);
     let out = out.get_mut(..rows * dim).unwrap_or_default();
-    // Words waiting for PPND7: fewer than LANES left over, plus one batch's at most 4·LANES.
-    let mut words = [0u32; 5 * LANES];
+    // Words waiting for PPND7: fewer than CHUNK, plus one batch's at most 4·LANES.
+    let mut words = [0u32; CHUNK + 4 * LANES];
     let mut pending = 0usize;
     let mut at = 0usize;
-    let mut z = [0.0f32; LANES];
     let mut c = [[0u32; LANES]; 4];
     // (row, block) of the batch's first pair.
-    let (mut row, mut block) = (0usize, 0usize);
+    let mut pair = (0usize, 0usize);
     let mut next = 0usize;
     while next < total {
         let n = (total - next).min(LANES);
-        let (mut r, mut b) = (row, block);
-        for l in 0..LANES {
-            // Lanes past the end repeat the last pair; their words are not used.
-            let ctr = counter(first_sample + r as u64, stream, b as u32);
-            for (cj, v) in c.iter_mut().zip(ctr) {
-                cj[l] = v;
-            }
-            if l + 1 < n {
-                b += 1;
-                if b == blocks_per_row {
-                    (r, b) = (r + 1, 0);
-                }
-            }
-        }
+        // Lanes past the end repeat the last pair; their words are not used.
+        let after = fill_counters(&mut c, first_sample, stream, blocks_per_row, pair, n);
         philox_lanes(&mut c, key);
-        let [c0, c1, c2, c3] = &c;
-        for (((&w0, &w1), &w2), &w3) in c0.iter().zip(c1).zip(c2).zip(c3).take(n) {
-            let used = if block + 1 == blocks_per_row { last_words } else { 4 };
-            if let Some(slot) = words.get_mut(pending..pending + 4) {
-                slot.copy_from_slice(&[w0, w1, w2, w3]);
+        let dst = words.get_mut(pending..).unwrap_or_default();
+        if last_words == 4 {
+            // Every word is used: lane l's four go to 4l … 4l + 3 (an interleaving store).
+            for (l, d) in dst.chunks_exact_mut(4).take(n).enumerate() {
+                d[0] = c[0][l];
+                d[1] = c[1][l];
+                d[2] = c[2][l];
+                d[3] = c[3][l];
             }
-            pending += used;
-            block += 1;
-            if block == blocks_per_row {
-                (row, block) = (row + 1, 0);
+            pending += 4 * n;
+        } else {
+            let (mut block, mut used_so_far) = (pair.1, 0usize);
+            for l in 0..n {
+                let used = if block + 1 == blocks_per_row { last_words } else { 4 };
+                for (d, cj) in dst.iter_mut().skip(used_so_far).zip(&c).take(used) {
+                    *d = cj[l];
+                }
+                used_so_far += used;
+                block = if block + 1 == blocks_per_row { 0 } else { block + 1 };
             }
+            pending += used_so_far;
         }
-        let full = pending / LANES;
-        for g in words.chunks_exact(LANES).take(full) {
-            if let (Ok(g), Some(o)) = (g.try_into(), out.get_mut(at..at + LANES)) {
-                ppnd7_lanes(g, &mut z, sqrt);
-                o.copy_from_slice(&z);
-            }
-            at += LANES;
-        }
-        words.copy_within(full * LANES..pending, 0);
-        pending -= full * LANES;
+        pair = after;
         next += n;
-    }
-    if pending > 0 {
-        // The words past `pending` are stale; exactly `pending` values of `out` are left.
-        if let (Some(w), Some(o)) = (words.first_chunk::<LANES>(), out.get_mut(at..)) {
-            ppnd7_lanes(w, &mut z, sqrt);
-            o.iter_mut().zip(z).for_each(|(d, v)| *d = v);
+        if pending >= CHUNK {
+            if let Some(o) = out.get_mut(at..at + CHUNK) {
+                ppnd7_chunk(&words, o, sqrt);
+            }
+            at += CHUNK;
+            words.copy_within(CHUNK..pending, 0);
+            pending -= CHUNK;
         }
+    }
+    // Exactly `pending` values of `out` are left.
+    if let Some(o) = out.get_mut(at..at + pending) {
+        ppnd7_chunk(&words, o, sqrt);
     }
 }
 
@@ -168,18 +289,22 @@ mod tests {
     use crate::real::Real;
 
     /// Every one of the 2²³ inputs PPND7 distinguishes (k = w >> 9), with varying ignored low
-    /// bits: the lanes give the scalar path's bits (so the msun logarithm above is libm's, too).
+    /// bits: the chunked path gives the scalar path's bits (so the msun logarithm above is
+    /// libm's, too).
     #[test]
-    fn ppnd7_lanes_equal_scalar_for_every_word() {
-        let mut w = [0u32; LANES];
-        let mut z = [0.0f32; LANES];
+    fn ppnd7_chunk_equals_scalar_for_every_word() {
+        let mut w = [0u32; CHUNK];
+        let mut z = [0.0f32; CHUNK];
         let mut mismatches = 0u32;
-        for k0 in (0u32..1 << 23).step_by(LANES) {
+        for k0 in (0u32..1 << 23).step_by(CHUNK) {
             for (l, wl) in w.iter_mut().enumerate() {
                 let k = k0 + l as u32;
                 *wl = (k << 9) | (k.wrapping_mul(0x9E37_79B9) >> 23);
             }
-            ppnd7_lanes(&w, &mut z, libm::sqrtf);
+            // In two calls, so that every remainder length (fewer than LANES words) is met.
+            let len = CHUNK - 1 - (k0 as usize / CHUNK) % LANES;
+            ppnd7_chunk(&w[..len], &mut z[..len], libm::sqrtf);
+            ppnd7_chunk(&w[len..], &mut z[len..], libm::sqrtf);
             for (&wl, &zl) in w.iter().zip(&z) {
                 if zl.to_bits() != f32::normal(wl).to_bits() {
                     mismatches += 1;
