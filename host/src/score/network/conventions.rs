@@ -76,6 +76,24 @@ impl OutputKind {
         }
     }
 
+    /// s(x, σ) of the outputs `y` at the points `x` into `out`: [`OutputKind::score`] of each,
+    /// one loop per convention (a network's score output is copied as it is: f32 → f64 → f32
+    /// gives back every finite value, and a NaN stays a NaN).
+    pub fn scores(self, y: &[f32], x: &[f32], sigma: f64, out: &mut [f32]) {
+        fn each(y: &[f32], x: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+            for ((o, &yv), &xv) in out.iter_mut().zip(y).zip(x) {
+                *o = f(yv, xv);
+            }
+        }
+        match self {
+            OutputKind::Score => {
+                let n = out.len().min(y.len());
+                out[..n].copy_from_slice(&y[..n]);
+            }
+            kind => each(y, x, out, |y, x| kind.score(y, x, sigma)),
+        }
+    }
+
     /// s(x, σ) from the network's output `y` at the point `x` (f64, then rounded once).
     #[inline]
     pub fn score(self, y: f32, x: f32, sigma: f64) -> f32 {
@@ -294,5 +312,36 @@ impl Conventions {
             (s[a].ln() - sigma.ln()).abs().total_cmp(&(s[b].ln() - sigma.ln()).abs())
         });
         order
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OutputKind;
+
+    /// The batched conversion is the per-value one, bit for bit, for every convention (a score
+    /// output is copied; NaN stays NaN).
+    #[test]
+    fn scores_are_score_of_each_value() {
+        let y: Vec<f32> = (0..97).map(|i| ((i as f32) * 0.37 - 17.0).sin() * 40.0).collect();
+        let x: Vec<f32> = (0..97).map(|i| (i as f32) * 0.011 - 0.5).collect();
+        for kind in
+            [OutputKind::Score, OutputKind::SigmaScore, OutputKind::Eps, OutputKind::Denoiser]
+        {
+            for sigma in [0.01, 0.3, 7.5] {
+                let mut out = vec![0.0f32; y.len()];
+                kind.scores(&y, &x, sigma, &mut out);
+                for ((&o, &yv), &xv) in out.iter().zip(&y).zip(&x) {
+                    assert_eq!(
+                        o.to_bits(),
+                        kind.score(yv, xv, sigma).to_bits(),
+                        "{kind:?} σ {sigma}"
+                    );
+                }
+            }
+            let mut out = [0.0f32; 1];
+            kind.scores(&[f32::NAN], &[0.5], 0.1, &mut out);
+            assert!(out[0].is_nan(), "{kind:?}");
+        }
     }
 }

@@ -214,7 +214,7 @@ impl anneal_gpu::DeviceNetwork for CudaNetwork<'_> {
     fn forward(&mut self, sigma: f64) -> Result<u64, String> {
         let start = std::time::Instant::now();
         let r = self.run(sigma).map_err(err);
-        self.net.count_forward(start);
+        self.net.count_forward(start.elapsed());
         r
     }
 }

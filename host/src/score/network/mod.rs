@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anneal_core::{BatchScore, Error};
 use tract_onnx::prelude::*;
@@ -118,7 +118,8 @@ pub struct Network {
     plans: Mutex<HashMap<usize, Plan>>,
     engine: Engine,
     failure: Mutex<Option<String>>,
-    /// Nanoseconds spent in forward passes (all threads), and the passes.
+    /// Nanoseconds spent in the runtime's forward passes (all threads; not the conversion of
+    /// inputs and outputs), and the passes.
     forward_nanos: AtomicU64,
     forward_calls: AtomicU64,
 }
@@ -491,9 +492,9 @@ impl Network {
         }
     }
 
-    /// Counts one forward pass begun at `start` in [`Network::forward_time`].
-    fn count_forward(&self, start: Instant) {
-        self.forward_nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    /// Counts one forward pass, the runtime's call of `runtime`, in [`Network::forward_time`].
+    fn count_forward(&self, runtime: Duration) {
+        self.forward_nanos.fetch_add(runtime.as_nanos() as u64, Ordering::Relaxed);
         self.forward_calls.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -540,12 +541,13 @@ impl Network {
     }
 
     /// The network's raw output for `rows` samples `x` at σ, handed to `take` (one run of the
-    /// plan, or of a session, for `rows`).
+    /// plan, or of a session, for `rows`). The runtime's own call is added to `runtime`.
     fn run_rows(
         &self,
         x: &[f32],
         rows: usize,
         sigma: f64,
+        runtime: &mut Duration,
         take: &mut dyn FnMut(&[f32]),
     ) -> TractResult<()> {
         let mut dims = vec![rows];
@@ -560,7 +562,7 @@ impl Network {
             )
         };
         if let Engine::Ort(engine) = &self.engine {
-            return engine.run(x, &dims, noise.as_ref(), &mut |dt, shape, y| match y {
+            return engine.run(x, &dims, noise.as_ref(), runtime, &mut |dt, shape, y| match y {
                 Some(y) if shape == dims.as_slice() => {
                     take(y);
                     Ok(())
@@ -581,7 +583,9 @@ impl Network {
             .into();
             if noise_first { inputs.insert(0, t) } else { inputs.push(t) }
         }
+        let start = Instant::now();
         let mut out = plan.run(inputs)?;
+        *runtime += start.elapsed();
         let y = out.remove(0).into_tensor();
         if y.datum_type() != f32::datum_type() || y.shape() != dims.as_slice() {
             return Err(wrong(&dtype_name(y.datum_type()), y.shape()));
@@ -614,14 +618,12 @@ impl Network {
             } else {
                 xs
             };
-            let start = Instant::now();
             let dst = &mut out[first * d..(first + count) * d];
-            self.run_rows(input, chunk, sigma, &mut |y| {
-                for ((o, &yv), &xv) in dst.iter_mut().zip(y).zip(xs) {
-                    *o = conv.score(yv, xv, sigma);
-                }
+            let mut runtime = Duration::ZERO;
+            self.run_rows(input, chunk, sigma, &mut runtime, &mut |y| {
+                conv.scores(y, xs, sigma, dst)
             })?;
-            self.count_forward(start);
+            self.count_forward(runtime);
         }
         Ok(())
     }

@@ -8,10 +8,12 @@
 //! the thread count.
 
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use ort::environment::Environment;
 use ort::session::Session;
-use ort::value::Tensor;
+use ort::session::SessionInputValue;
+use ort::value::TensorRef;
 
 use super::{NoiseData, NoiseValues};
 
@@ -93,30 +95,41 @@ impl OrtEngine {
     }
 
     /// Runs the model on `x` (shape `dims`) and the noise input; `take` gets the first output's
-    /// type name, shape and (for float32) values.
+    /// type name, shape and (for float32) values. The session's run alone is added to `runtime`.
     pub fn run(
         &self,
         x: &[f32],
         dims: &[usize],
         noise: Option<&NoiseData>,
+        runtime: &mut Duration,
         take: &mut TakeOutput<'_>,
     ) -> anyhow::Result<()> {
         let mut session = self.session().map_err(|e| anyhow::anyhow!(e))?;
         let result = (|| -> anyhow::Result<()> {
-            let shape: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-            let xt = Tensor::from_array((shape, x.to_vec()))?.into_dyn();
-            let mut inputs = vec![(self.x_name.clone(), xt)];
+            // The points are read in place (a view), not copied.
+            let xt: SessionInputValue = TensorRef::from_array_view((dims, x))?.into();
+            let mut inputs = vec![(self.x_name.as_str(), xt)];
             if let (Some(n), Some(name)) = (noise, &self.noise_name) {
-                let shape: Vec<i64> = n.shape.iter().map(|&d| d as i64).collect();
-                let t = match &n.values {
-                    NoiseValues::F32(v) => Tensor::from_array((shape, v.clone()))?.into_dyn(),
-                    NoiseValues::F64(v) => Tensor::from_array((shape, v.clone()))?.into_dyn(),
-                    NoiseValues::I64(v) => Tensor::from_array((shape, v.clone()))?.into_dyn(),
-                    NoiseValues::I32(v) => Tensor::from_array((shape, v.clone()))?.into_dyn(),
+                let shape = n.shape.as_slice();
+                let t: SessionInputValue = match &n.values {
+                    NoiseValues::F32(v) => {
+                        TensorRef::from_array_view((shape, v.as_slice()))?.into()
+                    }
+                    NoiseValues::F64(v) => {
+                        TensorRef::from_array_view((shape, v.as_slice()))?.into()
+                    }
+                    NoiseValues::I64(v) => {
+                        TensorRef::from_array_view((shape, v.as_slice()))?.into()
+                    }
+                    NoiseValues::I32(v) => {
+                        TensorRef::from_array_view((shape, v.as_slice()))?.into()
+                    }
                 };
-                inputs.push((name.clone(), t));
+                inputs.push((name.as_str(), t));
             }
+            let start = Instant::now();
             let outputs = session.run(inputs)?;
+            *runtime += start.elapsed();
             let y = &outputs[0];
             match y.try_extract_tensor::<f32>() {
                 Ok((shape, values)) => {
