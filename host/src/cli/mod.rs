@@ -67,7 +67,11 @@ pub struct ScoreArgs {
 
 /// Flags of `anneal tune`. Lists are `a,b,c` or `logspace:LO:HI:COUNT`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct TuneArgs {
+    /// Merge shard folders, or show their progress (instead of running a sweep).
+    #[command(subcommand)]
+    pub action: Option<TuneAction>,
     /// The ground truth.
     #[command(flatten)]
     pub data: DataFlags,
@@ -112,6 +116,42 @@ pub struct TuneArgs {
     /// The quality plotted and ranked (lower is better).
     #[arg(long, value_enum, default_value_t = MetricKind::SlicedW2)]
     pub metric: MetricKind,
+    /// Run only shard I of N (1 ≤ I ≤ N) of the grid's cells, e.g. a Slurm array task's
+    /// `$SLURM_ARRAY_TASK_ID/N`; each shard in its own --out folder, then `anneal tune merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+}
+
+/// `anneal tune merge` and `anneal tune status`.
+#[derive(Debug, Subcommand)]
+pub enum TuneAction {
+    /// Build from shard folders (`tune --shard I/N`) the folder one process would have written:
+    /// sweep.json, sweep.csv, summary.json and the figures.
+    Merge(TuneMergeArgs),
+    /// Cells done of each shard folder's share, and overall.
+    Status(TuneStatusArgs),
+}
+
+/// Flags of `anneal tune merge`.
+#[derive(Debug, Args)]
+pub struct TuneMergeArgs {
+    /// The merged folder (new, or without a sweep in it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Write the merged folder even when cells are missing (they are listed, never invented).
+    #[arg(long)]
+    pub partial: bool,
+    /// The shard folders, in any order.
+    #[arg(required = true, value_name = "SHARD_DIR")]
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Flags of `anneal tune status`.
+#[derive(Debug, Args)]
+pub struct TuneStatusArgs {
+    /// Tune folders (shards of one sweep, or any tune folder).
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
 }
 
 /// A quality measure of `tune`.

@@ -8,20 +8,29 @@
 pub mod grid;
 pub mod record;
 pub mod report;
+pub mod shard;
 pub mod sweep;
 
 use grid::{cell_config, cells};
 use record::Record;
+use shard::{Invocation, Shard};
 use sweep::{CellStatus, key, run_cell, save};
 
-use crate::cli::TuneArgs;
+use crate::cli::{TuneAction, TuneArgs};
 use crate::error::UsageError;
 
-/// Runs `anneal tune`.
+/// Runs `anneal tune` (or `tune merge`, `tune status`).
 pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
+    match &a.action {
+        Some(TuneAction::Merge(m)) => return shard::merge(m),
+        Some(TuneAction::Status(s)) => return shard::status(s),
+        None => {}
+    }
+    let shard = a.shard.as_deref().map(Shard::parse).transpose()?.unwrap_or(Shard::ALL);
     let (data, network) = crate::config::load_source(&a.data, &a.score)?;
     let data_name = a.data.name(network.as_ref().and_then(|n| n.conventions().data.as_deref()));
-    let grid = cells(a, &data_name, network.as_ref().map(|n| n.runtime()))?;
+    let whole = cells(a, &data_name, network.as_ref().map(|n| n.runtime()))?;
+    let grid = shard::cells_of(whole.clone(), shard);
     if a.n == 0 || a.run.batch == 0 {
         return Err(UsageError::flag("--n and --batch must be ≥ 1").into());
     }
@@ -38,10 +47,16 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
     for n in notes {
         eprintln!("note: {n}");
     }
+    Invocation::new(shard::shared_args(), shard, &whole, &grid).write(&a.out)?;
     let todo = grid.iter().filter(|c| record.get(&key(c)).is_none()).count();
     let others = record.rows().len() - (grid.len() - todo);
+    let of_shard = if shard.of > 1 {
+        format!(" (shard {shard} of a grid of {})", whole.len())
+    } else {
+        String::new()
+    };
     println!(
-        "{} cells: {} already in {}, {todo} to run{}",
+        "{} cells{of_shard}: {} already in {}, {todo} to run{}",
         grid.len(),
         grid.len() - todo,
         a.out.display(),
@@ -66,7 +81,17 @@ pub fn run(a: &TuneArgs) -> anyhow::Result<()> {
     }
     progress.finish_and_clear();
     let rows = save(&a.out, &grid, &record)?;
-
+    if shard.of > 1 {
+        // A shard's figures and summary would cover a scattered part of the grid: they come
+        // with the merge.
+        println!(
+            "shard {shard}: computed {computed} cells, reused {}; wrote {}/{{sweep.csv, \
+             sweep.json}}; when every shard is done: anneal tune merge --out MERGED SHARD_DIR…",
+            rows.len() - computed,
+            a.out.display()
+        );
+        return Ok(());
+    }
     report::write(a, &rows, computed, &data_name)
 }
 

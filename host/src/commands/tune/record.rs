@@ -79,6 +79,29 @@ impl Record {
         Ok((record, notes))
     }
 
+    /// The rows of `dir`'s record, read only (none without one): what `tune merge` and `tune
+    /// status` read from shard folders that may still be running. A damaged last line (a shard
+    /// killed in an append) is left out with a note; its cell runs again when the shard resumes.
+    pub fn read(dir: &Path) -> Result<Vec<Row>, UsageError> {
+        let path = dir.join(FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let mut notes = Vec::new();
+                let (rows, _) = parse(&bytes, &path.display().to_string(), &mut notes)?;
+                if !notes.is_empty() {
+                    eprintln!(
+                        "note: {}: its last line is damaged (a process killed while appending); \
+                         that cell is left out here and runs again when the sweep resumes there",
+                        path.display()
+                    );
+                }
+                Ok(rows)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io_refusal(&path, e)),
+        }
+    }
+
     /// The finished row of the cell with this key.
     pub fn get(&self, key: &str) -> Option<&Row> {
         self.index.get(key).map(|&i| &self.rows[i])
@@ -129,7 +152,7 @@ fn append_synced(path: &Path, parts: &[&[u8]]) -> Result<(), UsageError> {
 }
 
 /// One row as a line of the record.
-fn line(row: &Row) -> anyhow::Result<String> {
+pub fn line(row: &Row) -> anyhow::Result<String> {
     Ok(format!("{}\n", serde_json::to_string(row)?))
 }
 
