@@ -194,3 +194,157 @@ fn cas_and_als_in_one_sweep() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const SHARDED: [&str; 10] =
+    ["tune", "--levels", "4,16", "--eps-c", "1,2", "--seeds", "0,1", "--n", "100", "--out"];
+
+/// `tune` of the sharded tests' grid (8 cells) into `out`, with more flags after `--out`.
+fn tune_sharded(out: &std::path::Path, more: &[&str]) -> std::process::Output {
+    anneal().args(SHARDED).arg(out).args(more).output().unwrap()
+}
+
+/// A folder's sweep with the wall-clock fields taken out: the rows of sweep.json, and sweep.csv
+/// without its seconds column.
+fn sweep_without_clock(dir: &std::path::Path) -> (Value, Vec<String>) {
+    let mut sweep: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("sweep.json")).unwrap()).unwrap();
+    for r in sweep["rows"].as_array_mut().unwrap() {
+        let r = r.as_object_mut().unwrap();
+        r.remove("seconds");
+        if let Some(m) = r.get_mut("metrics").and_then(Value::as_object_mut) {
+            m.remove("seconds");
+            m.remove("score_evals_per_second");
+        }
+    }
+    let csv = std::fs::read_to_string(dir.join("sweep.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "seconds").unwrap();
+    let lines = csv
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            f.remove(col);
+            f.join(",")
+        })
+        .collect();
+    (sweep["rows"].clone(), lines)
+}
+
+/// Three shards, one of them killed after its first cell and run again, merged in shuffled
+/// order: the merged folder is the single run's — every field of sweep.json and sweep.csv but
+/// the wall-clock ones, and summary.json and the figures byte for byte. `tune status` counts
+/// each shard's cells.
+#[test]
+fn shards_merge_into_the_single_run() {
+    let root = tmp("shards");
+    let single = root.join("single");
+    assert!(tune_sharded(&single, &[]).status.success());
+    let shard = |i: usize| root.join(format!("shard{i}"));
+    for i in [1, 3] {
+        let o = tune_sharded(&shard(i), &["--shard", &format!("{i}/3")]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // Shard 2 is killed right after its first cell reaches the record.
+    let o = anneal()
+        .args(SHARDED)
+        .arg(shard(2))
+        .args(["--shard", "2/3"])
+        .env("ANNEAL_CRASH_AT", "cell-appended")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let status = |dirs: &[PathBuf]| {
+        let o = anneal().args(["tune", "status"]).args(dirs).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let s = status(&[shard(1), shard(2), shard(3)]);
+    // Shard 2's share (2 or 3 of the 8 cells: the partition's sizes differ by at most one).
+    let line = s.lines().find(|l| l.contains("shard2")).unwrap();
+    let share: usize = line.rsplit_once("1/").unwrap().1.trim().parse().unwrap();
+    assert!(share == 2 || share == 3, "{s}");
+    assert!(s.contains(&format!("overall: {}/8 cells done", 8 - share + 1)), "{s}");
+    let left = share - 1;
+    // Merging now lists what is missing and writes nothing.
+    let merged = root.join("merged");
+    let o = anneal()
+        .args(["tune", "merge", "--out"])
+        .arg(&merged)
+        .args([shard(2), shard(1), shard(3)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{left} of 8 cells are missing (shard 2/3: {left})")), "{err}");
+    assert!(!merged.join("sweep.json").exists());
+    // The killed shard resumes and finishes.
+    let o = tune_sharded(&shard(2), &["--shard", "2/3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let done = format!("computed {left} cells, reused 1");
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&done));
+    assert!(status(&[shard(3), shard(2), shard(1)]).contains("overall: 8/8 cells done"));
+    let o = anneal()
+        .args(["tune", "merge", "--out"])
+        .arg(&merged)
+        .args([shard(3), shard(1), shard(2)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(sweep_without_clock(&merged), sweep_without_clock(&single));
+    for f in ["summary.json", "fig_eps_c.png", "trace.png", "tune.json"] {
+        assert_eq!(
+            std::fs::read(merged.join(f)).unwrap(),
+            std::fs::read(single.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // Running the sweep in the merged folder finds every cell done.
+    let o = tune_sharded(&merged, &[]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("computed 0 cells, reused 8"));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Merge refuses shards of different sweeps, a shard given twice, a merged folder that holds a
+/// sweep; with --partial it writes what there is and says what is missing.
+#[test]
+fn merge_refuses_what_is_not_one_sweep() {
+    let root = tmp("mixed");
+    let (a, b, c) = (root.join("a"), root.join("b"), root.join("c"));
+    assert!(tune_sharded(&a, &["--shard", "1/2"]).status.success());
+    let o = anneal()
+        .args(["tune", "--levels", "4", "--eps-c", "1,2", "--seeds", "0,1", "--n", "100"])
+        .args(["--shard", "2/2", "--out"])
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let merge = |out: &PathBuf, dirs: &[&PathBuf], more: &[&str]| {
+        anneal().args(["tune", "merge", "--out"]).arg(out).args(more).args(dirs).output().unwrap()
+    };
+    let o = merge(&root.join("m1"), &[&a, &b], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("are shards of different sweeps") && err.contains("--levels 4"), "{err}");
+    let o = merge(&root.join("m2"), &[&a, &a], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("are both shard 1/2"));
+    let o = merge(&root.join("m3"), &[&a], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("4 of 8 cells are missing (shard 2/2: 4, no folder given)"), "{err}");
+    let o = merge(&root.join("m3"), &[&a], &["--partial"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Value =
+        serde_json::from_slice(&std::fs::read(root.join("m3/sweep.json")).unwrap()).unwrap();
+    assert_eq!(rows["rows"].as_array().unwrap().len(), 4);
+    let o = merge(&root.join("m3"), &[&a], &["--partial"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already holds a sweep"));
+    let o = anneal().args(SHARDED).arg(&c).args(["--shard", "3/2"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--shard = 3/2: I = 3 is outside 1..=2"));
+    let o = anneal().args(["tune", "status"]).arg(&root).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a folder written by `anneal tune`"));
+    let _ = std::fs::remove_dir_all(&root);
+}
