@@ -98,6 +98,10 @@ pub struct RunConfig {
     pub init: InitKind,
     /// Samples.
     pub n: usize,
+    /// The index of the first sample: the samples are `first..first + n` (a shard of a larger
+    /// set; 0 otherwise). Each sample's noise is keyed by its index, so a shard's samples are
+    /// those rows of the whole set.
+    pub first: usize,
     /// Seed.
     pub seed: u64,
     /// Samples per batch (CPU).
@@ -442,6 +446,7 @@ impl RunConfig {
             plan,
             init: spec.run.init,
             n: spec.n,
+            first: 0,
             seed: spec.seed,
             batch: spec.run.batch,
             network: spec.network.cloned(),

@@ -54,7 +54,7 @@ impl StepTimes {
     }
 }
 
-/// Runs `p`'s plan for its samples `0..n` in batches of its `batch`, in parallel; returns the
+/// Runs `p`'s plan for its samples `first..first + n` in batches of its `batch`, in parallel; returns the
 /// n × D samples and, with `trace`, the consistency trace.
 pub fn sample(
     p: &RunConfig,
@@ -72,10 +72,11 @@ pub fn sample_timed(
     times: Option<&StepTimes>,
 ) -> anyhow::Result<(Vec<f32>, Option<Trace>)> {
     let (n, batch, seed, init) = (p.n, p.batch, p.seed, p.init);
+    let end = p.first + n;
     let levels = p.schedule.levels();
     let d = p.data.dim;
     let start = Start::new(p);
-    let starts: Vec<usize> = (0..n).step_by(batch).collect();
+    let starts: Vec<usize> = (p.first..end).step_by(batch).collect();
     // The score source (for the mixture: ln w, ‖μ‖² and the packed means), once for all batches.
     let source = p.source();
     type BatchOut = (Vec<f32>, Vec<f64>);
@@ -86,7 +87,7 @@ pub fn sample_timed(
     let concurrent = (SCRATCH_BUDGET / scratch.max(1)).max(1);
     let group = starts.len().div_ceil(concurrent).max(1);
     let run = |&first: &usize| -> Result<BatchOut, Error> {
-        let count = batch.min(n - first);
+        let count = batch.min(end - first);
         let len = count * d;
         let mut x = start.rows(p, first, count, seed, init)?;
         let (mut aux, mut s, mut xi, mut pt) =
