@@ -230,7 +230,12 @@ pub enum BenchDevice {
 
 /// Flags of `anneal sample`.
 #[derive(Debug, Args, Serialize)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct SampleArgs {
+    /// Merge shard folders (instead of sampling).
+    #[command(subcommand)]
+    #[serde(skip)]
+    pub action: Option<SampleAction>,
     /// The ground truth.
     #[command(flatten)]
     #[serde(flatten)]
@@ -282,6 +287,34 @@ pub struct SampleArgs {
     /// float rounding.
     #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
     pub device: DeviceKind,
+    /// Draw only shard I of N (1 ≤ I ≤ N) of the n samples — indices ⌊(I−1)n/N⌋ to ⌊In/N⌋ − 1,
+    /// each sample's noise keyed by its index — into its own --out; then `anneal sample merge`.
+    /// CPU only.
+    #[arg(long, value_name = "I/N")]
+    #[serde(skip)]
+    pub shard: Option<String>,
+}
+
+/// `anneal sample merge`.
+#[derive(Debug, Subcommand)]
+pub enum SampleAction {
+    /// Build from shard folders (`sample --shard I/N`) the output set one process would have
+    /// written: samples.npy byte for byte, the metrics over the whole set, the pictures.
+    Merge(SampleMergeArgs),
+}
+
+/// Flags of `anneal sample merge`.
+#[derive(Debug, Args)]
+pub struct SampleMergeArgs {
+    /// The merged output folder (refused if it exists, unless --force).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace an existing --out folder of anneal's outputs.
+    #[arg(long)]
+    pub force: bool,
+    /// The shard folders, in any order.
+    #[arg(required = true, value_name = "SHARD_DIR")]
+    pub dirs: Vec<PathBuf>,
 }
 
 /// Flags of `anneal schedule`.

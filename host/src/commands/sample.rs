@@ -1,11 +1,15 @@
 //! `anneal sample`: flags → [`RunConfig`] → the CPU or a CUDA device → metrics and pictures →
-//! an output set, built beside `--out` and moved into place whole ([`OutputSet`]).
+//! an output set, built beside `--out` and moved into place whole ([`OutputSet`]). A shard of
+//! the samples (`--shard I/N`) and the merge of shards: [`shard`].
+
+pub mod shard;
 
 use std::time::Instant;
 
 use anneal_core::{Plan, Schedule};
 
-use crate::cli::SampleArgs;
+use crate::cli::{SampleAction, SampleArgs};
+use crate::commands::tune::shard::Shard;
 use crate::config::{RunConfig, RunSpec};
 use crate::error::UsageError;
 use crate::exec;
@@ -38,12 +42,37 @@ fn title(p: &RunConfig, n: usize) -> String {
     format!("{}, N = {}{step} — {n} samples of {}{source}", p.kind.name(), r.levels, p.data.name)
 }
 
-/// Runs `anneal sample`.
+/// Runs `anneal sample` (or `sample merge`).
 pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
+    if let Some(SampleAction::Merge(m)) = &a.action {
+        return shard::merge(m);
+    }
+    let shard = a.shard.as_deref().map(Shard::parse).transpose()?;
+    if shard.is_some() && a.trace {
+        return Err(UsageError::flag(
+            "--trace with --shard: the trace is a sum over every sample in one order, which \
+             shards cannot reproduce; run the trace without --shard",
+        )
+        .into());
+    }
     let mut p = config(a)?;
     // --out is checked, and its partial folder made, before any sampling.
-    let set = OutputSet::begin(&a.out, a.force, &SAMPLE_FILES)?;
+    let files: &[&str] = if shard.is_some() { &shard::FILES } else { &SAMPLE_FILES };
+    let set = OutputSet::begin(&a.out, a.force, files)?;
     let (device, mut device_line) = exec::cuda::resolve_device(a)?;
+    if shard.is_some() && device.is_some() {
+        return Err(UsageError::flag(
+            "--shard runs on the CPU in this version (the GPU path has not been run with a \
+             shard's sample offset): add --device cpu",
+        )
+        .into());
+    }
+    if let Some(s) = shard {
+        (p.first, p.n) = {
+            let (lo, hi) = shard::range(a.n, s);
+            (lo, hi - lo)
+        };
+    }
     // Said before sampling, on stderr (and kept in config.json).
     for w in &p.record.warnings {
         eprintln!("warning: {w}");
@@ -64,7 +93,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
             (samples, None)
         }
         None => {
-            let batches = a.n.div_ceil(p.batch);
+            let batches = p.n.div_ceil(p.batch);
             let progress = crate::report::progress::bar((batches * p.plan.len()) as u64, "steps");
             let out = pool.install(|| exec::cpu::sample(&p, &progress, a.trace))?;
             progress.finish_and_clear();
@@ -72,12 +101,42 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
         }
     };
     let seconds = start.elapsed().as_secs_f64();
+    if let Some(s) = shard {
+        return shard::write(a, &p, s, set, &samples, seconds);
+    }
+    let ran = Ran { samples, trace, seconds, device_line, on_gpu: device.is_some() };
+    finish(a, &p, &pool, set, ran)
+}
+
+/// What sampling gave: the samples, the trace, the seconds, and where it ran.
+pub struct Ran {
+    /// n × D samples.
+    pub samples: Vec<f32>,
+    /// The consistency trace, with --trace.
+    pub trace: Option<crate::exec::cpu::Trace>,
+    /// Sampling seconds.
+    pub seconds: f64,
+    /// The device, for the output.
+    pub device_line: String,
+    /// Whether it ran on a GPU.
+    pub on_gpu: bool,
+}
+
+/// Metrics and pictures of `ran`, the output set written and committed, the summary printed.
+pub fn finish(
+    a: &SampleArgs,
+    p: &RunConfig,
+    pool: &rayon::ThreadPool,
+    set: OutputSet,
+    ran: Ran,
+) -> anyhow::Result<()> {
+    let Ran { samples, trace, seconds, device_line, on_gpu } = ran;
     let truth = p.truth();
     let mut metrics = pool.install(|| {
         crate::report::metrics::compute(&truth, &samples, a.seed, seconds, p.plan.len())
     });
     metrics.predicted_max_ratio = p.record.foresight.map(|f| f.max_ratio);
-    let png = crate::report::plot::render(&truth, &samples, &title(&p, a.n));
+    let png = crate::report::plot::render(&truth, &samples, &title(p, a.n));
 
     set.write("config.json", serde_json::to_string_pretty(&p.record)?.as_bytes())?;
     let per_component = metrics.split_components(Some("components.csv"));
@@ -104,7 +163,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
             "trace.png",
             &crate::report::plot::line_chart(
                 &crate::report::plot::Chart {
-                    title: &format!("consistency trace: {} (1 = consistent)", title(&p, a.n)),
+                    title: &format!("consistency trace: {} (1 = consistent)", title(p, a.n)),
                     x_label: "level i",
                     y_label: "σ_eff/σ_i",
                     x_log: false,
@@ -129,10 +188,11 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
         if seconds < 0.1 { format!("{:.1} ms", seconds * 1e3) } else { format!("{seconds:.2} s") }
     );
     println!("device: {device_line}");
-    if let Some(net) = &p.network {
-        let (describe, busy) = match &device {
-            Some(_) => (net.describe_on(crate::score::network::cuda_engine::TRACT_CUDA), 1),
-            None => (net.describe(), p.busy_threads()),
+    if let Some(net) = p.network.as_ref().filter(|n| n.forward_time().1 > 0) {
+        let (describe, busy) = if on_gpu {
+            (net.describe_on(crate::score::network::cuda_engine::TRACT_CUDA), 1)
+        } else {
+            (net.describe(), p.busy_threads())
         };
         println!(
             "score: {describe}; {} forward passes took {:.1}% of the sampling time per thread \

@@ -1,0 +1,258 @@
+//! A large sample set across processes or cluster tasks: `anneal sample --shard I/N` draws the
+//! samples ⌊(I−1)n/N⌋ … ⌊In/N⌋ − 1 of the run into its own folder, and `anneal sample merge`
+//! builds from the shards' folders the output set one process would have written.
+//!
+//! Each sample's noise (its start and every step) is keyed by its index ([`anneal_core::noise`]),
+//! so a shard's rows are exactly those rows of the whole run, and the merged `samples.npy` is the
+//! single run's byte for byte. Merge then computes the metrics and pictures over the whole set
+//! with the code `sample` itself runs: every field is the single run's except the wall-clock
+//! ones (`seconds`, `score_evals_per_second`: the shards' sampling seconds summed) and `out`
+//! in `config.json`.
+//!
+//! A shard folder holds `samples.npy` (its rows), `config.json` and `shard.json`: anneal's
+//! version, the command's flags without `--out`, `--force` and `--shard`, the shard and its
+//! range. Merge refuses folders that disagree, a shard given twice, and a missing shard (named).
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+use super::{Ran, config, finish};
+use crate::cli::{Cli, Command, SampleArgs, SampleMergeArgs};
+use crate::commands::tune::shard::Shard;
+use crate::config::RunConfig;
+use crate::error::UsageError;
+use crate::io::write::{OutputSet, SAMPLE_FILES};
+
+/// The files of a shard's folder.
+pub const FILES: [&str; 3] = ["samples.npy", "config.json", "shard.json"];
+
+/// The sample indices of `shard` of `n`: ⌊(I−1)n/N⌋ .. ⌊In/N⌋ (end excluded).
+pub fn range(n: usize, shard: Shard) -> (usize, usize) {
+    let at = |i: usize| ((i as u128 * n as u128) / shard.of as u128) as usize;
+    (at(shard.index - 1), at(shard.index))
+}
+
+/// `shard.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardFile {
+    /// anneal's version.
+    pub version: String,
+    /// The flags after `sample`, without `--out`, `--force` and `--shard`.
+    pub args: Vec<String>,
+    /// The shard, 1-based.
+    pub shard: usize,
+    /// The number of shards.
+    pub of: usize,
+    /// The whole run's number of samples.
+    pub n: usize,
+    /// The shard's first sample and the one after its last.
+    pub range: [usize; 2],
+    /// Sampling seconds.
+    pub seconds: f64,
+}
+
+/// The flags of this process's `sample` command without `--out`, `--force` and `--shard`.
+fn shared_args() -> Vec<String> {
+    let argv: Vec<String> = std::env::args().collect();
+    let after = argv.iter().position(|a| a == "sample").map_or(argv.len(), |p| p + 1);
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in &argv[after..] {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        match a.as_str() {
+            "--out" | "--shard" => skip = true,
+            "--force" => {}
+            _ if a.starts_with("--out=") || a.starts_with("--shard=") => {}
+            _ => out.push(a.clone()),
+        }
+    }
+    out
+}
+
+/// Writes a shard's folder: its rows, the run's config.json and shard.json.
+pub fn write(
+    a: &SampleArgs,
+    p: &RunConfig,
+    shard: Shard,
+    set: OutputSet,
+    samples: &[f32],
+    seconds: f64,
+) -> anyhow::Result<()> {
+    let file = ShardFile {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        args: shared_args(),
+        shard: shard.index,
+        of: shard.of,
+        n: a.n,
+        range: [p.first, p.first + p.n],
+        seconds,
+    };
+    set.write("config.json", serde_json::to_string_pretty(&p.record)?.as_bytes())?;
+    set.write("shard.json", serde_json::to_string_pretty(&file)?.as_bytes())?;
+    set.write_with("samples.npy", |w| crate::io::npy::write_f32_to(w, samples, p.n, p.data.dim))?;
+    set.commit(a.force)?;
+    println!(
+        "shard {shard}: samples {}..{} of {} ({} of them) in {seconds:.2} s; wrote {}/{{samples.npy, \
+         config.json, shard.json}}; when every shard is done: anneal sample merge --out MERGED \
+         SHARD_DIR…",
+        p.first,
+        p.first + p.n,
+        a.n,
+        p.n,
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// Reads `dir/shard.json`, refusing a folder without one (exit 2).
+fn read_shard(dir: &Path) -> Result<ShardFile, UsageError> {
+    let path = dir.join("shard.json");
+    let bytes = std::fs::read(&path).map_err(|e| {
+        UsageError::flag(format!(
+            "{}: {e}: not a folder written by `anneal sample --shard`",
+            path.display()
+        ))
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| UsageError::flag(format!("{} cannot be read: {e}", path.display())))
+}
+
+/// A shard's rows from its samples.npy, checked against its range and the data's dimension.
+fn read_rows(dir: &Path, f: &ShardFile, dim: usize) -> Result<Vec<f32>, UsageError> {
+    let path = dir.join("samples.npy");
+    let bad = |why: String| UsageError::flag(format!("{}: {why}", path.display()));
+    let bytes = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+    let h = crate::io::npy::header(&bytes).map_err(&bad)?;
+    let rows = f.range[1] - f.range[0];
+    if h.descr != "<f4" || h.rows != rows || h.cols != dim {
+        return Err(bad(format!(
+            "holds {} × {} of '{}' where shard {}/{} has {rows} × {dim} of '<f4'",
+            h.rows, h.cols, h.descr, f.shard, f.of
+        )));
+    }
+    let a = crate::io::npy::read(&bytes).map_err(&bad)?;
+    Ok(a.data.iter().map(|&v| v as f32).collect())
+}
+
+/// Runs `anneal sample merge`.
+pub fn merge(m: &SampleMergeArgs) -> anyhow::Result<()> {
+    let mut shards: Vec<(PathBuf, ShardFile)> = Vec::new();
+    for dir in &m.dirs {
+        let f = read_shard(dir)?;
+        if let Some((d0, f0)) = shards.first() {
+            let (a, b) = (d0.display(), dir.display());
+            let differ = |what: String| UsageError::flag(format!("{a} and {b} {what}"));
+            if f.version != f0.version {
+                let why = format!(
+                    "were written by different versions of anneal ({} and {}): rerun the shards \
+                     with one version",
+                    f0.version, f.version
+                );
+                return Err(differ(why).into());
+            }
+            if f.args != f0.args {
+                let why = format!(
+                    "are shards of different runs: their flags are `{}` and `{}`",
+                    f0.args.join(" "),
+                    f.args.join(" ")
+                );
+                return Err(differ(why).into());
+            }
+            if f.of != f0.of {
+                let why = format!("split the run differently (into {} and {} shards)", f0.of, f.of);
+                return Err(differ(why).into());
+            }
+        }
+        if let Some((d, _)) = shards.iter().find(|(_, g)| g.shard == f.shard) {
+            return Err(UsageError::flag(format!(
+                "{} and {} are both shard {}/{}: give each shard's folder once",
+                d.display(),
+                dir.display(),
+                f.shard,
+                f.of
+            ))
+            .into());
+        }
+        shards.push((dir.clone(), f));
+    }
+    let Some((_, first)) = shards.first().cloned() else {
+        return Err(UsageError::flag("sample merge: no shard folders given").into());
+    };
+    let missing: Vec<String> = (1..=first.of)
+        .filter(|i| !shards.iter().any(|(_, f)| f.shard == *i))
+        .map(|i| format!("{i}/{}", first.of))
+        .collect();
+    if !missing.is_empty() {
+        return Err(UsageError::flag(format!(
+            "shard(s) {} missing: every shard's folder is needed (run the missing ones, each \
+             with its own --out, then merge again)",
+            missing.join(", ")
+        ))
+        .into());
+    }
+    shards.sort_by_key(|(_, f)| f.shard);
+    // The run's flags, parsed again, with the merged folder as --out.
+    let mut argv: Vec<String> = vec!["anneal".into(), "sample".into()];
+    argv.extend(first.args.iter().cloned());
+    argv.push("--out".into());
+    argv.push(m.out.display().to_string());
+    if m.force {
+        argv.push("--force".into());
+    }
+    let Command::Sample(a) = Cli::try_parse_from(&argv)?.command else {
+        anyhow::bail!("the shards' flags are not a sample command: {}", first.args.join(" "))
+    };
+    let p = config(&a)?;
+    let set = OutputSet::begin(&m.out, m.force, &SAMPLE_FILES)?;
+    let mut samples = Vec::with_capacity(a.n * p.data.dim);
+    let mut seconds = 0.0;
+    for (dir, f) in &shards {
+        let (lo, hi) = range(a.n, Shard { index: f.shard, of: f.of });
+        if f.range != [lo, hi] || f.n != a.n {
+            return Err(UsageError::flag(format!(
+                "{}: shard {}/{} holds samples {}..{} of {} where the run's flags give {lo}..{hi} \
+                 of {}",
+                dir.display(),
+                f.shard,
+                f.of,
+                f.range[0],
+                f.range[1],
+                f.n,
+                a.n
+            ))
+            .into());
+        }
+        samples.extend(read_rows(dir, f, p.data.dim)?);
+        seconds += f.seconds;
+    }
+    let pool = crate::exec::pool(p.record.threads)?;
+    let device_line = format!("cpu, merged from {} shards", shards.len());
+    let ran = Ran { samples, trace: None, seconds, device_line, on_gpu: false };
+    finish(&a, &p, &pool, set, ran)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ranges of 1..N tile 0..n in order, for n below, at and above N.
+    #[test]
+    fn ranges_tile_the_samples() {
+        for n in [0usize, 1, 5, 100, 1001] {
+            for of in [1usize, 2, 3, 7, 64] {
+                let mut next = 0;
+                for index in 1..=of {
+                    let (lo, hi) = range(n, Shard { index, of });
+                    assert_eq!(lo, next, "n {n}, N {of}");
+                    assert!(hi >= lo && hi - lo <= n.div_ceil(of), "n {n}, N {of}");
+                    next = hi;
+                }
+                assert_eq!(next, n, "n {n}, N {of}");
+            }
+        }
+    }
+}
