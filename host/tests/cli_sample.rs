@@ -436,3 +436,78 @@ fn bench_times_whole_runs_per_sigma_band() {
         assert!(err.contains("--thread-counts has") && err.contains("1 to 1024"), "{err}");
     }
 }
+
+/// metrics.json without its wall-clock fields.
+fn metrics_without_clock(dir: &Path) -> Value {
+    let mut m: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+    let o = m.as_object_mut().unwrap();
+    o.remove("seconds");
+    o.remove("score_evals_per_second");
+    m
+}
+
+/// Three shards of 301 digits samples (drawn with other --batch and --threads than the single
+/// run), merged in shuffled order: samples.npy is the single run's byte for byte, metrics.json
+/// equal but for the clock, samples.png byte for byte. Merge refuses a missing shard, a shard
+/// twice and shards of different runs; --trace with --shard is refused.
+#[test]
+fn sample_shards_merge_into_the_single_run() {
+    let root = tmp("sample-shards");
+    let common = ["--data", "digits", "--n", "301", "--seed", "5", "--levels", "20"];
+    let single = root.join("single");
+    run_ok(&[&common[..], &["--batch", "256"]].concat(), &single);
+    let shard = |i: usize| root.join(format!("s{i}"));
+    for i in 1..=3 {
+        let o = anneal()
+            .arg("sample")
+            .args(common)
+            .args(["--batch", "37", "--threads", "1", "--device", "cpu", "--shard"])
+            .arg(format!("{i}/3"))
+            .arg("--out")
+            .arg(shard(i))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let merge = |out: &Path, dirs: &[PathBuf]| {
+        anneal().args(["sample", "merge", "--out"]).arg(out).args(dirs).output().unwrap()
+    };
+    let merged = root.join("merged");
+    let o = merge(&merged, &[shard(3), shard(1), shard(2)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["samples.npy", "samples.png"] {
+        assert_eq!(
+            std::fs::read(merged.join(f)).unwrap(),
+            std::fs::read(single.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    assert_eq!(metrics_without_clock(&merged), metrics_without_clock(&single));
+
+    let o = merge(&root.join("m2"), &[shard(3), shard(1)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shard(s) 2/3 missing"));
+    let o = merge(&root.join("m3"), &[shard(1), shard(1)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("are both shard 1/3"));
+    let other = root.join("other");
+    let o = anneal()
+        .arg("sample")
+        .args(["--n", "301", "--shard", "2/3", "--device", "cpu", "--out"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = merge(&root.join("m4"), &[shard(1), other, shard(3)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("are shards of different runs"));
+    let o = anneal()
+        .args(["sample", "--trace", "--shard", "1/2", "--out"])
+        .arg(root.join("t"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--trace with --shard"));
+    let _ = std::fs::remove_dir_all(&root);
+}
