@@ -10,10 +10,10 @@
 //! the shards' sizes differ by at most one (a shard of a grid with fewer cells than N is empty).
 //!
 //! **`tune.json`.** Every tune folder holds the invocation that last ran in it: anneal's
-//! version, the command's flags without `--out` and `--shard`, the shard, the fingerprint of the
-//! whole grid (a hash of its keys in order) and the hashes of the shard's cells. Merge refuses
-//! folders that disagree on any of these, naming the difference; status counts a folder's
-//! finished cells among its shard's.
+//! version, the command's flags without `--out`, `--shard` and `--threads` (no result depends
+//! on the thread count), the shard, the fingerprint of the whole grid (a hash of its keys in
+//! order) and the hashes of the shard's cells. Merge refuses folders that disagree on any of
+//! these, naming the difference; status counts a folder's finished cells among its shard's.
 //!
 //! **Merge.** The flags are parsed again and the grid rebuilt (the same data and model must be
 //! at hand); its fingerprint must be the shards'. Every cell's row is taken from the shards'
@@ -125,7 +125,7 @@ pub fn cells_of(grid: Vec<CellConfig>, shard: Shard) -> Vec<CellConfig> {
 pub struct Invocation {
     /// anneal's version.
     pub version: String,
-    /// The flags after `tune`, without `--out` and `--shard`.
+    /// The flags after `tune`, without `--out`, `--shard` and `--threads`.
     pub args: Vec<String>,
     /// The shard, 1-based.
     pub shard: usize,
@@ -173,8 +173,9 @@ impl Invocation {
     }
 }
 
-/// The flags of this process's `tune` command without `--out` and `--shard` (what the shards of
-/// one sweep share).
+/// The flags of this process's `tune` command without `--out`, `--shard` and `--threads` (what
+/// the shards of one sweep share: no result depends on the thread count, so shards may run on
+/// machines of different sizes).
 pub fn shared_args() -> Vec<String> {
     let argv: Vec<String> = std::env::args().collect();
     let after = argv.iter().position(|a| a == "tune").map_or(argv.len(), |p| p + 1);
@@ -184,9 +185,9 @@ pub fn shared_args() -> Vec<String> {
         if std::mem::take(&mut skip) {
             continue;
         }
-        if a == "--out" || a == "--shard" {
+        if ["--out", "--shard", "--threads"].contains(&a.as_str()) {
             skip = true;
-        } else if !a.starts_with("--out=") && !a.starts_with("--shard=") {
+        } else if !["--out=", "--shard=", "--threads="].iter().any(|p| a.starts_with(p)) {
             out.push(a.clone());
         }
     }
