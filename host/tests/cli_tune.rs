@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use assert_cmd::Command;
+use common::sweep_without_clock;
 use serde_json::Value;
+
+mod common;
 
 fn anneal() -> Command {
     Command::cargo_bin("anneal").unwrap()
@@ -201,33 +204,6 @@ const SHARDED: [&str; 10] =
 /// `tune` of the sharded tests' grid (8 cells) into `out`, with more flags after `--out`.
 fn tune_sharded(out: &std::path::Path, more: &[&str]) -> std::process::Output {
     anneal().args(SHARDED).arg(out).args(more).output().unwrap()
-}
-
-/// A folder's sweep with the wall-clock fields taken out: the rows of sweep.json, and sweep.csv
-/// without its seconds column.
-fn sweep_without_clock(dir: &std::path::Path) -> (Value, Vec<String>) {
-    let mut sweep: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("sweep.json")).unwrap()).unwrap();
-    for r in sweep["rows"].as_array_mut().unwrap() {
-        let r = r.as_object_mut().unwrap();
-        r.remove("seconds");
-        if let Some(m) = r.get_mut("metrics").and_then(Value::as_object_mut) {
-            m.remove("seconds");
-            m.remove("score_evals_per_second");
-        }
-    }
-    let csv = std::fs::read_to_string(dir.join("sweep.csv")).unwrap();
-    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    let col = header.iter().position(|h| *h == "seconds").unwrap();
-    let lines = csv
-        .lines()
-        .map(|l| {
-            let mut f: Vec<&str> = l.split(',').collect();
-            f.remove(col);
-            f.join(",")
-        })
-        .collect();
-    (sweep["rows"].clone(), lines)
 }
 
 /// Three shards, one of them killed after its first cell and run again, merged in shuffled

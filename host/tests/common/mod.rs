@@ -1,4 +1,4 @@
-//! Helpers shared by the network tests (`network.rs`, `network_gpu.rs`).
+//! Helpers shared by the integration tests (the network tests, the tune and Slurm tests).
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -23,4 +23,31 @@ pub fn read_npy(path: &Path) -> Vec<f32> {
 pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// A folder's sweep with the wall-clock fields taken out: the rows of sweep.json, and sweep.csv
+/// without its seconds column.
+pub fn sweep_without_clock(dir: &Path) -> (serde_json::Value, Vec<String>) {
+    let mut sweep: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("sweep.json")).unwrap()).unwrap();
+    for r in sweep["rows"].as_array_mut().unwrap() {
+        let r = r.as_object_mut().unwrap();
+        r.remove("seconds");
+        if let Some(m) = r.get_mut("metrics").and_then(serde_json::Value::as_object_mut) {
+            m.remove("seconds");
+            m.remove("score_evals_per_second");
+        }
+    }
+    let csv = std::fs::read_to_string(dir.join("sweep.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "seconds").unwrap();
+    let lines = csv
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            f.remove(col);
+            f.join(",")
+        })
+        .collect();
+    (sweep["rows"].clone(), lines)
 }
