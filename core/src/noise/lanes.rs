@@ -1,9 +1,10 @@
 //! The keyed stream ([`super::Keyed`]) for f32, [`LANES`] Philox blocks at a time and PPND7
-//! without branches, so that a compiler can map the lanes onto SIMD registers. Every value is
-//! bit for bit what `Keyed`'s [`super::Noise::normals`] gives (the integer part is exact, and each float
-//! operation is the same IEEE operation in the same order; `tests::ppnd7_lanes_equal_scalar_for_every_word`
-//! checks all 2²³ inputs). It computes both PPND7 branches for every value, so it pays off only
-//! with SIMD: the microcontroller keeps the scalar path.
+//! over chunks of words ([`ppnd7_chunk`]: the central branch for every word, the tail branch
+//! for the ~15% that need it, gathered), so that a compiler can map the lanes onto SIMD
+//! registers. Every value is bit for bit what `Keyed`'s [`super::Noise::normals`] gives (the
+//! integer part is exact, and each float operation is the same IEEE operation in the same
+//! order; `tests::ppnd7_chunk_equals_scalar_for_every_word` checks all 2²³ inputs). It pays off
+//! only with SIMD: the microcontroller keeps the scalar path.
 //!
 //! The functions are `#[inline(always)]`: a caller compiles them inside a function with the
 //! target features it has detected (the host does: `host/src/score/par_noise.rs`).
