@@ -95,8 +95,11 @@ fn every_sampler_gives_the_pinned_samples() {
 /// Changed by issue 13: item 5 (the metrics' reference samples and projections have their own
 /// streams, so sliced W2 and its noise floor moved; the samples, weights, nearest distances and
 /// traces did not) and item 4 (the out-of-bounds cells' message names the accepted ε_b interval,
-/// with 4 significant digits).
-const TUNE: u64 = 0x3625adadb49b0ef3;
+/// with 4 significant digits). Changed again when serde_json's `float_roundtrip` was turned on:
+/// this test parses sweep.json, and the default parser was off by an ulp on some values; the
+/// same sweep.json hashes to the old 0x3625adadb49b0ef3 under the default parser (checked with
+/// serde_json 1.0.154 without the feature), so tune's results did not change.
+const TUNE: u64 = 0x22cfc2dd8e2445a5;
 
 #[test]
 fn tune_gives_the_pinned_results() {
