@@ -449,8 +449,9 @@ fn metrics_without_clock(dir: &Path) -> Value {
 
 /// Three shards of 301 digits samples (drawn with other --batch and --threads than the single
 /// run), merged in shuffled order: samples.npy is the single run's byte for byte, metrics.json
-/// equal but for the clock, samples.png byte for byte. Merge refuses a missing shard, a shard
-/// twice and shards of different runs; --trace with --shard is refused.
+/// equal but for the clock, samples.png byte for byte; two shards of the shipped network's
+/// samples (the same --batch) too. Merge refuses a missing shard, a shard twice and shards of
+/// different runs; --trace with --shard is refused.
 #[test]
 fn sample_shards_merge_into_the_single_run() {
     let root = tmp("sample-shards");
@@ -502,6 +503,28 @@ fn sample_shards_merge_into_the_single_run() {
     let o = merge(&root.join("m4"), &[shard(1), other, shard(3)]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("are shards of different runs"));
+    // A score network: the runtime's results may depend on the rows of a call (onnxruntime's
+    // do for the shipped MLP between 50 and 64 rows), so shards draw whole batches of the single
+    // run, and with the same --batch their samples are its own.
+    let net =
+        ["--score", "digits", "--n", "100", "--batch", "32", "--seed", "2", "--device", "cpu"];
+    let single = root.join("net");
+    run_ok(&net, &single);
+    for i in 1..=2 {
+        let o = anneal()
+            .arg("sample")
+            .args(net)
+            .args(["--shard", &format!("{i}/2"), "--out"])
+            .arg(root.join(format!("net{i}")))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = merge(&root.join("net-merged"), &[root.join("net2"), root.join("net1")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let merged = std::fs::read(root.join("net-merged/samples.npy")).unwrap();
+    assert_eq!(merged, std::fs::read(single.join("samples.npy")).unwrap(), "network shards");
+
     let o = anneal()
         .args(["sample", "--trace", "--shard", "1/2", "--out"])
         .arg(root.join("t"))

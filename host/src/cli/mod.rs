@@ -287,9 +287,9 @@ pub struct SampleArgs {
     /// float rounding.
     #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
     pub device: DeviceKind,
-    /// Draw only shard I of N (1 ≤ I ≤ N) of the n samples — indices ⌊(I−1)n/N⌋ to ⌊In/N⌋ − 1,
-    /// each sample's noise keyed by its index — into its own --out; then `anneal sample merge`.
-    /// CPU only.
+    /// Draw only shard I of N (1 ≤ I ≤ N) of the n samples — whole batches of the run, each
+    /// sample's noise keyed by its index — into its own --out; then `anneal sample merge`. CPU
+    /// only.
     #[arg(long, value_name = "I/N")]
     #[serde(skip)]
     pub shard: Option<String>,

@@ -69,7 +69,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     }
     if let Some(s) = shard {
         (p.first, p.n) = {
-            let (lo, hi) = shard::range(a.n, s);
+            let (lo, hi) = shard::range(a.n, p.batch, s);
             (lo, hi - lo)
         };
     }

@@ -1,10 +1,12 @@
-//! A large sample set across processes or cluster tasks: `anneal sample --shard I/N` draws the
-//! samples ⌊(I−1)n/N⌋ … ⌊In/N⌋ − 1 of the run into its own folder, and `anneal sample merge`
-//! builds from the shards' folders the output set one process would have written.
+//! A large sample set across processes or cluster tasks: `anneal sample --shard I/N` draws a
+//! share of the run's samples — whole batches of it, [`range`] — into its own folder, and
+//! `anneal sample merge` builds from the shards' folders the output set one process would have
+//! written.
 //!
 //! Each sample's noise (its start and every step) is keyed by its index ([`anneal_core::noise`]),
-//! so a shard's rows are exactly those rows of the whole run, and the merged `samples.npy` is the
-//! single run's byte for byte. Merge then computes the metrics and pictures over the whole set
+//! and a shard's batches are the single run's, so a shard's rows are exactly those rows of the
+//! whole run — also under a network runtime whose results depend on the rows of a call — and
+//! the merged `samples.npy` is the single run's byte for byte (with the same `--batch`). Merge then computes the metrics and pictures over the whole set
 //! with the code `sample` itself runs: every field is the single run's except the wall-clock
 //! ones (`seconds`, `score_evals_per_second`: the shards' sampling seconds summed) and `out`
 //! in `config.json`.
@@ -28,9 +30,17 @@ use crate::io::write::{OutputSet, SAMPLE_FILES};
 /// The files of a shard's folder.
 pub const FILES: [&str; 3] = ["samples.npy", "config.json", "shard.json"];
 
-/// The sample indices of `shard` of `n`: ⌊(I−1)n/N⌋ .. ⌊In/N⌋ (end excluded).
-pub fn range(n: usize, shard: Shard) -> (usize, usize) {
-    let at = |i: usize| ((i as u128 * n as u128) / shard.of as u128) as usize;
+/// The sample indices of `shard` of `n` drawn in batches of `batch`: whole batches of the
+/// single run, ⌊(I−1)m/N⌋·B .. ⌊Im/N⌋·B (end excluded, at most n) for its m = ⌈n/B⌉ batches.
+/// A shard's batches are then the single run's, row for row, which matters for a network
+/// runtime whose results depend on the rows of a call (the mixture score's do not).
+pub fn range(n: usize, batch: usize, shard: Shard) -> (usize, usize) {
+    let batch = batch.max(1);
+    let m = n.div_ceil(batch);
+    let at = |i: usize| {
+        let b = ((i as u128 * m as u128) / shard.of as u128) as usize;
+        b.saturating_mul(batch).min(n)
+    };
     (at(shard.index - 1), at(shard.index))
 }
 
@@ -211,7 +221,7 @@ pub fn merge(m: &SampleMergeArgs) -> anyhow::Result<()> {
     let mut samples = Vec::with_capacity(a.n * p.data.dim);
     let mut seconds = 0.0;
     for (dir, f) in &shards {
-        let (lo, hi) = range(a.n, Shard { index: f.shard, of: f.of });
+        let (lo, hi) = range(a.n, p.batch, Shard { index: f.shard, of: f.of });
         if f.range != [lo, hi] || f.n != a.n {
             return Err(UsageError::flag(format!(
                 "{}: shard {}/{} holds samples {}..{} of {} where the run's flags give {lo}..{hi} \
@@ -239,19 +249,24 @@ pub fn merge(m: &SampleMergeArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    /// The ranges of 1..N tile 0..n in order, for n below, at and above N.
+    /// The ranges of 1..N tile 0..n in order, in whole batches (each starts on a batch
+    /// boundary), as evenly as whole batches allow, for n below, at and above N.
     #[test]
-    fn ranges_tile_the_samples() {
+    fn ranges_tile_the_samples_in_whole_batches() {
         for n in [0usize, 1, 5, 100, 1001] {
-            for of in [1usize, 2, 3, 7, 64] {
-                let mut next = 0;
-                for index in 1..=of {
-                    let (lo, hi) = range(n, Shard { index, of });
-                    assert_eq!(lo, next, "n {n}, N {of}");
-                    assert!(hi >= lo && hi - lo <= n.div_ceil(of), "n {n}, N {of}");
-                    next = hi;
+            for batch in [1usize, 7, 256] {
+                for of in [1usize, 2, 3, 7, 64] {
+                    let mut next = 0;
+                    for index in 1..=of {
+                        let (lo, hi) = range(n, batch, Shard { index, of });
+                        assert_eq!(lo, next, "n {n}, B {batch}, N {of}");
+                        assert!(lo % batch == 0 && hi >= lo, "n {n}, B {batch}, N {of}");
+                        let most = n.div_ceil(batch).div_ceil(of) * batch;
+                        assert!(hi - lo <= most, "n {n}, B {batch}, N {of}");
+                        next = hi;
+                    }
+                    assert_eq!(next, n, "n {n}, B {batch}, N {of}");
                 }
-                assert_eq!(next, n, "n {n}, N {of}");
             }
         }
     }
