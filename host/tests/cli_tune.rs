@@ -300,7 +300,7 @@ fn merge_refuses_what_is_not_one_sweep() {
     let o = merge(&root.join("m1"), &[&a, &b], &[]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("are shards of different sweeps") && err.contains("--levels 4"), "{err}");
+    assert!(err.contains("are shards of different runs") && err.contains("--levels 4"), "{err}");
     let o = merge(&root.join("m2"), &[&a, &a], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("are both shard 1/2"));

@@ -5,4 +5,5 @@ pub mod bench;
 pub mod sample;
 pub mod schedule;
 pub mod score;
+pub mod shards;
 pub mod tune;

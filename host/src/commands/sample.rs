@@ -9,7 +9,7 @@ use std::time::Instant;
 use anneal_core::{Plan, Schedule};
 
 use crate::cli::{SampleAction, SampleArgs};
-use crate::commands::tune::shard::Shard;
+use crate::commands::shards::Shard;
 use crate::config::{RunConfig, RunSpec};
 use crate::error::UsageError;
 use crate::exec;

@@ -15,14 +15,14 @@
 //! version, the command's flags without `--out`, `--force` and `--shard`, the shard and its
 //! range. Merge refuses folders that disagree, a shard given twice, and a missing shard (named).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
 use super::{Ran, config, finish};
 use crate::cli::{Cli, Command, SampleArgs, SampleMergeArgs};
-use crate::commands::tune::shard::Shard;
+use crate::commands::shards::{self, Shard};
 use crate::config::RunConfig;
 use crate::error::UsageError;
 use crate::io::write::{OutputSet, SAMPLE_FILES};
@@ -65,22 +65,19 @@ pub struct ShardFile {
 
 /// The flags of this process's `sample` command without `--out`, `--force` and `--shard`.
 fn shared_args() -> Vec<String> {
-    let argv: Vec<String> = std::env::args().collect();
-    let after = argv.iter().position(|a| a == "sample").map_or(argv.len(), |p| p + 1);
-    let mut out = Vec::new();
-    let mut skip = false;
-    for a in &argv[after..] {
-        if std::mem::take(&mut skip) {
-            continue;
-        }
-        match a.as_str() {
-            "--out" | "--shard" => skip = true,
-            "--force" => {}
-            _ if a.starts_with("--out=") || a.starts_with("--shard=") => {}
-            _ => out.push(a.clone()),
-        }
+    shards::shared_args("sample", &["--out", "--shard"], &["--force"])
+}
+
+impl shards::Descriptor for ShardFile {
+    fn version(&self) -> &str {
+        &self.version
     }
-    out
+    fn args(&self) -> &[String] {
+        &self.args
+    }
+    fn shard(&self) -> Shard {
+        Shard { index: self.shard, of: self.of }
+    }
 }
 
 /// Writes a shard's folder: its rows, the run's config.json and shard.json.
@@ -150,48 +147,8 @@ fn read_rows(dir: &Path, f: &ShardFile, dim: usize) -> Result<Vec<f32>, UsageErr
 
 /// Runs `anneal sample merge`.
 pub fn merge(m: &SampleMergeArgs) -> anyhow::Result<()> {
-    let mut shards: Vec<(PathBuf, ShardFile)> = Vec::new();
-    for dir in &m.dirs {
-        let f = read_shard(dir)?;
-        if let Some((d0, f0)) = shards.first() {
-            let (a, b) = (d0.display(), dir.display());
-            let differ = |what: String| UsageError::flag(format!("{a} and {b} {what}"));
-            if f.version != f0.version {
-                let why = format!(
-                    "were written by different versions of anneal ({} and {}): rerun the shards \
-                     with one version",
-                    f0.version, f.version
-                );
-                return Err(differ(why).into());
-            }
-            if f.args != f0.args {
-                let why = format!(
-                    "are shards of different runs: their flags are `{}` and `{}`",
-                    f0.args.join(" "),
-                    f.args.join(" ")
-                );
-                return Err(differ(why).into());
-            }
-            if f.of != f0.of {
-                let why = format!("split the run differently (into {} and {} shards)", f0.of, f.of);
-                return Err(differ(why).into());
-            }
-        }
-        if let Some((d, _)) = shards.iter().find(|(_, g)| g.shard == f.shard) {
-            return Err(UsageError::flag(format!(
-                "{} and {} are both shard {}/{}: give each shard's folder once",
-                d.display(),
-                dir.display(),
-                f.shard,
-                f.of
-            ))
-            .into());
-        }
-        shards.push((dir.clone(), f));
-    }
-    let Some((_, first)) = shards.first().cloned() else {
-        return Err(UsageError::flag("sample merge: no shard folders given").into());
-    };
+    let mut shards = shards::collect(&m.dirs, read_shard, |_, _| None)?;
+    let first = shards[0].1.clone();
     let missing: Vec<String> = (1..=first.of)
         .filter(|i| !shards.iter().any(|(_, f)| f.shard == *i))
         .map(|i| format!("{i}/{}", first.of))

@@ -13,10 +13,11 @@ pub mod sweep;
 
 use grid::{cell_config, cells};
 use record::Record;
-use shard::{Invocation, Shard};
+use shard::Invocation;
 use sweep::{CellStatus, key, run_cell, save};
 
 use crate::cli::{TuneAction, TuneArgs};
+use crate::commands::shards::Shard;
 use crate::error::UsageError;
 
 /// Runs `anneal tune` (or `tune merge`, `tune status`).

@@ -24,7 +24,7 @@
 //! listed by shard, never invented: merge then writes nothing unless `--partial`.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Parser;
 use serde::{Deserialize, Serialize};
@@ -33,58 +33,12 @@ use super::grid::{CellConfig, cells};
 use super::record::{self, Record};
 use super::sweep::{Row, key, save};
 use crate::cli::{Cli, Command, TuneArgs, TuneMergeArgs, TuneStatusArgs};
+use crate::commands::shards::{self, Shard, fnv1a};
 use crate::error::UsageError;
 use crate::io::write::{FolderLock, write_atomic};
 
 /// The invocation file of a tune folder.
 pub const FILE: &str = "tune.json";
-/// The most shards a sweep may be split into.
-pub const MAX_SHARDS: usize = 100_000;
-
-/// Shard `index` (1-based) of `of`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    /// 1 ≤ index ≤ of.
-    pub index: usize,
-    /// The number of shards.
-    pub of: usize,
-}
-
-impl Shard {
-    /// The whole grid.
-    pub const ALL: Shard = Shard { index: 1, of: 1 };
-
-    /// Parses `--shard I/N`.
-    pub fn parse(s: &str) -> Result<Shard, UsageError> {
-        let bad = |why: &str| {
-            UsageError::flag(format!(
-                "--shard = {s}: {why} (use I/N with 1 ≤ I ≤ N ≤ {MAX_SHARDS}, e.g. 3/8, or \
-                 $SLURM_ARRAY_TASK_ID/N with --array=1-N)"
-            ))
-        };
-        let (i, n) = s.split_once('/').ok_or_else(|| bad("no '/'"))?;
-        let index: usize = i.trim().parse().map_err(|_| bad("I is not a whole number"))?;
-        let of: usize = n.trim().parse().map_err(|_| bad("N is not a whole number"))?;
-        if of == 0 || of > MAX_SHARDS {
-            return Err(bad(&format!("N = {of} is outside 1..={MAX_SHARDS}")));
-        }
-        if index == 0 || index > of {
-            return Err(bad(&format!("I = {index} is outside 1..={of}")));
-        }
-        Ok(Shard { index, of })
-    }
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.of)
-    }
-}
-
-/// 64-bit FNV-1a.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
-}
 
 /// A cell key's hash as the record of `tune.json` keeps it.
 fn key_hash(key: &str) -> String {
@@ -177,32 +131,19 @@ impl Invocation {
 /// the shards of one sweep share: no result depends on the thread count, so shards may run on
 /// machines of different sizes).
 pub fn shared_args() -> Vec<String> {
-    let argv: Vec<String> = std::env::args().collect();
-    let after = argv.iter().position(|a| a == "tune").map_or(argv.len(), |p| p + 1);
-    let mut out = Vec::new();
-    let mut skip = false;
-    for a in &argv[after..] {
-        if std::mem::take(&mut skip) {
-            continue;
-        }
-        if ["--out", "--shard", "--threads"].contains(&a.as_str()) {
-            skip = true;
-        } else if !["--out=", "--shard=", "--threads="].iter().any(|p| a.starts_with(p)) {
-            out.push(a.clone());
-        }
-    }
-    out
+    shards::shared_args("tune", &["--out", "--shard", "--threads"], &[])
 }
 
-/// The first flag at which two argument lists differ, for a message.
-fn first_difference(a: &[String], b: &[String]) -> String {
-    let i = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
-    let show = |v: &[String]| {
-        let rest: Vec<&str> =
-            v.iter().skip(i.saturating_sub(1)).take(3).map(String::as_str).collect();
-        if rest.is_empty() { "(nothing)".to_string() } else { rest.join(" ") }
-    };
-    format!("`{}` against `{}`", show(a), show(b))
+impl shards::Descriptor for Invocation {
+    fn version(&self) -> &str {
+        &self.version
+    }
+    fn args(&self) -> &[String] {
+        &self.args
+    }
+    fn shard(&self) -> Shard {
+        Shard { index: self.shard, of: self.of }
+    }
 }
 
 /// The grid (whole) of `a`, and the data set's name, as `tune` builds them.
@@ -215,53 +156,10 @@ fn grid_of(a: &TuneArgs) -> anyhow::Result<(Vec<CellConfig>, crate::io::data::Da
 
 /// Runs `anneal tune merge`.
 pub fn merge(m: &TuneMergeArgs) -> anyhow::Result<()> {
-    let mut shards: Vec<(PathBuf, Invocation)> = Vec::new();
-    for dir in &m.dirs {
-        let inv = Invocation::read(dir)?;
-        if let Some((d0, i0)) = shards.first() {
-            let (a, b) = (d0.display(), dir.display());
-            let differ = |what: String| UsageError::flag(format!("{a} and {b} {what}"));
-            if inv.version != i0.version {
-                return Err(differ(format!(
-                    "were written by different versions of anneal ({} and {}): rerun the \
-                     shards with one version",
-                    i0.version, inv.version
-                ))
-                .into());
-            }
-            if inv.args != i0.args {
-                return Err(differ(format!(
-                    "are shards of different sweeps: their flags differ at {}",
-                    first_difference(&i0.args, &inv.args)
-                ))
-                .into());
-            }
-            if inv.of != i0.of {
-                return Err(differ(format!(
-                    "split the sweep differently (into {} and {} shards)",
-                    i0.of, inv.of
-                ))
-                .into());
-            }
-            if inv.grid != i0.grid {
-                return Err(differ("have different grids".to_string()).into());
-            }
-        }
-        if let Some((d, _)) = shards.iter().find(|(_, i)| i.shard == inv.shard) {
-            return Err(UsageError::flag(format!(
-                "{} and {} are both shard {}/{}: give each shard's folder once",
-                d.display(),
-                dir.display(),
-                inv.shard,
-                inv.of
-            ))
-            .into());
-        }
-        shards.push((dir.clone(), inv));
-    }
-    let Some((_, first)) = shards.first().cloned() else {
-        return Err(UsageError::flag("tune merge: no shard folders given").into());
-    };
+    let shards = shards::collect(&m.dirs, Invocation::read, |a, b| {
+        (a.grid != b.grid).then(|| "have different grids".to_string())
+    })?;
+    let first = shards[0].1.clone();
     for (d, _) in &shards {
         if same_folder(d, &m.out) {
             return Err(UsageError::flag(format!(
@@ -470,23 +368,5 @@ mod tests {
                 assert_eq!(partition(&g, of), back, "cells {cells}, N {of}");
             }
         }
-    }
-
-    #[test]
-    fn shard_flags_are_checked() {
-        assert_eq!(Shard::parse("3/8").unwrap(), Shard { index: 3, of: 8 });
-        assert_eq!(Shard::parse("1/1").unwrap(), Shard::ALL);
-        for bad in ["0/4", "5/4", "1/0", "x/4", "3", "1/100001", "-1/4"] {
-            let e = Shard::parse(bad).unwrap_err().to_string();
-            assert!(e.contains(&format!("--shard = {bad}")), "{e}");
-        }
-    }
-
-    #[test]
-    fn fnv1a_known_answers() {
-        // The published FNV-1a 64 test vectors.
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
     }
 }
