@@ -15,16 +15,20 @@ use crate::real::{ppnd7_central_parts, ppnd7_lower, ppnd7_q, ppnd7_tail_near_par
 /// Philox blocks per batch (16 u32 lanes: one AVX-512 register, two AVX2 ones).
 pub const LANES: usize = 16;
 
-/// Philox4x32-10 of `LANES` counters at once, as structure of arrays: `c[i][l]` is word `i` of
-/// lane `l`; the result replaces the counters.
+/// Philox blocks per call of [`philox_lanes`]: several registers' worth, so that the rounds of
+/// independent registers overlap (one register's rounds are a chain of dependent multiplies).
+pub const BATCH: usize = 2 * LANES;
+
+/// Philox4x32-10 of [`BATCH`] counters at once, as structure of arrays: `c[i][l]` is word `i`
+/// of lane `l`; the result replaces the counters.
 ///
 /// The lanes are taken in pairs, lane 2m in the low and 2m + 1 in the high half of a u64, so that
 /// each 32 × 32 → 64-bit product is one multiply of a u64 lane's masked or shifted half (a single
 /// `vpmuludq` per eight products on x86-64) and the halves of the products go back into pairs
 /// with a shift and a mask: no widening or narrowing of vectors.
 #[inline(always)]
-pub fn philox_lanes(c: &mut [[u32; LANES]; 4], key: [u32; 2]) {
-    const PAIRS: usize = LANES / 2;
+pub fn philox_lanes(c: &mut [[u32; BATCH]; 4], key: [u32; 2]) {
+    const PAIRS: usize = BATCH / 2;
     const LO: u64 = 0xFFFF_FFFF;
     let mut p = [[0u64; PAIRS]; 4];
     for (pj, cj) in p.iter_mut().zip(c.iter()) {
@@ -89,6 +93,35 @@ fn ln_normal(x: f32) -> f32 {
 /// Words per call of [`ppnd7_chunk`] (its tail lanes are gathered within a chunk).
 pub const CHUNK: usize = 64 * LANES;
 
+/// For each byte, the positions of its set bits in increasing order (the rest 0).
+const COMPRESS: [[u8; 8]; 256] = {
+    let mut t = [[0u8; 8]; 256];
+    let mut b = 0;
+    while b < 256 {
+        let (mut bit, mut n) = (0, 0);
+        while bit < 8 {
+            if b >> bit & 1 == 1 {
+                t[b][n] = bit as u8;
+                n += 1;
+            }
+            bit += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// For each byte, its number of set bits.
+const COMPRESS_LEN: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u32).count_ones() as u8;
+        b += 1;
+    }
+    t
+};
+
 /// PPND7 of up to [`CHUNK`] words into `out` (`out.len()` values). `sqrt` must be the correctly
 /// rounded square root (IEEE 754's): `libm::sqrtf`, or with `std`, `f32::sqrt`, which unlike
 /// libm's inline assembly on x86-64 vectorises.
@@ -105,19 +138,8 @@ pub const CHUNK: usize = 64 * LANES;
 pub fn ppnd7_chunk(w: &[u32], out: &mut [f32], sqrt: impl Fn(f32) -> f32) {
     let len = out.len().min(w.len()).min(CHUNK);
     let (w, out) = (&w[..len], &mut out[..len]);
-    let mut tails = [0u16; CHUNK];
-    let mut n = 0usize;
-    let mut note = |first: usize, mut mask: u32| {
-        while mask != 0 {
-            if let Some(t) = tails.get_mut(n) {
-                *t = (first + mask.trailing_zeros() as usize) as u16;
-            }
-            n += 1;
-            mask &= mask - 1;
-        }
-    };
-    // The central branch ((q·N(r))/D(r) with r = 0.180625 − q²): the tail lanes' values are
-    // replaced below.
+    // The central branch ((q·N(r))/D(r) with r = 0.180625 − q²) for every word, and each group
+    // of LANES words' tail lanes as a mask; the tail lanes' values are replaced below.
     let central = |wv: &[u32; LANES], ov: &mut [f32; LANES]| {
         let mut mask = 0u32;
         for l in 0..LANES {
@@ -126,13 +148,14 @@ pub fn ppnd7_chunk(w: &[u32], out: &mut [f32], sqrt: impl Fn(f32) -> f32) {
             ov[l] = cn / cd;
             mask |= ((q.abs() > 0.425) as u32) << l;
         }
-        mask
+        mask as u16
     };
+    let mut masks = [0u16; CHUNK / LANES];
     let mut wc = w.chunks_exact(LANES);
     let mut oc = out.chunks_exact_mut(LANES);
-    for (i, (wv, ov)) in (&mut wc).zip(&mut oc).enumerate() {
+    for ((wv, ov), m) in (&mut wc).zip(&mut oc).zip(masks.iter_mut()) {
         if let (Ok(wv), Ok(ov)) = (wv.try_into(), ov.try_into()) {
-            note(i * LANES, central(wv, ov));
+            *m = central(wv, ov);
         }
     }
     let (wr, or) = (wc.remainder(), oc.into_remainder());
@@ -140,9 +163,27 @@ pub fn ppnd7_chunk(w: &[u32], out: &mut [f32], sqrt: impl Fn(f32) -> f32) {
         let mut wv = [wr[0]; LANES];
         wv[..wr.len()].copy_from_slice(wr);
         let mut ov = [0.0f32; LANES];
-        let mask = central(&wv, &mut ov) & ((1u32 << wr.len()) - 1);
+        let m = central(&wv, &mut ov) & ((1u32 << wr.len()) - 1) as u16;
         or.copy_from_slice(&ov[..wr.len()]);
-        note(len - wr.len(), mask);
+        if let Some(last) = masks.get_mut(len / LANES) {
+            *last = m;
+        }
+    }
+    // The tail words' positions, in order, by a branch-free compress of the masks a byte at a
+    // time (a branch per tail word mispredicts, and stalls the central loop if interleaved).
+    let mut tails = [0u16; CHUNK + 8];
+    let mut n = 0usize;
+    for (g, &m) in masks.iter().enumerate().take(len.div_ceil(LANES)) {
+        for half in 0..2 {
+            let byte = usize::from((m >> (8 * half)) as u8);
+            let base = (g * LANES + 8 * half) as u16;
+            if let Some(dst) = tails.get_mut(n..n + 8) {
+                for (d, &o) in dst.iter_mut().zip(&COMPRESS[byte]) {
+                    *d = base + u16::from(o);
+                }
+            }
+            n += usize::from(COMPRESS_LEN[byte]);
+        }
     }
     // The tail: √(−ln min(p, 1 − p)) into the near tail's rational, signed by q.
     for group in tails[..n.min(CHUNK)].chunks(LANES) {
@@ -231,18 +272,35 @@ pub fn normals_rows(
     // A row's last block uses `last_words` of its four.
     let last_words = dim - 4 * (blocks_per_row - 1);
     let out = out.get_mut(..rows * dim).unwrap_or_default();
-    // Words waiting for PPND7: fewer than CHUNK, plus one batch's at most 4·LANES.
-    let mut words = [0u32; CHUNK + 4 * LANES];
+    // Words waiting for PPND7: fewer than CHUNK, plus one batch's at most 4·BATCH.
+    let mut words = [0u32; CHUNK + 4 * BATCH];
     let mut pending = 0usize;
     let mut at = 0usize;
-    let mut c = [[0u32; LANES]; 4];
+    let mut c = [[0u32; BATCH]; 4];
     // (row, block) of the batch's first pair.
     let mut pair = (0usize, 0usize);
     let mut next = 0usize;
     while next < total {
-        let n = (total - next).min(LANES);
-        // Lanes past the end repeat the last pair; their words are not used.
-        let after = fill_counters(&mut c, first_sample, stream, blocks_per_row, pair, n);
+        let n = (total - next).min(BATCH);
+        // LANES lanes at a time; lanes past the end repeat the last pair (their words are not
+        // used), and groups past the end keep the previous batch's counters.
+        let mut after = pair;
+        for (g, first) in (0..n).step_by(LANES).enumerate() {
+            let mut part = [[0u32; LANES]; 4];
+            after = fill_counters(
+                &mut part,
+                first_sample,
+                stream,
+                blocks_per_row,
+                after,
+                (n - first).min(LANES),
+            );
+            for (cj, pj) in c.iter_mut().zip(&part) {
+                if let Some(dst) = cj.get_mut(g * LANES..(g + 1) * LANES) {
+                    dst.copy_from_slice(pj);
+                }
+            }
+        }
         philox_lanes(&mut c, key);
         let dst = words.get_mut(pending..).unwrap_or_default();
         if last_words == 4 {
