@@ -424,6 +424,7 @@ impl<F: Real> LinF<F> {
         }
     }
 
+    #[inline(always)]
     fn apply(&self, x: F, a: F, s: F, n: F) -> F {
         self.x * x + self.aux * a + self.score * s + self.noise * n
     }
@@ -435,6 +436,7 @@ fn norm<F: Real>(v: &[F]) -> f64 {
 
 /// Whether any value is NaN or ±∞, in blocks without an early exit inside one (so that the test
 /// vectorises).
+#[inline(always)]
 fn non_finite<F: Real>(v: &[F]) -> bool {
     v.chunks(256).any(|c| c.iter().fold(false, |any, e| any | !e.is_finite()))
 }
@@ -495,6 +497,28 @@ pub fn init_uniform<F: Real, N: Noise>(
 /// a score error, or a non-finite score, state or auxiliary state ([`Error::NonFinite`], naming
 /// the 1-based level and step; the buffers then hold the state of the failed step).
 pub fn run<F, P, S, N, O>(
+    plan: &P,
+    score: &mut S,
+    noise: &mut N,
+    batch: Batch<'_, F>,
+    inpaint: Option<Inpaint<'_, F>>,
+    observer: &mut O,
+) -> Result<(), Error>
+where
+    F: Real,
+    P: Plan + ?Sized,
+    S: BatchScore<F> + ?Sized,
+    N: Noise + ?Sized,
+    O: Observer<F> + ?Sized,
+{
+    run_inline(plan, score, noise, batch, inpaint, observer)
+}
+
+/// [`run`], always inlined: a caller that compiles it inside a function with the target
+/// features it has detected gets the update and the checks for its vector unit (the host does:
+/// `host/src/exec/cpu.rs`). The same IEEE operations in the same order, so the same bits.
+#[inline(always)]
+pub fn run_inline<F, P, S, N, O>(
     plan: &P,
     score: &mut S,
     noise: &mut N,

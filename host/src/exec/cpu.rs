@@ -2,8 +2,9 @@
 //! the GEMM score; optionally the consistency trace.
 
 use anneal_core::noise::Keyed;
-use anneal_core::plan::{self, Batch, Step};
-use anneal_core::{Error, Plan, Quantity, Schedule};
+use anneal_core::plan::{self, Batch, BatchScore, Observer, Step};
+use anneal_core::samplers::any::AnySampler;
+use anneal_core::{Error, GeometricOrSingle, Plan, Quantity, Schedule};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
@@ -11,6 +12,7 @@ use serde::Serialize;
 
 use super::start::Start;
 use crate::config::RunConfig;
+use crate::score::par_noise::ParKeyed;
 
 /// The consistency trace: per level i, σ_i and σ_eff(i) = RMS over samples of
 /// ‖σ_i² s(x_i, σ_i)‖/√D, where x_i is the state at the end of the steps that leave it at σ_i.
@@ -62,6 +64,37 @@ pub fn sample(
     trace: bool,
 ) -> anyhow::Result<(Vec<f32>, Option<Trace>)> {
     sample_timed(p, progress, trace, None)
+}
+
+/// `plan::run` of a batch with the update and the checks compiled for this CPU's vector unit
+/// (the same bits at every level: `score::simd`).
+fn run_plan(
+    plan: &AnySampler<GeometricOrSingle>,
+    score: &mut dyn BatchScore<f32>,
+    noise: &mut ParKeyed,
+    batch: Batch<'_, f32>,
+    observer: &mut dyn Observer<f32>,
+) -> Result<(), Error> {
+    #[inline(always)]
+    fn kernel(
+        plan: &AnySampler<GeometricOrSingle>,
+        score: &mut dyn BatchScore<f32>,
+        noise: &mut ParKeyed,
+        batch: Batch<'_, f32>,
+        observer: &mut dyn Observer<f32>,
+    ) -> Result<(), Error> {
+        plan::run_inline(plan, score, noise, batch, None, observer)
+    }
+    crate::score::simd::dispatch!(
+        kernel,
+        (
+            plan: &AnySampler<GeometricOrSingle>,
+            score: &mut dyn BatchScore<f32>,
+            noise: &mut ParKeyed,
+            batch: Batch<'_, f32>,
+            observer: &mut dyn Observer<f32>,
+        ) -> Result<(), Error>
+    )
 }
 
 /// [`sample`], timing each step into `times` (`anneal bench`).
@@ -130,14 +163,7 @@ pub fn sample_timed(
                 }
             }
         };
-        plan::run(
-            &p.plan,
-            &mut *score,
-            &mut crate::score::par_noise::ParKeyed(noise),
-            batch,
-            None,
-            &mut obs,
-        )?;
+        run_plan(&p.plan, &mut *score, &mut ParKeyed(noise), batch, &mut obs)?;
         Ok((x, sumsq))
     };
     let results: Vec<Result<BatchOut, Error>> = starts

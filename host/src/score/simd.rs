@@ -129,8 +129,9 @@ mod tests {
     use anneal_core::noise::Stream;
 
     /// Everything that dispatches, at every level this CPU has (baseline, AVX2, AVX-512): the
-    /// keyed normals, a GEMM with partial blocks, the direct score (toy2d) and the GEMM score
-    /// with dense, sparse and refined rows — bit for bit the baseline's results.
+    /// keyed normals, a GEMM with partial blocks, the direct score (toy2d), the GEMM score with
+    /// dense, sparse and refined rows, and whole runs of the executor (CAS, and BAOAB with its
+    /// auxiliary state) — bit for bit the baseline's results.
     #[test]
     fn every_level_gives_the_same_bits() {
         let top = level();
@@ -171,6 +172,29 @@ mod tests {
                     .unwrap();
                 out.extend(s.iter().map(|v| v.to_bits()));
             }
+            out
+        };
+        // Whole runs through the executor's dispatched `plan::run` (the update and the checks),
+        // with and without an auxiliary state.
+        let whole = |sampler: &str| -> Vec<u32> {
+            let argv = ["anneal", "sample", "--data", "toy2d", "--n", "40", "--sampler", sampler];
+            let crate::cli::Command::Sample(a) =
+                <crate::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap().command
+            else {
+                panic!("not a sample command")
+            };
+            let (data, net) = crate::config::load_source(&a.data, &a.score).unwrap();
+            let spec =
+                crate::config::RunSpec::from_sample(&a, &serde_json::Value::Null, net.as_ref());
+            let p = crate::config::RunConfig::new(&spec, data).unwrap();
+            let hidden = indicatif::ProgressBar::hidden();
+            let (x, _) = crate::exec::cpu::sample(&p, &hidden, false).unwrap();
+            x.iter().map(|v| v.to_bits()).collect()
+        };
+        let run = || {
+            let mut out = run();
+            out.extend(whole("cas"));
+            out.extend(whole("baoab"));
             out
         };
         set_cap(Level::Baseline);
