@@ -230,6 +230,16 @@ fn fill_counters(
         let b = block + n;
         return if b == blocks_per_row { (row + 1, 0) } else { (row, b) };
     }
+    if blocks_per_row == 1 {
+        // One block per row (D ≤ 4): lane l is block 0 of row `row + l`.
+        for l in 0..LANES {
+            let ctr = counter(first_sample + (row + l.min(n - 1)) as u64, stream, 0);
+            for (cj, v) in c.iter_mut().zip(ctr) {
+                cj[l] = v;
+            }
+        }
+        return (row + n, 0);
+    }
     let (mut r, mut b) = (row, block);
     for l in 0..LANES {
         let ctr = counter(first_sample + r as u64, stream, b as u32);
@@ -245,6 +255,16 @@ fn fill_counters(
     }
     b += 1;
     if b == blocks_per_row { (r + 1, 0) } else { (r, b) }
+}
+
+/// The first `W` words of lanes `0..n` of `c` into `dst`, lane by lane.
+#[inline(always)]
+fn interleave<const W: usize>(dst: &mut [u32], c: &[[u32; BATCH]; 4], n: usize) {
+    for (l, d) in dst.chunks_exact_mut(W).take(n).enumerate() {
+        for (j, v) in d.iter_mut().enumerate() {
+            *v = c[j][l];
+        }
+    }
 }
 
 /// Fills the rows of `out` (`dim` values each) with the f32 normals of samples `first_sample`,
@@ -303,15 +323,16 @@ pub fn normals_rows(
         }
         philox_lanes(&mut c, key);
         let dst = words.get_mut(pending..).unwrap_or_default();
-        if last_words == 4 {
-            // Every word is used: lane l's four go to 4l … 4l + 3 (an interleaving store).
-            for (l, d) in dst.chunks_exact_mut(4).take(n).enumerate() {
-                d[0] = c[0][l];
-                d[1] = c[1][l];
-                d[2] = c[2][l];
-                d[3] = c[3][l];
+        if last_words == 4 || blocks_per_row == 1 {
+            // Every lane uses the same number of words (all four, or a one-block row's D):
+            // lane l's go to W·l … W·l + W − 1 (an interleaving store).
+            match last_words {
+                1 => interleave::<1>(dst, &c, n),
+                2 => interleave::<2>(dst, &c, n),
+                3 => interleave::<3>(dst, &c, n),
+                _ => interleave::<4>(dst, &c, n),
             }
-            pending += 4 * n;
+            pending += last_words * n;
         } else {
             let (mut block, mut used_so_far) = (pair.1, 0usize);
             for l in 0..n {
