@@ -93,8 +93,8 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
             (samples, None)
         }
         None => {
-            let batches = p.n.div_ceil(p.batch);
-            let progress = crate::report::progress::bar((batches * p.plan.len()) as u64, "steps");
+            let progress =
+                crate::report::progress::bar((p.n * p.plan.len()) as u64, "sample-steps");
             let out = pool.install(|| exec::cpu::sample(&p, &progress, a.trace))?;
             progress.finish_and_clear();
             out

@@ -2,7 +2,7 @@
 //! the GEMM score; optionally the consistency trace.
 
 use anneal_core::noise::Keyed;
-use anneal_core::plan::{self, Batch, BatchScore, Observer, Step};
+use anneal_core::plan::{self, Batch, BatchScore, Observer, SnrNorms, Step, Update};
 use anneal_core::samplers::any::AnySampler;
 use anneal_core::{Error, GeometricOrSingle, Plan, Quantity, Schedule};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +37,11 @@ impl Trace {
     }
 }
 
+/// Batches are evened out among the threads ([`balanced_batch`]) only while the scorers' scratch
+/// of all threads stays below this (16 MiB: a toy or digits run, not a mixture of 10⁵ points,
+/// whose extra concurrent scorer would add to the memory the README promises).
+const BALANCE_SCRATCH_MAX: usize = 16 << 20;
+
 /// The most scorer scratch sampling holds at once (see [`crate::score::source::ScoreSource::scratch_bytes`]).
 const SCRATCH_BUDGET: usize = 256 << 20;
 
@@ -47,12 +52,18 @@ pub struct StepTimes {
     pub ns: Vec<AtomicU64>,
     /// The mixture score's products (0 for a network).
     pub flops: AtomicU64,
+    /// The batches the run was split into (see [`balanced_batch`]).
+    pub batches: AtomicU64,
 }
 
 impl StepTimes {
     /// Zeroed counters for a plan of `steps` steps.
     pub fn new(steps: usize) -> Self {
-        StepTimes { ns: (0..steps).map(|_| AtomicU64::new(0)).collect(), flops: AtomicU64::new(0) }
+        StepTimes {
+            ns: (0..steps).map(|_| AtomicU64::new(0)).collect(),
+            flops: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+        }
     }
 }
 
@@ -97,6 +108,29 @@ fn run_plan(
     )
 }
 
+/// The batch size that spreads `n` samples over `threads` in the same number of rounds as batches
+/// of `batch` would take, as evenly as it can: 1280 samples in batches of 256 on 2 threads (5
+/// batches: 3 rounds on one thread, 2 on the other) become 6 batches of 214 (3 rounds each); 256
+/// samples (1 batch) become 2 of 128. Never larger than `batch`.
+fn balanced_batch(n: usize, batch: usize, threads: usize) -> usize {
+    let batches = n.div_ceil(batch.max(1));
+    if threads <= 1 || batches.is_multiple_of(threads) {
+        return batch;
+    }
+    let rounds = batches.div_ceil(threads);
+    n.div_ceil(rounds * threads).clamp(1, batch.max(1))
+}
+
+/// Whether `p`'s samples are the same for any batch size: a mixture score (a network's output
+/// may depend on the rows in a call), no trace (its sums go batch by batch) and no signal-to-noise
+/// corrector whose norms are shared between the rows of a group or a batch.
+fn batch_free(p: &RunConfig, trace: bool) -> bool {
+    let shared_norms = (0..p.plan.len())
+        .filter_map(|k| p.plan.step(k))
+        .any(|st| matches!(st.update, Update::Snr { norms, .. } if norms != SnrNorms::PerSample));
+    p.network.is_none() && !trace && !shared_norms
+}
+
 /// [`sample`], timing each step into `times` (`anneal bench`).
 pub fn sample_timed(
     p: &RunConfig,
@@ -109,9 +143,23 @@ pub fn sample_timed(
     let levels = p.schedule.levels();
     let d = p.data.dim;
     let start = Start::new(p);
-    let starts: Vec<usize> = (p.first..end).step_by(batch).collect();
     // The score source (for the mixture: ln w, ‖μ‖² and the packed means), once for all batches.
     let source = p.source();
+    // Where the samples cannot depend on the batch, batches that would not divide evenly among
+    // the threads are evened out — for small scorers only, so that the memory model (README)
+    // stays what it says.
+    let threads = rayon::current_num_threads();
+    let batch = if batch_free(p, trace)
+        && source.scratch_bytes(batch).saturating_mul(threads) <= BALANCE_SCRATCH_MAX
+    {
+        balanced_batch(n, batch, threads)
+    } else {
+        batch
+    };
+    let starts: Vec<usize> = (p.first..end).step_by(batch).collect();
+    if let Some(t) = times {
+        t.batches.store(starts.len() as u64, Ordering::Relaxed);
+    }
     type BatchOut = (Vec<f32>, Vec<f64>);
     // Batches run in parallel while their scorers' scratch fits SCRATCH_BUDGET; for a mixture of
     // many components (~10⁶) one batch runs at a time, on every thread inside its products. (A
@@ -143,7 +191,7 @@ pub fn sample_timed(
         let mut s_trace = if trace { vec![0.0f32; len] } else { Vec::new() };
         let mut last = std::time::Instant::now();
         let mut obs = |k: usize, st: &Step, xs: &[f32]| {
-            progress.inc(1);
+            progress.inc(count as u64);
             if let Some(t) = times.and_then(|t| t.ns.get(k)) {
                 let now = std::time::Instant::now();
                 t.fetch_add((now - last).as_nanos() as u64, Ordering::Relaxed);
@@ -219,4 +267,30 @@ pub fn sample_timed(
         Trace { level, sigma, sigma_eff }
     });
     Ok((out, trace))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balanced_batch;
+
+    /// The same number of rounds per thread, batches as even as they can be, never larger than
+    /// asked; unchanged where the batches already divide among the threads.
+    #[test]
+    fn balanced_batches() {
+        assert_eq!(balanced_batch(1280, 256, 2), 214);
+        assert_eq!(balanced_batch(256, 256, 2), 128);
+        assert_eq!(balanced_batch(1000, 256, 2), 256);
+        assert_eq!(balanced_batch(1280, 256, 1), 256);
+        assert_eq!(balanced_batch(1, 256, 16), 1);
+        for n in 1..600 {
+            for batch in [1, 7, 64, 256] {
+                for threads in 1..9 {
+                    let b = balanced_batch(n, batch, threads);
+                    assert!((1..=batch).contains(&b));
+                    let rounds = |b: usize| n.div_ceil(b).div_ceil(threads);
+                    assert_eq!(rounds(b), rounds(batch), "n {n} batch {batch} threads {threads}");
+                }
+            }
+        }
+    }
 }

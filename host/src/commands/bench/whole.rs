@@ -55,6 +55,8 @@ struct Timed {
     bands: [f64; 6],
     /// The score's products per run.
     flops: f64,
+    /// The batches a run was split into.
+    batches: usize,
 }
 
 /// `runs` whole runs of `p` (after one warm-up) on the current pool.
@@ -63,7 +65,7 @@ fn time_runs(p: &crate::config::RunConfig, runs: usize) -> anyhow::Result<Timed>
     let steps = p.plan.len();
     let band_of: Vec<usize> =
         (0..steps).map(|j| p.plan.step(j).map_or(EDGES.len(), |s| band(s.sigma))).collect();
-    let mut out = Timed { walls: Vec::new(), bands: [0.0; 6], flops: 0.0 };
+    let mut out = Timed { walls: Vec::new(), bands: [0.0; 6], flops: 0.0, batches: 1 };
     for r in 0..=runs {
         let times = StepTimes::new(steps);
         let t = Instant::now();
@@ -77,6 +79,7 @@ fn time_runs(p: &crate::config::RunConfig, runs: usize) -> anyhow::Result<Timed>
             out.bands[b] += ns.load(std::sync::atomic::Ordering::Relaxed) as f64 * 1e-9;
         }
         out.flops = times.flops.load(std::sync::atomic::Ordering::Relaxed) as f64;
+        out.batches = times.batches.load(std::sync::atomic::Ordering::Relaxed) as usize;
     }
     out.walls.sort_by(f64::total_cmp);
     Ok(out)
@@ -224,7 +227,7 @@ fn run_in(a: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
                 r.flops / 1e9 / med,
             );
             // anneal's bands: thread-seconds per run over the busy threads (≈ wall seconds).
-            let busy = p.busy_threads().min(t).max(1) as f64;
+            let busy = r.batches.min(t).max(1) as f64;
             let ours: Vec<f64> = r.bands.iter().map(|b| b / runs as f64 / busy).collect();
             let theirs: Option<Vec<f64>> = np.and_then(|v| {
                 v["bands"].as_array().map(|b| b.iter().filter_map(|x| x.as_f64()).collect())
