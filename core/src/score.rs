@@ -227,13 +227,18 @@ impl<'a, F: Real> IsotropicMixture<'a, F> {
         Ok(())
     }
 
+    /// (ln w_k − (D/2) ln v_k, v_k): the logit l_k(x, σ) is the first minus ‖x − μ_k‖²/(2 v_k),
+    /// so that a caller evaluating many points computes the first once.
+    pub fn logit_parts(&self, k: usize, sigma: f64) -> (f64, f64) {
+        let v = perturbed_variance(self.tau(k), sigma);
+        (self.ln_weight(k) - 0.5 * self.dim.get() as f64 * libm::log(v), v)
+    }
+
     /// (l_k, 1/v_k).
     fn logit(&self, k: usize, x: &[F], mu: &[F], sigma: f64) -> (f64, f64) {
-        let tau = self.tau(k);
-        let v = perturbed_variance(tau, sigma);
+        let (c, v) = self.logit_parts(k, sigma);
         let d2 = squared_distance(x, mu);
-        let l = self.ln_weight(k) - 0.5 * self.dim.get() as f64 * libm::log(v) - 0.5 * d2 / v;
-        (l, 1.0 / v)
+        (c - 0.5 * d2 / v, 1.0 / v)
     }
 }
 

@@ -236,7 +236,8 @@ fn sliced_w2(
                     .chunks_exact(d)
                     .map(|x| x.iter().zip(&dir).map(|(&a, b)| a as f64 * b / norm).sum())
                     .collect();
-                v.sort_by(f64::total_cmp);
+                // Unstable: elements that compare equal under the total order have the same bits.
+                v.sort_unstable_by(f64::total_cmp);
                 v
             };
             let (a, r, r2) = (project(samples), project(reference), project(reference2));
