@@ -1,4 +1,4 @@
-//! The keyed stream ([`super::Keyed`]) for f32, [`LANES`] Philox blocks at a time and PPND7
+//! The keyed stream ([`super::Keyed`]) for f32, [`BATCH`] Philox blocks at a time and PPND7
 //! over chunks of words ([`ppnd7_chunk`]: the central branch for every word, the tail branch
 //! for the ~15% that need it, gathered), so that a compiler can map the lanes onto SIMD
 //! registers. Every value is bit for bit what `Keyed`'s [`super::Noise::normals`] gives (the
