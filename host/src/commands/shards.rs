@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::UsageError;
 
 /// The most shards a run may be split into.
@@ -79,14 +81,35 @@ pub fn shared_args(command: &str, valued: &[&str], switches: &[&str]) -> Vec<Str
     out
 }
 
-/// What a shard folder says of the run it belongs to.
-pub trait Descriptor {
-    /// The anneal that wrote it.
-    fn version(&self) -> &str;
-    /// The run's flags ([`shared_args`]).
-    fn args(&self) -> &[String];
+/// What names a shard's run in its folder's file (`tune.json`, `shard.json`: flattened there,
+/// its first fields): the anneal that wrote it, the run's flags and which shard.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunId {
+    /// anneal's version.
+    pub version: String,
+    /// The run's flags without the per-shard ones ([`shared_args`]).
+    pub args: Vec<String>,
+    /// The shard, 1-based.
+    pub shard: usize,
+    /// The number of shards.
+    pub of: usize,
+}
+
+impl RunId {
+    /// Shard `shard` of the run of `args`, by this anneal.
+    pub fn new(args: Vec<String>, shard: Shard) -> Self {
+        RunId {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            args,
+            shard: shard.index,
+            of: shard.of,
+        }
+    }
+
     /// Which shard.
-    fn shard(&self) -> Shard;
+    pub fn shard(&self) -> Shard {
+        Shard { index: self.shard, of: self.of }
+    }
 }
 
 /// The first flag at which two argument lists differ, for a message.
@@ -103,7 +126,7 @@ fn first_difference(a: &[String], b: &[String]) -> String {
 /// Reads the descriptor of every folder of `dirs` with `read`, refusing (exit 2, naming both
 /// folders) folders of different anneal versions, flags or shard counts, what `differ` finds
 /// between two descriptors, and a shard given twice. Returns them in the order given.
-pub fn collect<T: Descriptor>(
+pub fn collect<T: AsRef<RunId>>(
     dirs: &[PathBuf],
     read: impl Fn(&Path) -> Result<T, UsageError>,
     differ: impl Fn(&T, &T) -> Option<String>,
@@ -112,24 +135,20 @@ pub fn collect<T: Descriptor>(
     for dir in dirs {
         let f = read(dir)?;
         if let Some((d0, f0)) = shards.first() {
-            let why = if f.version() != f0.version() {
+            let (id, id0) = (f.as_ref(), f0.as_ref());
+            let why = if id.version != id0.version {
                 Some(format!(
                     "were written by different versions of anneal ({} and {}): rerun the shards \
                      with one version",
-                    f0.version(),
-                    f.version()
+                    id0.version, id.version
                 ))
-            } else if f.args() != f0.args() {
+            } else if id.args != id0.args {
                 Some(format!(
                     "are shards of different runs: their flags differ at {}",
-                    first_difference(f0.args(), f.args())
+                    first_difference(&id0.args, &id.args)
                 ))
-            } else if f.shard().of != f0.shard().of {
-                Some(format!(
-                    "split the run differently (into {} and {} shards)",
-                    f0.shard().of,
-                    f.shard().of
-                ))
+            } else if id.of != id0.of {
+                Some(format!("split the run differently (into {} and {} shards)", id0.of, id.of))
             } else {
                 differ(f0, &f)
             };
@@ -141,12 +160,13 @@ pub fn collect<T: Descriptor>(
                 )));
             }
         }
-        if let Some((d, _)) = shards.iter().find(|(_, g)| g.shard() == f.shard()) {
+        if let Some((d, _)) = shards.iter().find(|(_, g)| g.as_ref().shard() == f.as_ref().shard())
+        {
             return Err(UsageError::flag(format!(
                 "{} and {} are both shard {}: give each shard's folder once",
                 d.display(),
                 dir.display(),
-                f.shard()
+                f.as_ref().shard()
             )));
         }
         shards.push((dir.clone(), f));

@@ -47,14 +47,10 @@ pub fn range(n: usize, batch: usize, shard: Shard) -> (usize, usize) {
 /// `shard.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ShardFile {
-    /// anneal's version.
-    pub version: String,
-    /// The flags after `sample`, without `--out`, `--force` and `--shard`.
-    pub args: Vec<String>,
-    /// The shard, 1-based.
-    pub shard: usize,
-    /// The number of shards.
-    pub of: usize,
+    /// The run and the shard; its flags are those after `sample`, without `--out`, `--force`
+    /// and `--shard`.
+    #[serde(flatten)]
+    pub id: shards::RunId,
     /// The whole run's number of samples.
     pub n: usize,
     /// The shard's first sample and the one after its last.
@@ -68,15 +64,9 @@ fn shared_args() -> Vec<String> {
     shards::shared_args("sample", &["--out", "--shard"], &["--force"])
 }
 
-impl shards::Descriptor for ShardFile {
-    fn version(&self) -> &str {
-        &self.version
-    }
-    fn args(&self) -> &[String] {
-        &self.args
-    }
-    fn shard(&self) -> Shard {
-        Shard { index: self.shard, of: self.of }
+impl AsRef<shards::RunId> for ShardFile {
+    fn as_ref(&self) -> &shards::RunId {
+        &self.id
     }
 }
 
@@ -90,10 +80,7 @@ pub fn write(
     seconds: f64,
 ) -> anyhow::Result<()> {
     let file = ShardFile {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        args: shared_args(),
-        shard: shard.index,
-        of: shard.of,
+        id: shards::RunId::new(shared_args(), shard),
         n: a.n,
         range: [p.first, p.first + p.n],
         seconds,
@@ -138,7 +125,7 @@ fn read_rows(dir: &Path, f: &ShardFile, dim: usize) -> Result<Vec<f32>, UsageErr
     if h.descr != "<f4" || h.rows != rows || h.cols != dim {
         return Err(bad(format!(
             "holds {} × {} of '{}' where shard {}/{} has {rows} × {dim} of '<f4'",
-            h.rows, h.cols, h.descr, f.shard, f.of
+            h.rows, h.cols, h.descr, f.id.shard, f.id.of
         )));
     }
     let a = crate::io::npy::read(&bytes).map_err(&bad)?;
@@ -149,9 +136,9 @@ fn read_rows(dir: &Path, f: &ShardFile, dim: usize) -> Result<Vec<f32>, UsageErr
 pub fn merge(m: &SampleMergeArgs) -> anyhow::Result<()> {
     let mut shards = shards::collect(&m.dirs, read_shard, |_, _| None)?;
     let first = shards[0].1.clone();
-    let missing: Vec<String> = (1..=first.of)
-        .filter(|i| !shards.iter().any(|(_, f)| f.shard == *i))
-        .map(|i| format!("{i}/{}", first.of))
+    let missing: Vec<String> = (1..=first.id.of)
+        .filter(|i| !shards.iter().any(|(_, f)| f.id.shard == *i))
+        .map(|i| format!("{i}/{}", first.id.of))
         .collect();
     if !missing.is_empty() {
         return Err(UsageError::flag(format!(
@@ -161,31 +148,31 @@ pub fn merge(m: &SampleMergeArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    shards.sort_by_key(|(_, f)| f.shard);
+    shards.sort_by_key(|(_, f)| f.id.shard);
     // The run's flags, parsed again, with the merged folder as --out.
     let mut argv: Vec<String> = vec!["anneal".into(), "sample".into()];
-    argv.extend(first.args.iter().cloned());
+    argv.extend(first.id.args.iter().cloned());
     argv.push("--out".into());
     argv.push(m.out.display().to_string());
     if m.force {
         argv.push("--force".into());
     }
     let Command::Sample(a) = Cli::try_parse_from(&argv)?.command else {
-        anyhow::bail!("the shards' flags are not a sample command: {}", first.args.join(" "))
+        anyhow::bail!("the shards' flags are not a sample command: {}", first.id.args.join(" "))
     };
     let p = config(&a)?;
     let set = OutputSet::begin(&m.out, m.force, &SAMPLE_FILES)?;
     let mut samples = Vec::with_capacity(a.n * p.data.dim);
     let mut seconds = 0.0;
     for (dir, f) in &shards {
-        let (lo, hi) = range(a.n, p.batch, Shard { index: f.shard, of: f.of });
+        let (lo, hi) = range(a.n, p.batch, f.id.shard());
         if f.range != [lo, hi] || f.n != a.n {
             return Err(UsageError::flag(format!(
                 "{}: shard {}/{} holds samples {}..{} of {} where the run's flags give {lo}..{hi} \
                  of {}",
                 dir.display(),
-                f.shard,
-                f.of,
+                f.id.shard,
+                f.id.of,
                 f.range[0],
                 f.range[1],
                 f.n,

@@ -77,14 +77,10 @@ pub fn cells_of(grid: Vec<CellConfig>, shard: Shard) -> Vec<CellConfig> {
 /// `tune.json`: what ran in a folder (module docs).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Invocation {
-    /// anneal's version.
-    pub version: String,
-    /// The flags after `tune`, without `--out`, `--shard` and `--threads`.
-    pub args: Vec<String>,
-    /// The shard, 1-based.
-    pub shard: usize,
-    /// The number of shards.
-    pub of: usize,
+    /// The run and the shard; its flags are those after `tune`, without `--out`, `--shard` and
+    /// `--threads`.
+    #[serde(flatten)]
+    pub id: shards::RunId,
     /// [`fingerprint`] of the whole grid.
     pub grid: String,
     /// The whole grid's number of cells.
@@ -97,10 +93,7 @@ impl Invocation {
     /// The invocation of `shard` of `grid` (the whole grid) run with `args`.
     pub fn new(args: Vec<String>, shard: Shard, grid: &[CellConfig], ours: &[CellConfig]) -> Self {
         Invocation {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            args,
-            shard: shard.index,
-            of: shard.of,
+            id: shards::RunId::new(args, shard),
             grid: fingerprint(grid),
             grid_cells: grid.len(),
             cells: ours.iter().map(|c| key_hash(&key(c))).collect(),
@@ -134,15 +127,9 @@ pub fn shared_args() -> Vec<String> {
     shards::shared_args("tune", &["--out", "--shard", "--threads"], &[])
 }
 
-impl shards::Descriptor for Invocation {
-    fn version(&self) -> &str {
-        &self.version
-    }
-    fn args(&self) -> &[String] {
-        &self.args
-    }
-    fn shard(&self) -> Shard {
-        Shard { index: self.shard, of: self.of }
+impl AsRef<shards::RunId> for Invocation {
+    fn as_ref(&self) -> &shards::RunId {
+        &self.id
     }
 }
 
@@ -171,11 +158,11 @@ pub fn merge(m: &TuneMergeArgs) -> anyhow::Result<()> {
     }
     // The sweep's flags, parsed again, with the merged folder as --out.
     let mut argv: Vec<String> = vec!["anneal".into(), "tune".into()];
-    argv.extend(first.args.iter().cloned());
+    argv.extend(first.id.args.iter().cloned());
     argv.push("--out".into());
     argv.push(m.out.display().to_string());
     let Command::Tune(a) = Cli::try_parse_from(&argv)?.command else {
-        anyhow::bail!("the shards' flags are not a tune command: {}", first.args.join(" "))
+        anyhow::bail!("the shards' flags are not a tune command: {}", first.id.args.join(" "))
     };
     let (grid, _data, data_name) = grid_of(&a)?;
     if fingerprint(&grid) != first.grid {
@@ -194,8 +181,8 @@ pub fn merge(m: &TuneMergeArgs) -> anyhow::Result<()> {
             found.entry(key(&row.config)).or_insert(row);
         }
     }
-    let part = partition(&grid, first.of);
-    let given: HashSet<usize> = shards.iter().map(|(_, i)| i.shard).collect();
+    let part = partition(&grid, first.id.of);
+    let given: HashSet<usize> = shards.iter().map(|(_, i)| i.id.shard).collect();
     let mut missing: Vec<(usize, &CellConfig)> = Vec::new();
     let mut rows = Vec::new();
     for (c, &p) in grid.iter().zip(&part) {
@@ -212,7 +199,7 @@ pub fn merge(m: &TuneMergeArgs) -> anyhow::Result<()> {
         for (c_shard, c) in missing.iter().take(20) {
             eprintln!(
                 "missing: shard {c_shard}/{}: {} N = {} {} = {} seed {}",
-                first.of, c.sampler, c.levels, c.param, c.value, c.seed
+                first.id.of, c.sampler, c.levels, c.param, c.value, c.seed
             );
         }
         if missing.len() > 20 {
@@ -222,7 +209,7 @@ pub fn merge(m: &TuneMergeArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(s, n)| {
                 let note = if given.contains(s) { "" } else { ", no folder given" };
-                format!("shard {s}/{}: {n}{note}", first.of)
+                format!("shard {s}/{}: {n}{note}", first.id.of)
             })
             .collect();
         if !m.partial {
@@ -257,12 +244,12 @@ pub fn merge(m: &TuneMergeArgs) -> anyhow::Result<()> {
     }
     write_atomic(&m.out, record::FILE, text.as_bytes())?;
     let (record, _) = Record::open(&m.out)?;
-    Invocation::new(first.args.clone(), Shard::ALL, &grid, &grid).write(&m.out)?;
+    Invocation::new(first.id.args.clone(), Shard::ALL, &grid, &grid).write(&m.out)?;
     let rows = save(&m.out, &grid, &record)?;
     println!(
         "merged {} shard folder(s) of {}: {} of {} cells",
         shards.len(),
-        first.of,
+        first.id.of,
         rows.len(),
         grid.len()
     );
@@ -293,12 +280,12 @@ pub fn status(s: &TuneStatusArgs) -> anyhow::Result<()> {
         println!(
             "{:<40} {:>9} {:>15}",
             dir.display(),
-            format!("{}/{}", inv.shard, inv.of),
+            format!("{}/{}", inv.id.shard, inv.id.of),
             format!("{done}/{}", inv.cells.len())
         );
         done_all += done;
         total_all += inv.cells.len();
-        sweeps.entry((inv.grid.clone(), inv.of)).or_default().insert(inv.shard);
+        sweeps.entry((inv.grid.clone(), inv.id.of)).or_default().insert(inv.id.shard);
     }
     println!("overall: {done_all}/{total_all} cells done");
     for ((_, of), given) in &sweeps {
