@@ -9,12 +9,12 @@
 //! 2.5e-5 on toy2d, 1.1e-6 on digits50), which is the bound asserted, per coordinate of every
 //! sample. A wrong convention or σ would move samples by O(1).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 
 mod common;
-use common::{fixture, max_diff, read_npy};
+use common::{Scratch, fixture, max_diff, read_npy};
 use serde_json::Value;
 
 const TOL: f32 = 1e-3;
@@ -48,14 +48,8 @@ fn each_runtime(body: impl Fn()) {
     RUNTIME.set("tract");
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "anneal-net-{}-{}-{name}",
-        std::process::id(),
-        RUNTIME.get()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+fn tmp(name: &str) -> Scratch {
+    Scratch::new(&format!("anneal-net-{}-{}-{name}", std::process::id(), RUNTIME.get()))
 }
 
 /// Runs `sample` and returns its samples.
@@ -255,7 +249,8 @@ fn score_command_matches_the_closed_form() {
 #[test]
 fn bad_models_are_refused_clearly() {
     each_runtime(|| {
-        let out = tmp("bad").to_string_lossy().into_owned();
+        let scratch = tmp("bad");
+        let out = scratch.to_string_lossy().into_owned();
         let decl = ["--score-input", "sigma", "--score-output", "score"];
         let cases: Vec<(Vec<String>, i32, Vec<&str>)> = vec![
             (vec![fixture("missing.onnx")], 2, vec!["missing.onnx", "no such file"]),

@@ -8,15 +8,16 @@
 //! the corrector's step α ≈ 2 snr² v alone inflates a Gaussian's variance by snr²/(1 − snr²) =
 //! 2.6%); at the sizes below 10% is ≥ 4 standard errors of the estimate.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 use serde_json::Value;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("anneal-pc-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+mod common;
+use common::Scratch;
+
+fn tmp(name: &str) -> Scratch {
+    Scratch::new(&format!("anneal-pc-{}-{name}", std::process::id()))
 }
 
 /// Runs `sample` on the CPU; its samples (n × D) and metrics.

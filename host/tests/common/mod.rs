@@ -1,7 +1,45 @@
-//! Helpers shared by the integration tests (the network tests, the tune and Slurm tests).
+//! Helpers shared by the integration tests (the network, tune, Slurm and PC tests).
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// A folder under the system's temporary folder for one test's outputs: emptied when made, and
+/// removed with what the test wrote there when dropped (a failing test's panic drops it too).
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// `$TMPDIR/NAME`, not there yet.
+    pub fn new(name: &str) -> Self {
+        let d = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&d);
+        Scratch(d)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 /// The path of `tests/onnx/<name>` (the ONNX fixtures and their data).
 pub fn fixture(name: &str) -> String {
