@@ -67,8 +67,9 @@ impl StepTimes {
     }
 }
 
-/// Runs `p`'s plan for its samples `first..first + n` in batches of its `batch`, in parallel; returns the
-/// n × D samples and, with `trace`, the consistency trace.
+/// Runs `p`'s plan for its samples `first..first + n` in batches of its `batch` (evened out
+/// among the threads where the samples cannot depend on it: [`balanced_batch`]), in parallel;
+/// returns the n × D samples and, with `trace`, the consistency trace.
 pub fn sample(
     p: &RunConfig,
     progress: &indicatif::ProgressBar,
