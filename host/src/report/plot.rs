@@ -225,18 +225,18 @@ fn contour_cells(p: &Truth<'_>, origin: [f64; 2], side: f64, n: usize) -> Vec<(f
     let at = |i: usize| origin[0] + (i as f64 + 0.5) / n as f64 * side;
     let at_y = |j: usize| origin[1] + (j as f64 + 0.5) / n as f64 * side;
     let mut level = vec![0i64; n * n];
-    // Rows in parallel (each cell on its own: the same levels whatever the threads).
     // The logits as `IsotropicMixture::logits` computes them, with their constant parts once.
     let parts: Vec<(f64, f64)> = (0..mix.components()).map(|k| mix.logit_parts(k, 0.0)).collect();
+    // Rows in parallel (each cell on its own: the same levels whatever the threads).
     level.par_chunks_mut(n).enumerate().for_each_init(
         || vec![0.0f64; mix.components()],
         |logits, (j, row)| {
             for (i, l) in row.iter_mut().enumerate() {
                 let x = [at(i) as f32, at_y(j) as f32];
-                for ((o, &(c, v)), mu) in
+                for ((o, &(c, vk)), mu) in
                     logits.iter_mut().zip(&parts).zip(p.data.means.chunks_exact(2))
                 {
-                    *o = c - 0.5 * anneal_core::score::squared_distance(&x, mu) / v;
+                    *o = c - 0.5 * anneal_core::score::squared_distance(&x, mu) / vk;
                 }
                 let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let lse = m + logits.iter().map(|l| (l - m).exp()).sum::<f64>().ln() - v.ln();
