@@ -21,6 +21,9 @@
 //! Rows are independent: a row's result does not depend on the other rows of the batch, the
 //! thread count or the instruction set (see [`crate::score::gemm`] and [`crate::score::simd`]), so samples are
 //! the same for any batch size.
+//!
+//! Beyond 2¹⁹ components a row's K products are not held: the score streams over blocks of
+//! components ([`stream`]), with the same bits, in scratch that does not grow with K.
 
 use anneal_core::score::MixtureData;
 use anneal_core::{BatchScore, Error};
@@ -29,6 +32,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::score::gemm::{self, Packed};
 use rayon::prelude::*;
+
+mod stream;
 
 /// exp(t) for t ≤ 0 (exactly 1 at 0), with 0 below −40; branch-free (it vectorises).
 #[inline(always)]
@@ -49,6 +54,8 @@ pub struct Mixture<'a> {
     tau: f64,
     /// Mᵀ (D × K) for G = Y Mᵀ and M (K × D) for S = R M; None for the direct path.
     packed: Option<(Packed<'a>, Packed<'a>)>,
+    /// Components per block where the score streams over them ([`stream`]: K > 2¹⁹).
+    stream_block: Option<usize>,
     /// Multiply-adds ×2 of every scorer's products so far (`anneal bench`).
     flops: AtomicU64,
 }
@@ -64,6 +71,7 @@ impl<'a> Mixture<'a> {
         let max_norm = norms2.iter().cloned().fold(0.0, f64::max).sqrt();
         let packed = (!data.is_small())
             .then(|| (Packed::transposed(means, k, dim), Packed::plain(means, k, dim)));
+        let stream_block = (packed.is_some() && k > stream::STREAM_K).then_some(stream::BLOCK);
         Mixture {
             means,
             dim,
@@ -73,8 +81,18 @@ impl<'a> Mixture<'a> {
             max_norm,
             tau,
             packed,
+            stream_block,
             flops: AtomicU64::new(0),
         }
+    }
+
+    /// This mixture streamed over blocks of `block` components whatever K (tests: the bits do
+    /// not depend on the block).
+    #[cfg(test)]
+    fn streamed(mut self, block: usize) -> Self {
+        assert!(self.packed.is_some() && block.is_multiple_of(gemm::NR));
+        self.stream_block = Some(block);
+        self
     }
 
     /// Multiply-adds ×2 of every scorer's products so far.
@@ -94,12 +112,15 @@ impl<'a> Mixture<'a> {
     }
 
     /// The most scratch a [`GemmMixture`] holds for batches of `rows` rows: G and R for one block
-    /// of rows (f32), the per-σ constants c_k (f64), and the candidate lists (an index and a
-    /// logit per component at most) of the rows scored at once, one per thread — about 170
-    /// bytes per component for many components, whatever the batch size and thread count.
+    /// of rows (f32, at most 2²² products each), the per-σ constants c_k (f64), and the
+    /// candidate lists (an index and a logit per component at most) of the rows scored at once,
+    /// one per thread; beyond 2¹⁹ components, a fixed amount per thread ([`stream`]), whatever K.
     pub fn scratch_bytes(&self, rows: usize) -> usize {
         if self.packed.is_none() {
             return 0;
+        }
+        if let Some(block) = self.stream_block {
+            return stream::scratch_bytes(rows, block);
         }
         let k = self.k;
         let block = rows.min(rows_per_call(k));
@@ -114,10 +135,8 @@ impl<'a> Mixture<'a> {
 }
 
 /// The most entries of G (and of the responsibilities R) one call holds: 2²² (16 MiB each in
-/// f32) up to K = 2¹⁹ components; a batch of B rows is scored in blocks of ⌊2²²/K⌋ rows when B·K
-/// is larger, and of [`gemm::MR`] = 8 rows (one block of the product's kernel) beyond 2¹⁹
-/// components, where the scratch is 8 rows of K: G and R in f32, less than twice the means'
-/// size for D ≥ 8.
+/// f32); a batch of B rows is scored in blocks of ⌊2²²/K⌋ ≥ 8 rows when B·K is larger. Beyond
+/// K = 2¹⁹ components the score streams over blocks of components instead ([`stream`]).
 const MAX_PRODUCTS: usize = 1 << 22;
 
 /// Rows per call of [`GemmMixture::score_rows`] for K components.
@@ -165,6 +184,11 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
             self.flops = 0.0;
             return 0;
         };
+        if let Some(block) = mix.stream_block {
+            let report = stream::score_rows(mix, block, mix.variance(sigma), points, out);
+            self.flops = report.flops;
+            return report.refined;
+        }
         let b = points.len() / d;
         let mut g = std::mem::take(&mut self.g);
         let mut r = std::mem::take(&mut self.r);
@@ -543,7 +567,10 @@ impl BatchScore<f32> for GemmMixture<'_, '_> {
         // by the means' panels across threads (`gemm::gemm`), so that each thread streams only
         // its share of the means. For many components, blocks of rows (rows are independent:
         // the same bits in any block).
-        let rows = rows_per_call(self.mix.k) * d;
+        let rows = match self.mix.stream_block {
+            Some(_) => points.len().max(1),
+            None => rows_per_call(self.mix.k) * d,
+        };
         let (mut refined, mut flops) = (0, 0.0);
         for (p, o) in points.chunks(rows).zip(out.chunks_mut(rows)) {
             refined += self.score_rows(p, sigma, o);
@@ -561,7 +588,7 @@ mod tests {
     use anneal_core::score::{IsotropicMixture, Taus};
     use anneal_core::{BatchScore, Geometric, Schedule};
 
-    use super::{GemmMixture, Mixture};
+    use super::{GemmMixture, Mixture, gemm};
 
     /// The GEMM score against the core's per-sample score in f64, on the digits mixture, at every
     /// σ of a 30-level schedule from 14 to 0.01, for τ = 0 and 0.05, at points near the data
@@ -674,6 +701,96 @@ mod tests {
                 }
             }
             assert!(worst < 1e-4, "τ = {tau}: worst relative error {worst:e}");
+        }
+    }
+
+    /// The score streamed over blocks of components ([`super::stream`]) against the whole-row
+    /// path, bit for bit: on digits (K = 1797, D = 64: R M through packed panels) and on 3000
+    /// points in D = 10 (R M through the narrow operand), at σ from 14 to 0.01 (rows dense and
+    /// sparse, refined and not), for blocks of one panel, of 512 and 1024 components (a partial
+    /// last block each), at 1 and 2 threads; rows near the data, on bisectors and far out.
+    #[test]
+    fn streamed_score_has_the_same_bits_for_any_block() {
+        let digits = crate::io::data::load("digits").unwrap();
+        let (k10, d10) = (3000usize, 10usize);
+        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        let cloud: Vec<f32> = (0..k10 * d10)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+            })
+            .collect();
+        let weights = vec![1.0 / k10 as f64; k10];
+        let cases = [
+            (digits.mixture(0.0), "digits"),
+            (
+                anneal_core::score::MixtureData {
+                    means: &cloud,
+                    dim: d10,
+                    weights: &weights,
+                    tau: 0.0,
+                },
+                "cloud",
+            ),
+        ];
+        let schedule = Geometric::new(14.0, 0.01, 12).unwrap();
+        for (data, name) in cases {
+            let (d, k) = (data.dim, data.components());
+            let whole = Mixture::new(data);
+            assert!(whole.uses_gemm() && whole.stream_block.is_none());
+            let b = 45;
+            let (mut dense, mut sparse, mut refined) = (0, 0, 0);
+            for i in 0..schedule.levels() {
+                let sigma = schedule.sigma(i).unwrap();
+                let mut pts = vec![0.0f32; b * d];
+                let mut z = vec![0.0f32; d];
+                for (j, row) in pts.chunks_exact_mut(d).enumerate() {
+                    Keyed::new(9).normals(j as u64, Stream::Step(i as u32), &mut z);
+                    let a = (j * 97) % k;
+                    let mu = &data.means[a * d..(a + 1) * d];
+                    let nb = &data.means[((a + 1) % k) * d..((a + 1) % k + 1) * d];
+                    for (((p, &m), &o), &zz) in row.iter_mut().zip(mu).zip(nb).zip(&z) {
+                        *p = match j % 3 {
+                            0 => m + sigma as f32 * zz,
+                            1 => 0.5 * (m + o) + 1e-3 * sigma as f32 * zz,
+                            _ => 3.0 * m + zz,
+                        };
+                    }
+                }
+                let mut want = vec![0.0f32; b * d];
+                let mut scorer = GemmMixture::new(&whole);
+                scorer.score_batch(&pts, sigma, &mut want).unwrap();
+                refined += scorer.refined;
+                for block in [gemm::NR, 512, 1024] {
+                    let streamed = Mixture::new(data).streamed(block);
+                    for threads in [1, 2] {
+                        let pool =
+                            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                        let mut got = vec![0.0f32; b * d];
+                        // Through the scorer (as sampling calls it), and once alone for its
+                        // report of dense rows.
+                        let mut scorer = GemmMixture::new(&streamed);
+                        pool.install(|| scorer.score_batch(&pts, sigma, &mut got)).unwrap();
+                        if block == 512 && threads == 1 {
+                            let mut again = vec![0.0f32; b * d];
+                            let v = whole.variance(sigma);
+                            let report =
+                                super::stream::score_rows(&streamed, block, v, &pts, &mut again);
+                            assert!(again == got && report.refined == scorer.refined);
+                            dense += report.dense;
+                            sparse += b - report.dense;
+                        }
+                        let same = got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "{name}: σ = {sigma}, block {block}, {threads} threads");
+                    }
+                }
+            }
+            assert!(
+                dense > 0 && sparse > 0 && refined > 0,
+                "{name}: {dense} dense, {sparse} sparse, {refined} refined rows"
+            );
         }
     }
 

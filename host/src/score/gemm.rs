@@ -294,6 +294,87 @@ pub fn gemm_rows(a: &[&[f32]], b: &Packed, c: &mut [f32], ldc: usize) {
     }
 }
 
+/// Columns `j0..j0 + len` of C = A B (`j0` a multiple of [`NR`]; B packed in panels, as
+/// [`Packed::transposed`] packs it) into the rows of `c` (leading dimension `ldc`), on this
+/// thread: each element is the same chain as in the whole product, so a block of columns has the
+/// same bits as those columns of [`gemm_rows`].
+pub fn gemm_cols(a: &[&[f32]], b: &Packed, j0: usize, len: usize, c: &mut [f32], ldc: usize) {
+    let (m, k) = (a.len(), b.k);
+    let Layout::Panels(panels_b) = &b.layout else {
+        unreachable!("column blocks are taken of a panel-packed operand")
+    };
+    debug_assert!(j0.is_multiple_of(NR) && j0 + len <= b.n);
+    if m == 0 || len == 0 {
+        return;
+    }
+    if k == 0 {
+        c.chunks_mut(ldc).take(m).for_each(|row| row[..len].fill(0.0));
+        return;
+    }
+    let mut ap = vec![[0.0f32; MR]; m.div_ceil(MR) * k];
+    for (blk, chunk) in ap.chunks_exact_mut(k).enumerate() {
+        pack_a(a, blk, 0, chunk);
+    }
+    let mut rows: Vec<&mut [f32]> = c.chunks_mut(ldc).take(m).map(|r| &mut r[..len]).collect();
+    panels(&ap, j0 / NR, panels_b, k, &mut rows);
+}
+
+/// The chains of C = A B carried over pieces of B's rows ([`accumulate`]), for C of `m` rows:
+/// one block of [`MR`] rows × [`NR`] columns per row block and panel.
+pub struct Chains {
+    acc: Vec<[[f32; NR]; MR]>,
+    panels_n: usize,
+}
+
+impl Chains {
+    /// Chains from zero for `m` rows of C and B's `n` columns.
+    pub fn new(m: usize, n: usize) -> Self {
+        let panels_n = n.div_ceil(NR);
+        Chains { acc: vec![[[0.0; NR]; MR]; m.div_ceil(MR) * panels_n], panels_n }
+    }
+
+    /// Row `i` of C: its first `n` values (B's columns).
+    pub fn row(&self, i: usize, n: usize) -> impl Iterator<Item = f32> + '_ {
+        (0..n).map(move |j| self.acc[(i / MR) * self.panels_n + j / NR][i % MR][j % NR])
+    }
+}
+
+/// Carries the chains of C = A B over B's rows `p0..p0 + len` (A's columns `p0..`, given as the
+/// rows of `a`, `len` values each): after the pieces 0..k in order, `chains` holds the same bits
+/// as [`gemm_rows`] over all of B's rows (each element is one FMA chain over p = 0, 1, …).
+pub fn accumulate(a: &[&[f32]], b: &Packed, p0: usize, chains: &mut Chains) {
+    let (m, k, n) = (a.len(), b.k, b.n);
+    let len = a.first().map_or(0, |r| r.len());
+    debug_assert!(p0 + len <= k && chains.acc.len() == m.div_ceil(MR) * n.div_ceil(NR));
+    let mut ap = vec![[0.0f32; MR]; CHUNK.min(len)];
+    let mut pad = vec![[0.0f32; NR]; CHUNK.min(len)];
+    for s0 in (0..len).step_by(CHUNK) {
+        let sl = CHUNK.min(len - s0);
+        for blk in 0..m.div_ceil(MR) {
+            pack_a(a, blk, s0, &mut ap[..sl]);
+            for q in 0..chains.panels_n {
+                let panel: &[[f32; NR]] = match &b.layout {
+                    Layout::Panels(p) => {
+                        let start = (q * k + p0 + s0) * NR;
+                        p[start..start + sl * NR].as_chunks::<NR>().0
+                    }
+                    Layout::Narrow(s) => {
+                        if blk == 0 {
+                            let rows = &s[(p0 + s0) * n..(p0 + s0 + sl) * n];
+                            for (dst, src) in pad.iter_mut().zip(rows.chunks_exact(n)) {
+                                dst[..n].copy_from_slice(src);
+                            }
+                        }
+                        &pad[..sl]
+                    }
+                };
+                let acc = &mut chains.acc[blk * chains.panels_n + q];
+                *acc = kernel(&ap[..sl], panel, acc);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +436,47 @@ mod tests {
             gemm(m, &a, &narrow, &mut c1, n);
             gemm(m, &a, &panel, &mut c2, n);
             assert!(c1.iter().zip(&c2).all(|(x, y)| x.to_bits() == y.to_bits()), "({m},{k},{n})");
+        }
+    }
+
+    /// Blocks of columns ([`gemm_cols`]) and pieces of B's rows carried in chains
+    /// ([`accumulate`]) give the same bits as the whole product, for both packings of B.
+    #[test]
+    fn column_blocks_and_carried_pieces_match_the_whole_product() {
+        let (m, k) = (11, 1300);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 97.0).collect();
+        let rows: Vec<&[f32]> = a.chunks_exact(k).collect();
+        for n in [10, 40] {
+            let s: Vec<f32> =
+                (0..k * n).map(|i| ((i * 104_729 % 997) as f32 - 498.0) / 89.0).collect();
+            // C = A B with B = s (k × n), whole and in pieces of 300 rows of B.
+            let b = Packed::plain(&s, k, n);
+            let mut whole = vec![0.0f32; m * n];
+            gemm_rows(&rows, &b, &mut whole, n);
+            let mut chains = Chains::new(m, n);
+            for p0 in (0..k).step_by(300) {
+                let len = 300.min(k - p0);
+                let piece: Vec<&[f32]> = rows.iter().map(|r| &r[p0..p0 + len]).collect();
+                accumulate(&piece, &b, p0, &mut chains);
+            }
+            for (i, want) in whole.chunks_exact(n).enumerate() {
+                assert!(chains.row(i, n).zip(want).all(|(x, y)| x.to_bits() == y.to_bits()));
+            }
+            // Y Sᵀ with S (n × k) as the product's B: whole, and in blocks of NR columns.
+            let t: Vec<f32> = s.iter().map(|v| v * 0.5).collect();
+            let bt = Packed::transposed(&t[..n * 100], n, 100);
+            let short: Vec<&[f32]> = rows.iter().map(|r| &r[..100]).collect();
+            let mut whole = vec![0.0f32; m * n];
+            gemm_rows(&short, &bt, &mut whole, n);
+            let mut cols = vec![0.0f32; m * NR];
+            for j0 in (0..n).step_by(NR) {
+                let len = NR.min(n - j0);
+                gemm_cols(&short, &bt, j0, len, &mut cols, NR);
+                for (i, row) in cols.chunks_exact(NR).enumerate() {
+                    let want = &whole[i * n + j0..i * n + j0 + len];
+                    assert!(row[..len].iter().zip(want).all(|(x, y)| x.to_bits() == y.to_bits()));
+                }
+            }
         }
     }
 
