@@ -9,15 +9,17 @@ use anneal_core::plan;
 
 use crate::cli::InitKind;
 use crate::config::RunConfig;
+use crate::report::metrics::Picker;
 use crate::score::par_noise::ParKeyed;
 
-/// What the initialisations need from the data: the weighted mean (normal) and the widened
-/// bounding box (uniform).
+/// What the initialisations need from the data: the weighted mean (normal), the widened
+/// bounding box (uniform) and the cumulative weights (data).
 pub struct Start {
     /// The weighted data mean (the centre of the normal start).
     pub mean: Vec<f32>,
     lo: f64,
     hi: f64,
+    picker: Option<Picker>,
 }
 
 impl Start {
@@ -25,7 +27,7 @@ impl Start {
     /// box for `uniform` (each a pass over the points, made only where `p.init` needs it).
     pub fn new(p: &RunConfig) -> Self {
         let d = p.data.dim;
-        let mut start = Start { mean: Vec::new(), lo: 0.0, hi: 0.0 };
+        let mut start = Start { mean: Vec::new(), lo: 0.0, hi: 0.0, picker: None };
         if p.init == InitKind::Normal {
             // Σ_k w_k μ_k per coordinate, in one pass over the rows (the sums in row order).
             let mut acc = vec![-0.0f64; d];
@@ -41,6 +43,9 @@ impl Start {
                 });
             let margin = 3.0 * p.tau.max(p.schedule.sigma_min());
             (start.lo, start.hi) = (lo - margin, hi + margin);
+        }
+        if p.init == InitKind::Data {
+            start.picker = Some(Picker::new(&p.data.weights));
         }
         start
     }
@@ -80,9 +85,17 @@ impl Start {
                     anneal_core::score::perturbed_variance(p.tau, p.schedule.sigma_max()).sqrt();
                 plan::init_normal(&mut noise, first as u64, d, s1, &mut x)?;
                 let mut u = [0.0f64; 1];
+                let built;
+                let picker = match &self.picker {
+                    Some(picker) => picker,
+                    None => {
+                        built = Picker::new(&p.data.weights);
+                        &built
+                    }
+                };
                 for (j, row) in x.chunks_exact_mut(d).enumerate() {
                     noise.uniforms((first + j) as u64, Stream::InitComponent, &mut u);
-                    let k = crate::report::metrics::pick_component(&p.data.weights, u[0]);
+                    let k = picker.pick(u[0]);
                     row.iter_mut()
                         .zip(&p.data.means[k * d..(k + 1) * d])
                         .for_each(|(v, m)| *v += m);

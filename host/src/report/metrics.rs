@@ -97,16 +97,77 @@ pub struct DataComparison {
     pub frechet_features_data_split: Option<f64>,
 }
 
-/// The nearest of `rows` to `x`: (index, squared distance).
-fn nearest_row<'r>(x: &[f32], rows: impl Iterator<Item = &'r [f32]>) -> (usize, f64) {
-    rows.map(|m| x.iter().zip(m).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>())
-        .enumerate()
-        .fold((0, f64::INFINITY), |b, (j, v)| if v < b.1 { (j, v) } else { b })
+/// For each row x of `xs`, the nearest of the rows `first`, `first + stride`, … of `points` (D =
+/// `d`): (its index among them, squared distance), the first such row on ties. Each distance is
+/// Σ (x_c − m_c)² in f64 in coordinate order, as one row alone would be compared; the rows of
+/// `xs` go [`LANES`] at a time (in parallel), against each point in turn, so that the points are
+/// read once per group and the sums vectorise.
+fn nearest_rows(
+    xs: &[f32],
+    points: &[f32],
+    d: usize,
+    first: usize,
+    stride: usize,
+) -> Vec<(usize, f64)> {
+    xs.par_chunks(LANES * d)
+        .flat_map_iter(|group| {
+            let n = group.len() / d;
+            let found = nearest_group(group, points, d, first, stride);
+            found.into_iter().take(n)
+        })
+        .collect()
 }
 
-/// The nearest row of `points` to `x`: (index, squared distance).
-fn nearest_point(x: &[f32], points: &[f32], d: usize) -> (usize, f64) {
-    nearest_row(x, points.chunks_exact(d))
+/// Rows of `xs` compared at once by [`nearest_rows`].
+const LANES: usize = 8;
+
+/// [`nearest_rows`] for up to [`LANES`] rows, compiled for this CPU's vector unit (the same bits at
+/// every level: each lane's sum is in coordinate order whatever the instructions).
+fn nearest_group(
+    group: &[f32],
+    points: &[f32],
+    d: usize,
+    first: usize,
+    stride: usize,
+) -> [(usize, f64); LANES] {
+    crate::score::simd::dispatch!(
+        nearest_lanes,
+        (group: &[f32], points: &[f32], d: usize, first: usize, stride: usize) -> [(usize, f64); LANES]
+    )
+}
+
+#[inline(always)]
+fn nearest_lanes(
+    group: &[f32],
+    points: &[f32],
+    d: usize,
+    first: usize,
+    stride: usize,
+) -> [(usize, f64); LANES] {
+    let n = group.len() / d;
+    // The group's coordinates, coordinate-major (lanes past n repeat the last row).
+    let xt: Vec<[f64; LANES]> =
+        (0..d).map(|c| std::array::from_fn(|l| group[l.min(n - 1) * d + c] as f64)).collect();
+    let mut best_v = [f64::INFINITY; LANES];
+    let mut best_i = [0usize; LANES];
+    let rows = points.chunks_exact(d).skip(first).step_by(stride.max(1));
+    for (i, m) in rows.enumerate() {
+        let mut acc = [0.0f64; LANES];
+        for (x, &mc) in xt.iter().zip(m) {
+            let mc = mc as f64;
+            for (a, &xv) in acc.iter_mut().zip(x) {
+                // t·t, which is what powi(2) computes (one rounding), but vectorises.
+                let t = xv - mc;
+                *a += t * t;
+            }
+        }
+        for ((bv, bi), &a) in best_v.iter_mut().zip(best_i.iter_mut()).zip(&acc) {
+            let closer = a < *bv;
+            *bv = if closer { a } else { *bv };
+            *bi = if closer { i } else { *bi };
+        }
+    }
+    std::array::from_fn(|l| (best_i[l], best_v[l]))
 }
 
 /// [`DataComparison`] of `samples` with the data, given each sample's nearest data point. The
@@ -124,8 +185,9 @@ fn compare_with_data(p: &Truth<'_>, samples: &[f32], nearest: &[(usize, f64)]) -
     let (k_even, k_odd) = (k.div_ceil(2), k / 2);
     let split = (k_odd > 0).then(|| {
         // The first PAIRS_MAX odd rows (each against every even row: O(K), not O(K²)).
-        let first: Vec<&[f32]> = odd().take(PAIRS_MAX).collect();
-        let dist: Vec<f64> = first.par_iter().map(|x| nearest_row(x, even()).1.sqrt()).collect();
+        let first: Vec<f32> = odd().take(PAIRS_MAX).flatten().copied().collect();
+        let dist: Vec<f64> =
+            nearest_rows(&first, data, d, 0, 2).iter().map(|v| v.1.sqrt()).collect();
         dist.iter().sum::<f64>() / dist.len() as f64
     });
     let frechet = |a: &[f32], b: &[f32], w: usize| {
@@ -155,6 +217,8 @@ fn compare_with_data(p: &Truth<'_>, samples: &[f32], nearest: &[(usize, f64)]) -
 }
 
 const PROJECTIONS: usize = 128;
+/// Components per block of the mode assignment's logit constants.
+const MODE_BLOCK: usize = 4096;
 const PAIRS_MAX: usize = 2000;
 
 fn mean_pairwise(points: &[f32], d: usize, max: usize) -> (f64, usize) {
@@ -183,29 +247,48 @@ fn mean_pairwise(points: &[f32], d: usize, max: usize) -> (f64, usize) {
     (total / (m * (m - 1) / 2) as f64, m)
 }
 
-/// The component whose cumulative weight first exceeds u ∈ [0, 1).
-pub fn pick_component(weights: &[f64], u: f64) -> usize {
-    let total: f64 = weights.iter().sum();
-    let mut acc = 0.0;
-    for (k, w) in weights.iter().enumerate() {
-        acc += w;
-        if u * total < acc {
-            return k;
-        }
-    }
-    weights.len() - 1
+/// Draws components by weight: the component whose cumulative weight first exceeds u·Σw, for
+/// u ∈ [0, 1) — by a binary search over the cumulative weights, summed once in component order
+/// (the sums a linear scan would form, so the same component).
+pub struct Picker {
+    cumulative: Vec<f64>,
+    total: f64,
 }
 
-/// n exact samples of the ground truth μ_k + τ z, keyed by `seed`.
+impl Picker {
+    /// The cumulative sums of `weights` (non-negative).
+    pub fn new(weights: &[f64]) -> Self {
+        let total: f64 = weights.iter().sum();
+        let mut acc = 0.0;
+        let cumulative = weights
+            .iter()
+            .map(|w| {
+                acc += w;
+                acc
+            })
+            .collect();
+        Picker { cumulative, total }
+    }
+
+    /// The first k with u·Σw < w_0 + … + w_k (the last component if none).
+    pub fn pick(&self, u: f64) -> usize {
+        let target = u * self.total;
+        // The sums before the first one above the target (they never decrease).
+        let k = self.cumulative.partition_point(|&a| a <= target || a.is_nan());
+        k.min(self.cumulative.len().saturating_sub(1))
+    }
+}
+
 fn exact_samples(p: &Truth<'_>, n: usize, seed: u64) -> Vec<f32> {
     let d = p.data.dim;
+    let picker = Picker::new(&p.data.weights);
     (0..n)
         .into_par_iter()
         .flat_map_iter(|j| {
             let mut noise = Keyed::new(seed);
             let mut u = [0.0f64; 1];
             noise.uniforms(j as u64, Stream::ReferenceComponent, &mut u);
-            let comp = pick_component(&p.data.weights, u[0]);
+            let comp = picker.pick(u[0]);
             let mut z = vec![0.0f32; d];
             noise.normals(j as u64, Stream::ReferenceNoise, &mut z);
             let mu = &p.data.means[comp * d..(comp + 1) * d];
@@ -264,22 +347,41 @@ pub fn compute(
     let k = p.data.components();
     let mix = IsotropicMixture::new(&p.data.means, d, Some(&p.data.weights), Taus::Shared(p.tau));
     let sigma = p.sigma_min;
-    // Mode assignment by responsibility at σ_N (f64 logits of the core).
-    let modes: Vec<Option<usize>> = samples
-        .par_chunks_exact(d)
-        .map_init(
-            || vec![0.0f64; k],
-            |logits, x| {
-                let mix = mix.as_ref().ok()?;
-                mix.logits(x, sigma, logits).ok()?;
-                let best = logits
-                    .iter()
-                    .enumerate()
-                    .fold((0, f64::NEG_INFINITY), |b, (j, &l)| if l > b.1 { (j, l) } else { b });
-                Some(best.0)
-            },
-        )
-        .collect();
+    // Mode assignment by responsibility at σ_N: each sample's largest logit as the core's
+    // `IsotropicMixture::logits` computes it (the first on ties), the logits' constant parts
+    // computed once per block of components for a share of the samples (libm's logarithms, two
+    // per component, cost more than the distance for small D).
+    let modes: Vec<Option<usize>> = match mix.as_ref() {
+        Ok(mix) if sigma.is_finite() && sigma >= 0.0 => {
+            let per = n.div_ceil(rayon::current_num_threads()).max(1);
+            samples
+                .par_chunks(per * d)
+                .flat_map_iter(|xs| {
+                    let rows = xs.len() / d;
+                    let mut best = vec![(0usize, f64::NEG_INFINITY); rows];
+                    let mut parts = Vec::with_capacity(MODE_BLOCK.min(k));
+                    for j0 in (0..k).step_by(MODE_BLOCK) {
+                        let j1 = (j0 + MODE_BLOCK).min(k);
+                        parts.clear();
+                        parts.extend((j0..j1).map(|j| mix.logit_parts(j, sigma)));
+                        let means = &p.data.means[j0 * d..j1 * d];
+                        for (b, x) in best.iter_mut().zip(xs.chunks_exact(d)) {
+                            for (jj, (&(c, v), mu)) in
+                                parts.iter().zip(means.chunks_exact(d)).enumerate()
+                            {
+                                let l = c - 0.5 * anneal_core::score::squared_distance(x, mu) / v;
+                                if l > b.1 {
+                                    *b = (j0 + jj, l);
+                                }
+                            }
+                        }
+                    }
+                    best.into_iter().map(|b| Some(b.0))
+                })
+                .collect()
+        }
+        _ => vec![None; n],
+    };
     let mut counts = vec![0usize; k];
     modes.iter().flatten().for_each(|&j| counts[j] += 1);
     let mode_weights: Vec<f64> = counts.iter().map(|&c| c as f64 / n as f64).collect();
@@ -293,8 +395,7 @@ pub fn compute(
     let (mps, ms) = mean_pairwise(samples, d, PAIRS_MAX);
     let (mpd, md) = mean_pairwise(&p.data.means, d, PAIRS_MAX);
     // Each sample's nearest data point, once: its distance here, its index for the comparison.
-    let nearest_points: Vec<(usize, f64)> =
-        samples.par_chunks_exact(d).map(|x| nearest_point(x, &p.data.means, d)).collect();
+    let nearest_points: Vec<(usize, f64)> = nearest_rows(samples, &p.data.means, d, 0, 1);
     let nearest = nearest_points.iter().map(|v| v.1.sqrt()).sum::<f64>() / n as f64;
     let non_finite = samples.chunks_exact(d).filter(|x| x.iter().any(|v| !v.is_finite())).count();
     let evals = n as f64 * plan_steps as f64;
@@ -437,4 +538,78 @@ fn print_data_comparison(c: &DataComparison) {
         f(c.frechet_pixel),
         f(c.frechet_pixel_data_split)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LANES, Picker, nearest_rows};
+
+    /// The picker's binary search finds the component of a linear scan over the cumulative
+    /// weights (the first k with u·Σw < w_0 + … + w_k), for weights with zeros, ties and a wide
+    /// range, at u = 0, near 1 and at every cumulative boundary.
+    #[test]
+    fn picker_matches_the_linear_scan() {
+        let scan = |w: &[f64], u: f64| {
+            let total: f64 = w.iter().sum();
+            let mut acc = 0.0;
+            for (k, x) in w.iter().enumerate() {
+                acc += x;
+                if u * total < acc {
+                    return k;
+                }
+            }
+            w.len() - 1
+        };
+        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for k in [1, 2, 7, 1000] {
+            let w: Vec<f64> = (0..k)
+                .map(|i| match i % 5 {
+                    0 => 0.0,
+                    1 => 0.25,
+                    _ => next() * 10f64.powi(i % 7 - 3),
+                })
+                .collect();
+            if w.iter().sum::<f64>() == 0.0 {
+                continue;
+            }
+            let picker = Picker::new(&w);
+            let total: f64 = w.iter().sum();
+            let mut us: Vec<f64> = (0..500).map(|_| next()).collect();
+            us.extend([0.0, 1.0 - f64::EPSILON]);
+            us.extend(picker.cumulative.iter().map(|&c| c / total));
+            for u in us {
+                assert_eq!(picker.pick(u), scan(&w, u), "K = {k}, u = {u}");
+            }
+        }
+    }
+
+    /// The nearest point of each row, [`LANES`] rows at a time, against a plain search (the first
+    /// of equal distances), every point and every other one, with a partial group of rows.
+    #[test]
+    fn nearest_rows_match_a_plain_search() {
+        let d = 3;
+        let points: Vec<f32> = (0..301 * d).map(|i| ((i * 37 % 17) as f32 - 8.0) / 4.0).collect();
+        let xs: Vec<f32> =
+            (0..(2 * LANES + 3) * d).map(|i| ((i * 11 % 13) as f32 - 6.0) / 3.0).collect();
+        for (first, stride) in [(0, 1), (0, 2), (1, 2)] {
+            let got = nearest_rows(&xs, &points, d, first, stride);
+            assert_eq!(got.len(), xs.len() / d);
+            for (x, g) in xs.chunks_exact(d).zip(&got) {
+                let want = points
+                    .chunks_exact(d)
+                    .skip(first)
+                    .step_by(stride)
+                    .map(|m| {
+                        x.iter().zip(m).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>()
+                    })
+                    .enumerate()
+                    .fold((0, f64::INFINITY), |b, (j, v)| if v < b.1 { (j, v) } else { b });
+                assert_eq!((g.0, g.1.to_bits()), (want.0, want.1.to_bits()));
+            }
+        }
+    }
 }
