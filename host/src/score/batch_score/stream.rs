@@ -36,10 +36,10 @@ const GROUP: usize = 32;
 
 /// The most scratch a call holds for `rows` rows with blocks of `block` components: per group
 /// being scored (one per thread at most), its products and (for dense rows) weights for a block
-/// in f32 and the block's c_k in f64.
+/// in f32, the block's c_k in f64 and one row's candidates in it (an index and a logit each).
 pub fn scratch_bytes(rows: usize, block: usize) -> usize {
     let groups = rows.div_ceil(GROUP).min(rayon::current_num_threads()).max(1);
-    groups * (GROUP.min(rows) * block * 8 + block * 8)
+    groups * (GROUP.min(rows) * block * 8 + block * 20)
 }
 
 /// What a call reports: rows refined, non-zero weights of the sparse rows, dense rows, and the
@@ -156,12 +156,23 @@ impl Ctx<'_, '_, '_> {
     }
 }
 
-/// A group's scratch: the block's products and constants, and one row's candidates in it.
+/// A group's scratch: the block's products and constants, one row's candidates in it, and the
+/// dense rows' weights for it.
+#[derive(Default)]
 struct Buffers {
     g: Vec<f32>,
     c: Vec<f64>,
     jj: Vec<u32>,
     l: Vec<f64>,
+    r: Vec<f32>,
+}
+
+std::thread_local! {
+    /// Each thread's [`Buffers`], kept from group to group: allocated once (at most
+    /// [`scratch_bytes`] per thread), not once per group — allocations of megabytes freed and
+    /// made again left the allocator's per-thread heaps holding a varying amount (the run's peak
+    /// moved by ±15 MB from run to run).
+    static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::new(Buffers::default());
 }
 
 /// The weights e = exp(l − max) of the logits `l`, in place (a pass of its own, so that it
@@ -198,12 +209,9 @@ fn group_inline(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32
     let n = y.len() / d;
     let mut cx = Ctx { mix, rows: y.chunks_exact(d).collect(), block, v, flops: 0.0 };
     let inv_v = 1.0 / v;
-    let mut buf = Buffers {
-        g: vec![0.0f32; n * block],
-        c: vec![0.0f64; block],
-        jj: Vec::with_capacity(block),
-        l: Vec::with_capacity(block),
-    };
+    let mut buf = BUFFERS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    buf.g.resize(n * block, 0.0);
+    buf.c.resize(block, 0.0);
     let mut report = Report::default();
     let all: Vec<usize> = (0..n).collect();
 
@@ -283,7 +291,8 @@ fn group_inline(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32
     // into `r`, carried through R M.
     o.iter_mut().for_each(|v| *v = 0.0);
     let dense: Vec<usize> = (0..n).filter(|&i| st[i].dense).collect();
-    let mut r = vec![0.0f32; dense.len() * block];
+    buf.r.clear();
+    buf.r.resize(dense.len() * block, 0.0);
     let mut chains = Chains::new(dense.len(), d);
     let mut slot = vec![usize::MAX; n];
     for (q, &i) in dense.iter().enumerate() {
@@ -297,7 +306,7 @@ fn group_inline(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32
             cx.row_candidates(&s, i, j0, (&buf.c[..len], &g[..len]), (&mut buf.jj, &mut buf.l));
             to_weights(s.max, &mut buf.l);
             if s.dense {
-                let r = &mut r[slot[i] * block..(slot[i] + 1) * block];
+                let r = &mut buf.r[slot[i] * block..(slot[i] + 1) * block];
                 for (&jj, &e) in buf.jj.iter().zip(&buf.l) {
                     r[jj as usize] = e as f32 * s.inv;
                 }
@@ -314,7 +323,7 @@ fn group_inline(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32
             }
         }
         // This block's weights of the dense rows through R M.
-        flush(&mut r, dense.len(), block, k, m, j0, &mut chains);
+        flush(&mut buf.r, dense.len(), block, k, m, j0, &mut chains);
         at = cx.next_block(Some(j0));
     }
     if !dense.is_empty() {
@@ -333,6 +342,7 @@ fn group_inline(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32
         }
     }
     report.flops = cx.flops;
+    BUFFERS.with(|b| *b.borrow_mut() = buf);
     report
 }
 
