@@ -139,9 +139,31 @@ pub fn sig4(v: f64) -> String {
     }
 }
 
+/// `v` in full (the shortest form that reads back as the same f64), in scientific form outside
+/// [10⁻⁴, 10¹⁶), where the plain form would print long runs of zeros: `12.351297512691957`,
+/// `1.414213583653426e30`.
+pub fn exact(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() || (1e-4..1e16).contains(&v.abs()) {
+        v.to_string()
+    } else {
+        format!("{v:e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_values_read_back_and_stay_short() {
+        for v in [12.351297512691957, 1.414213583653426e30, -3e-7, 1e-4, 9.999e15, 1e16, 0.0] {
+            let s = exact(v);
+            assert_eq!(s.parse::<f64>().unwrap().to_bits(), v.to_bits(), "{s}");
+            assert!(s.len() <= 24, "{s}");
+        }
+        assert_eq!(exact(12.351297512691957), "12.351297512691957");
+        assert_eq!(exact(1.414213583653426e30), "1.414213583653426e30");
+    }
 
     #[test]
     fn core_refusals_keep_their_variant_and_name_the_flag() {

@@ -80,6 +80,7 @@ fn widths_beyond_the_float_ranges_are_refused() {
         &["sample", "--sigma-max", "1e30", "--sigma-min", "2e30"],
         &["--sigma-min = 2e30 must be below --sigma-max = 1e30"],
     );
+    refused(&["sample", "--init", "uniform:1e300:1e200"], &["the box [1e300, 1e200] is empty"]);
     // schedule takes any finite positive ends, and prints growths beyond float64 in their powers.
     let o = anneal()
         .args(["schedule", "--dim", "2", "--sigma-max", "1e300", "--sigma-min", "1e-300"])

@@ -412,6 +412,7 @@ impl std::str::FromStr for InitKind {
         let lo = bound(parts.next(), "lower")?;
         let hi = bound(parts.next(), "upper")?;
         if lo >= hi {
+            let (lo, hi) = (crate::error::exact(lo), crate::error::exact(hi));
             return Err(format!(
                 "\"{s}\": the box [{lo}, {hi}] is empty: LO must be below HI (e.g. uniform:0:1)"
             ));

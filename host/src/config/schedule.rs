@@ -34,7 +34,11 @@ pub fn sigma_max(flags: &SigmaFlags, data: &Dataset) -> Result<(f64, &'static st
             ));
         }
         if k >= LARGE {
-            eprintln!("--sigma-max auto: σ_1 = {s} ({:.1} s)", started.elapsed().as_secs_f64());
+            eprintln!(
+                "--sigma-max auto: σ_1 = {} ({:.1} s)",
+                crate::error::exact(s),
+                started.elapsed().as_secs_f64()
+            );
         }
         Ok((s, "Technique 1 (largest pairwise distance of the data)"))
     } else {

@@ -441,8 +441,10 @@ impl Network {
             return Ok(());
         }
         self.conv.level_of(sigma).map(|_| ()).map_err(|near| {
-            let near: Vec<String> =
-                near.iter().map(|(i, s)| format!("level {i} (σ = {s})")).collect();
+            let near: Vec<String> = near
+                .iter()
+                .map(|(i, s)| format!("level {i} (σ = {})", crate::error::exact(*s)))
+                .collect();
             bad(
                 &self.path,
                 format_args!(
