@@ -139,7 +139,7 @@ pub fn sample_timed(
     trace: bool,
     times: Option<&StepTimes>,
 ) -> anyhow::Result<(Vec<f32>, Option<Trace>)> {
-    let (n, batch, seed, init) = (p.n, p.batch, p.seed, p.init);
+    let (n, batch, seed) = (p.n, p.batch, p.seed);
     let end = p.first + n;
     let levels = p.schedule.levels();
     let d = p.data.dim;
@@ -171,7 +171,7 @@ pub fn sample_timed(
     let run = |&first: &usize| -> Result<BatchOut, Error> {
         let count = batch.min(end - first);
         let len = count * d;
-        let mut x = start.rows(p, first, count, seed, init)?;
+        let mut x = start.rows(p, first, count, seed)?;
         let (mut aux, mut s, mut xi, mut pt) =
             (vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len], vec![0.0f32; len]);
         let noise = Keyed::new(seed);

@@ -29,9 +29,8 @@ pub fn sample_cuda(
         let from = anneal_gpu::Start::Normal { center, sigma: p.schedule.sigma_max() };
         (vec![0.0f32; n * p.data.dim], from)
     } else {
-        let x = start
-            .rows(p, 0, n, seed, init)
-            .map_err(|e| anyhow::anyhow!("initialisation failed: {e}"))?;
+        let x =
+            start.rows(p, 0, n, seed).map_err(|e| anyhow::anyhow!("initialisation failed: {e}"))?;
         (x, anneal_gpu::Start::Given)
     };
     let mut report = |row_steps: u64| progress.inc(row_steps);

@@ -19,7 +19,8 @@ pub struct Start {
     pub mean: Vec<f32>,
     lo: f64,
     hi: f64,
-    picker: Option<Picker>,
+    /// The cumulative weights (empty unless `data`).
+    picker: Picker,
 }
 
 impl Start {
@@ -27,7 +28,7 @@ impl Start {
     /// box for `uniform` (each a pass over the points, made only where `p.init` needs it).
     pub fn new(p: &RunConfig) -> Self {
         let d = p.data.dim;
-        let mut start = Start { mean: Vec::new(), lo: 0.0, hi: 0.0, picker: None };
+        let mut start = Start { mean: Vec::new(), lo: 0.0, hi: 0.0, picker: Picker::new(&[]) };
         if p.init == InitKind::Normal {
             // Σ_k w_k μ_k per coordinate, in one pass over the rows (the sums in row order).
             let mut acc = vec![-0.0f64; d];
@@ -45,26 +46,25 @@ impl Start {
             (start.lo, start.hi) = (lo - margin, hi + margin);
         }
         if p.init == InitKind::Data {
-            start.picker = Some(Picker::new(&p.data.weights));
+            start.picker = Picker::new(&p.data.weights);
         }
         start
     }
 
-    /// The initial states of samples `first..first + count` (a pure function of the sample
-    /// index and the seed, like every draw).
+    /// The initial states of samples `first..first + count` by `p.init`, the start [`Start::new`]
+    /// prepared for (a pure function of the sample index and the seed, like every draw).
     pub fn rows(
         &self,
         p: &RunConfig,
         first: usize,
         count: usize,
         seed: u64,
-        init: InitKind,
     ) -> Result<Vec<f32>, Error> {
         let d = p.data.dim;
         let mut x = vec![0.0f32; count * d];
         // Vectorised and split across threads: the same values as `Keyed`'s.
         let mut noise = ParKeyed(Keyed::new(seed));
-        match init {
+        match p.init {
             InitKind::Normal => {
                 plan::init_normal(&mut noise, first as u64, d, p.schedule.sigma_max(), &mut x)?;
                 for row in x.chunks_exact_mut(d) {
@@ -85,17 +85,9 @@ impl Start {
                     anneal_core::score::perturbed_variance(p.tau, p.schedule.sigma_max()).sqrt();
                 plan::init_normal(&mut noise, first as u64, d, s1, &mut x)?;
                 let mut u = [0.0f64; 1];
-                let built;
-                let picker = match &self.picker {
-                    Some(picker) => picker,
-                    None => {
-                        built = Picker::new(&p.data.weights);
-                        &built
-                    }
-                };
                 for (j, row) in x.chunks_exact_mut(d).enumerate() {
                     noise.uniforms((first + j) as u64, Stream::InitComponent, &mut u);
-                    let k = picker.pick(u[0]);
+                    let k = self.picker.pick(u[0]);
                     row.iter_mut()
                         .zip(&p.data.means[k * d..(k + 1) * d])
                         .for_each(|(v, m)| *v += m);

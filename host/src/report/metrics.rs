@@ -258,16 +258,16 @@ pub struct Picker {
 impl Picker {
     /// The cumulative sums of `weights` (non-negative).
     pub fn new(weights: &[f64]) -> Self {
-        let total: f64 = weights.iter().sum();
         let mut acc = 0.0;
-        let cumulative = weights
+        let cumulative: Vec<f64> = weights
             .iter()
             .map(|w| {
                 acc += w;
                 acc
             })
             .collect();
-        Picker { cumulative, total }
+        // The last sum is Σw, added in the same order as `iter().sum()` adds it.
+        Picker { total: cumulative.last().copied().unwrap_or(0.0), cumulative }
     }
 
     /// The first k with u·Σw < w_0 + … + w_k (the last component if none).

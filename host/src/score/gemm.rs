@@ -219,27 +219,13 @@ fn pack_a(a: &[&[f32]], blk: usize, p0: usize, out: &mut [[f32; MR]]) {
     }
 }
 
-/// C = A B for a narrow B (row-major k × n, n < NR): one panel, padded [`CHUNK`] rows of B (and
-/// the same columns of each block of A) at a time, every row block's chains carried over the
-/// chunks — scratch of O(CHUNK), whatever k.
-fn narrow(a: &[&[f32]], s: &[f32], k: usize, n: usize, c: &mut [f32], ldc: usize) {
-    let blocks = a.len().div_ceil(MR);
-    let mut accs = vec![[[0.0f32; NR]; MR]; blocks];
-    let mut panel = vec![[0.0f32; NR]; CHUNK.min(k)];
-    let mut ap = vec![[0.0f32; MR]; CHUNK.min(k)];
-    for (p0, rows) in (0..k).step_by(CHUNK).zip(s.chunks(CHUNK * n)) {
-        let len = rows.len() / n;
-        for (dst, src) in panel.iter_mut().zip(rows.chunks_exact(n)) {
-            dst[..n].copy_from_slice(src);
-        }
-        for (blk, acc) in accs.iter_mut().enumerate() {
-            pack_a(a, blk, p0, &mut ap[..len]);
-            *acc = kernel(&ap[..len], &panel[..len], acc);
-        }
+/// The rows of A (k columns each) packed in blocks of [`MR`] rows, p-major.
+fn pack_all(a: &[&[f32]], k: usize) -> Vec<[f32; MR]> {
+    let mut ap = vec![[0.0f32; MR]; a.len().div_ceil(MR) * k];
+    for (blk, chunk) in ap.chunks_exact_mut(k).enumerate() {
+        pack_a(a, blk, 0, chunk);
     }
-    for (r, c) in c.chunks_mut(ldc).take(a.len()).enumerate() {
-        c[..n].copy_from_slice(&accs[r / MR][r % MR][..n]);
-    }
+    ap
 }
 
 /// C (m × n, row-major, leading dimension `ldc`) = A (m × k, row-major, contiguous) · B. Large
@@ -265,7 +251,16 @@ pub fn gemm_rows(a: &[&[f32]], b: &Packed, c: &mut [f32], ldc: usize) {
     }
     let panels_b = match &b.layout {
         Layout::Panels(p) => p,
-        Layout::Narrow(s) => return narrow(a, s, k, n, c, ldc),
+        Layout::Narrow(_) => {
+            // One panel, padded CHUNK rows of B at a time, the chains carried over the chunks:
+            // scratch of O(CHUNK), whatever k.
+            let mut chains = Chains::new(m, n);
+            accumulate(a, b, 0, &mut chains);
+            for (i, row) in c.chunks_mut(ldc).take(m).enumerate() {
+                row[..n].iter_mut().zip(chains.row(i, n)).for_each(|(c, v)| *c = v);
+            }
+            return;
+        }
     };
     let panels_n = n.div_ceil(NR);
     let threads =
@@ -281,11 +276,7 @@ pub fn gemm_rows(a: &[&[f32]], b: &Packed, c: &mut [f32], ldc: usize) {
             rest = tail;
         }
     }
-    // A packed in blocks of MR rows, p-major.
-    let mut ap = vec![[0.0f32; MR]; m.div_ceil(MR) * k];
-    for (blk, chunk) in ap.chunks_exact_mut(k).enumerate() {
-        pack_a(a, blk, 0, chunk);
-    }
+    let ap = pack_all(a, k);
     let run = |t: usize, piece: &mut Vec<&mut [f32]>| panels(&ap, t * per, panels_b, k, piece);
     if threads == 1 {
         run(0, &mut pieces[0]);
@@ -311,10 +302,7 @@ pub fn gemm_cols(a: &[&[f32]], b: &Packed, j0: usize, len: usize, c: &mut [f32],
         c.chunks_mut(ldc).take(m).for_each(|row| row[..len].fill(0.0));
         return;
     }
-    let mut ap = vec![[0.0f32; MR]; m.div_ceil(MR) * k];
-    for (blk, chunk) in ap.chunks_exact_mut(k).enumerate() {
-        pack_a(a, blk, 0, chunk);
-    }
+    let ap = pack_all(a, k);
     let mut rows: Vec<&mut [f32]> = c.chunks_mut(ldc).take(m).map(|r| &mut r[..len]).collect();
     panels(&ap, j0 / NR, panels_b, k, &mut rows);
 }

@@ -42,12 +42,10 @@ pub fn scratch_bytes(rows: usize, block: usize) -> usize {
     groups * (GROUP.min(rows) * block * 8 + block * 20)
 }
 
-/// What a call reports: rows refined, non-zero weights of the sparse rows, dense rows, and the
-/// multiply-adds ×2 of its products.
+/// What a call reports: rows refined, dense rows, and the multiply-adds ×2 of its products.
 #[derive(Default)]
 pub struct Report {
     pub refined: usize,
-    pub terms: usize,
     pub dense: usize,
     pub flops: f64,
 }
@@ -67,7 +65,6 @@ pub fn score_rows(
         .map(|(y, o)| group(mix, block, v, y, o))
         .reduce(Report::default, |a, b| Report {
             refined: a.refined + b.refined,
-            terms: a.terms + b.terms,
             dense: a.dense + b.dense,
             flops: a.flops + b.flops,
         })
@@ -280,11 +277,7 @@ fn group_inline(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32
     for s in st.iter_mut() {
         s.inv = (1.0 / s.z) as f32;
         s.dense = s.nnz > k / 16;
-        if s.dense {
-            report.dense += 1;
-        } else {
-            report.terms += s.nnz;
-        }
+        report.dense += s.dense as usize;
     }
 
     // 4. The score: sparse rows summed in component order into `o`; dense rows' weights by block
