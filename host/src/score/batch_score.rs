@@ -1,7 +1,7 @@
 //! The mixture score for a batch on the CPU: two matrix products and a row softmax (MATH.md,
 //! "Analytic scores").
 //!
-//! (About 450 lines and their tests: the three stages below and the precision argument that
+//! (About 500 lines and their tests: the three stages below and the precision argument that
 //! links them read best in one file.)
 //!
 //! For components N(μ_k, τ² I) with weights w_k and v = τ² + σ²:
@@ -11,8 +11,29 @@
 //! 2. precision: an f32 dot product errs by at most `D·2⁻²⁴·‖y‖‖μ_k‖`, so a logit by
 //!    `e = D·2⁻²⁴·‖y‖ max‖μ‖ / v` — at σ = 0.01 this reaches nats (MATH.md's warning). Where
 //!    `e > 1e-4` only the logits within `36 + 2e` nats of the row's maximum (the only ones whose
-//!    weight can exceed e⁻³⁶) are kept, and recomputed in f64 from `‖y − μ_k‖²`; elsewhere those
-//!    within 40 nats (weights below e⁻⁴⁰ = 4e-18 are 0);
+//!    weight can exceed e⁻³⁶) are kept, and recomputed in f64 (below); elsewhere those within
+//!    40 nats (weights below e⁻⁴⁰ = 4e-18 are 0);
+//!
+//!    **The refined logit** is the same formula with the product in f64:
+//!    `t̂_k = fl(c_k + fl(ĝ_k · fl(1/v)))`, where ĝ_k sums the D products `y_p μ_kp` in order
+//!    from zero. Each product of two f32 is exact in f64 (24 + 24 significant bits ≤ 53; no
+//!    overflow or underflow), so ĝ_k has D − 1 roundings: `|ĝ_k − y·μ_k| ≤ γ_{D−1} Σ_p |y_p μ_kp|
+//!    ≤ γ_{D−1} ‖y‖‖μ_k‖` (Cauchy–Schwarz; `γ_n = nu/(1 − nu)`, `u = 2⁻⁵³`). `‖μ_k‖²` in `c_k` is
+//!    a sum of D exact squares: error ≤ `γ_{D−1} ‖μ_k‖²`. The six other roundings (0.5/v, 1/v,
+//!    two products, two sums; each of a value bounded by `B = |ln w_k| + ‖μ_k‖²/(2v) +
+//!    ‖y‖‖μ_k‖/v`) add at most `6u·B`, and the terms of second order in u (γ's
+//!    denominator included) less than `u·B` for D < 10⁶. Together, with `‖y‖‖μ_k‖ + ‖μ_k‖²/2 ≤
+//!    (‖y‖ + ‖μ_k‖)²/2`:
+//!
+//!    `|t̂_k − t_k| ≤ e₆₄ = (D + 6)·2⁻⁵³·(|ln w_k| + (‖y‖ + ‖μ_k‖)²/(2v))`
+//!
+//!    (ln w_k is taken as the weight's definition; the shared −‖y‖²/(2v) is not computed). On
+//!    digits at σ = 0.01, where it is largest, e₆₄ ≈ 4e-9 nats against e ≈ 1 nat unrefined: a
+//!    weight's relative error ≤ e^{2e₆₄} − 1 ≈ 8e-9, below an f32 responsibility's half-ulp
+//!    (`tests::refined_logits_are_within_their_bound` checks every candidate there against a
+//!    double-double reference). A row with many candidates gets its products from an f64 GEMM
+//!    over all K ([`gemm::gemm64_cols`]), a row with few from one product per candidate
+//!    ([`gemm::dot64`]): both sum the exact products in the same order, so the bits agree;
 //! 3. the row's softmax over those candidates, in f64;
 //! 4. `S = R M` (B × D) and `s = (S − y)/v`: a row with at most K/16 non-zero weights (most rows
 //!    once σ is small against the data's spacing) is summed over them in component order; the
@@ -114,7 +135,7 @@ impl<'a> Mixture<'a> {
     /// The most scratch a [`GemmMixture`] holds for batches of `rows` rows: G and R for one block
     /// of rows (f32, at most 2²² products each), the per-σ constants c_k (f64), and the
     /// candidate lists (an index and a logit per component at most) of the rows scored at once,
-    /// one per thread; beyond 2¹⁹ components, a fixed amount per thread ([`stream`]), whatever K.
+    /// and the dense refinement's f64 tiles, per thread; beyond 2¹⁹ components, a fixed amount per thread ([`stream`]), whatever K.
     pub fn scratch_bytes(&self, rows: usize) -> usize {
         if self.packed.is_none() {
             return 0;
@@ -124,8 +145,9 @@ impl<'a> Mixture<'a> {
         }
         let k = self.k;
         let block = rows.min(rows_per_call(k));
-        let lists = block.min(rayon::current_num_threads() * refine_rows(k, self.dim));
-        block * k * 8 + k * 8 + lists * k * 12
+        let threads = rayon::current_num_threads();
+        let lists = block.min(threads * refine_rows(k));
+        block * k * 8 + k * 8 + lists * k * 12 + threads * 16 * TILE64 * 8
     }
 
     /// v = τ² + σ², the variance of each component at noise level σ.
@@ -238,21 +260,38 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
     }
 }
 
-/// ‖y − μ‖² in f64 (the f32 values' differences are exact in f64), summed in 8 interleaved
-/// partial sums (so that it vectorises) and then in order.
+/// A refined logit: `c_k + (y·μ_k)/v` with `g` = y·μ_k in f64 ([`gemm::dot64`] or
+/// [`gemm::gemm64_cols`], the same bits), `inv_v` = 1/v — the f32 logit's formula ([`logit`]) with
+/// the product exact to f64 rounding (the error bound: module docs, step 2).
 #[inline(always)]
-fn dist2(y: &[f32], mu: &[f32]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let (yc, yr) = y.as_chunks::<8>();
-    let (mc, mr) = mu.as_chunks::<8>();
-    for (yc, mc) in yc.iter().zip(mc) {
-        for ((a, &yv), &m) in acc.iter_mut().zip(yc).zip(mc) {
-            let t = yv as f64 - m as f64;
-            *a += t * t;
+fn refined_logit(c: f64, g: f64, inv_v: f64) -> f64 {
+    c + g * inv_v
+}
+
+/// The refined logits of candidates `js` (component `off + j` for each j) of the row `y`, into
+/// `l`: `c[j] + (y·μ)/v`, eight candidates' products at a time ([`gemm::dot64`]).
+#[inline(always)]
+fn refine_candidates(
+    mix: &Mixture<'_>,
+    y: &[f32],
+    (c, off): (&[f64], usize),
+    js: &[u32],
+    l: &mut [f64],
+    inv_v: f64,
+) {
+    let d = mix.dim;
+    let mu = |j: u32| &mix.means[(off + j as usize) * d..(off + j as usize + 1) * d];
+    let mut groups = js.chunks_exact(8);
+    let mut out = l.chunks_exact_mut(8);
+    for (js, l) in (&mut groups).zip(&mut out) {
+        let g = gemm::dot64(y, std::array::from_fn::<_, 8, _>(|i| mu(js[i])));
+        for ((l, &j), g) in l.iter_mut().zip(js).zip(g) {
+            *l = refined_logit(c[j as usize], g, inv_v);
         }
     }
-    let tail: f64 = yr.iter().zip(mr).map(|(&a, &m)| (a as f64 - m as f64).powi(2)).sum();
-    acc.iter().sum::<f64>() + tail
+    for (&j, l) in groups.remainder().iter().zip(out.into_remainder()) {
+        *l = refined_logit(c[j as usize], gemm::dot64(y, [mu(j)])[0], inv_v);
+    }
 }
 
 /// Rows at a time in [`direct_rows`].
@@ -380,13 +419,22 @@ fn max_logit(c: &[f64], g: &[f32], inv_v: f64) -> f64 {
     m.iter().fold(tail, |a, &x| if x > a { x } else { a })
 }
 
-/// Rows whose refinements run together ([`RowsIn::refine_rows`]) for K components in D
-/// dimensions: up to 16 where a mean is long enough for its reuse across rows to matter (D ≥ 64),
-/// while their candidate lists (12 bytes per component each) stay within 2²⁰ entries (12 MiB);
-/// else one.
-fn refine_rows(k: usize, d: usize) -> usize {
-    if d < 64 { 1 } else { ((1 << 20) / k.max(1)).clamp(1, 16) }
+/// Rows whose refinements run together ([`RowsIn::refine_rows`]: their dense rows share the f64
+/// GEMM's reads of the means) for K components: up to 16, while their candidate lists (12 bytes
+/// per component each) stay within 2²⁰ entries (12 MiB).
+fn refine_rows(k: usize) -> usize {
+    ((1 << 20) / k.max(1)).clamp(1, 16)
 }
+
+/// A refined row with more than K/`DENSE_REFINE` candidates takes its products with every
+/// component from the f64 GEMM ([`RowsIn::refine_rows`]): per candidate, one product alone
+/// ([`gemm::dot64`], eight chains side by side) costs about 1/9 of a row's whole f64 GEMM on the
+/// 2-core machine of BENCHMARKS.md.
+const DENSE_REFINE: usize = 8;
+
+/// Components per tile of the dense refinement's f64 products (a multiple of [`gemm::NR`]):
+/// 16 rows × 256 × 8 bytes = 32 KiB of scratch.
+const TILE64: usize = 256;
 
 /// What [`RowsIn::select`] found for a row.
 #[derive(Clone, Copy)]
@@ -404,6 +452,8 @@ impl RowsIn<'_, '_> {
         /// Per-chunk scratch and the report.
         struct Scratch {
             cands: Vec<Cand>,
+            /// The dense refined rows' f64 products with a tile of components.
+            g64: Vec<f64>,
             report: RowsOut,
         }
         /// The chunk's work, as one argument for `dispatch!`.
@@ -432,7 +482,7 @@ impl RowsIn<'_, '_> {
                     *s = this.select(y, g, cand);
                 }
                 let n = y.len() / d;
-                this.refine_rows(y, &sel[..n], &mut sc.cands[..n]);
+                this.refine_rows(y, &sel[..n], &mut sc.cands[..n], &mut sc.g64);
                 let rows = y.chunks_exact(d).zip(o.chunks_exact_mut(d)).zip(r.chunks_exact_mut(k));
                 for (i, (((y, o), r), (s, cand))) in
                     rows.zip(sel.iter().zip(sc.cands.iter_mut())).enumerate()
@@ -446,9 +496,10 @@ impl RowsIn<'_, '_> {
                 }
             }
         }
-        let rb = refine_rows(self.mix.k, self.mix.dim);
+        let rb = refine_rows(self.mix.k);
         let mut scratch = Scratch {
             cands: (0..rb).map(|_| Cand::default()).collect(),
+            g64: Vec::new(),
             report: RowsOut::default(),
         };
         let job = Job { this: self, first, y, g, o, r, sc: &mut scratch };
@@ -470,40 +521,87 @@ impl RowsIn<'_, '_> {
         // Weights below e⁻⁴⁰ (4e-18) are 0; with refinement, logits more than 36 + 2e below the
         // maximum (weights below e⁻³⁶ whatever the error) are 0 and the rest are made exact.
         let cut = if refine { max - 36.0 - 2.0 * err } else { max - 40.0 };
-        cand.j.clear();
-        cand.l.clear();
-        for (j, (&c, &g)) in self.c.iter().zip(g).enumerate() {
-            let tj = logit(c, g, inv_v);
-            if tj >= cut {
-                cand.j.push(j as u32);
-                cand.l.push(tj);
+        // Every logit (a loop that vectorises); then, unless every one is kept (the rows of
+        // larger σ), the candidates moved to the front in order, branch-free (a branch per
+        // component mispredicts where about half are kept).
+        let k = self.c.len().min(g.len());
+        cand.j.resize(k, 0);
+        cand.l.resize(k, 0.0);
+        for (l, (&c, &g)) in cand.l.iter_mut().zip(self.c.iter().zip(g)) {
+            *l = logit(c, g, inv_v);
+        }
+        let kept: usize = cand.l.iter().map(|&t| (t >= cut) as usize).sum();
+        if kept == k {
+            cand.j.iter_mut().enumerate().for_each(|(j, x)| *x = j as u32);
+        } else {
+            // Eight at a time, skipping groups without a candidate (most, at small σ).
+            let (jj, ll) = (&mut cand.j[..], &mut cand.l[..]);
+            let mut n = 0;
+            for j0 in (0..k).step_by(8) {
+                let j1 = (j0 + 8).min(k);
+                if !ll[j0..j1].iter().any(|&t| t >= cut) {
+                    continue;
+                }
+                for j in j0..j1 {
+                    let t = ll[j];
+                    jj[n] = j as u32;
+                    ll[n] = t;
+                    n += (t >= cut) as usize;
+                }
             }
+            cand.j.truncate(n);
+            cand.l.truncate(n);
         }
         Selected { refine, max }
     }
 
-    /// The refinement of the rows that need it: each candidate's logit recomputed in f64 from
-    /// ‖y − μ_j‖². The rows' candidates are visited a tile of components at a time (256 KiB of
-    /// means, which stay in cache across the rows) — each logit is the same computation as one
-    /// row alone would do, so the block changes the memory traffic, not the bits.
+    /// The refinement of the rows that need it: each candidate's logit recomputed as
+    /// [`refined_logit`], with y·μ_j in f64. A row with more than K/[`DENSE_REFINE`] candidates
+    /// (at intermediate σ, most of them) gets the products with every component from
+    /// [`gemm::gemm64_cols`], a tile of [`TILE64`] components at a time, with the block's other
+    /// such rows; a row with fewer, its candidates' products alone ([`gemm::dot64`]). Both give
+    /// each product the same bits, so the choice changes the time, not the result.
     #[inline(always)]
-    fn refine_rows(&self, y: &[f32], sel: &[Selected], cands: &mut [Cand]) {
+    fn refine_rows(&self, y: &[f32], sel: &[Selected], cands: &mut [Cand], g64: &mut Vec<f64>) {
         let mix = self.mix;
-        let d = mix.dim;
-        let half_inv_v = 0.5 / self.v;
-        let tile = ((1usize << 16) / d.max(1)).max(1);
+        let (d, k) = (mix.dim, mix.k);
+        let inv_v = 1.0 / self.v;
+        let Some((mt, _)) = &mix.packed else { return };
+        let mut dense = [0usize; 16];
+        let mut n = 0;
+        for (i, ((y, s), cand)) in y.chunks_exact(d).zip(sel).zip(cands.iter_mut()).enumerate() {
+            if !s.refine {
+                continue;
+            }
+            if cand.j.len() > k / DENSE_REFINE {
+                dense[n] = i;
+                n += 1;
+            } else {
+                refine_candidates(mix, y, (self.c, 0), &cand.j, &mut cand.l, inv_v);
+            }
+        }
+        if n == 0 {
+            return;
+        }
+        let rows: Vec<&[f32]> = dense[..n].iter().map(|&i| &y[i * d..(i + 1) * d]).collect();
+        let ap = gemm::pack64(&rows, d);
+        g64.resize(n * TILE64, 0.0);
         let mut cursor = [0usize; 16];
-        for j0 in (0..mix.k).step_by(tile) {
-            let j1 = j0 + tile;
-            for (((y, s), cand), at) in
-                y.chunks_exact(d).zip(sel).zip(cands.iter_mut()).zip(cursor.iter_mut())
-            {
-                if !s.refine {
+        for j0 in (0..k).step_by(TILE64) {
+            let len = TILE64.min(k - j0);
+            gemm::gemm64_cols(&ap, n, mt, j0, len, g64, TILE64);
+            for ((&i, at), g) in dense[..n].iter().zip(cursor.iter_mut()).zip(g64.chunks(TILE64)) {
+                let cand = &mut cands[i];
+                if cand.j.len() == k {
+                    // Every component is a candidate: candidate j is component j.
+                    let (l, c) = (&mut cand.l[j0..j0 + len], &self.c[j0..j0 + len]);
+                    for ((l, &c), &g) in l.iter_mut().zip(c).zip(g) {
+                        *l = refined_logit(c, g, inv_v);
+                    }
                     continue;
                 }
-                while let Some(&j) = cand.j.get(*at).filter(|&&j| (j as usize) < j1) {
-                    let mu = &mix.means[j as usize * d..(j as usize + 1) * d];
-                    cand.l[*at] = mix.ln_w[j as usize] - dist2(y, mu) * half_inv_v;
+                while let Some(&j) = cand.j.get(*at).filter(|&&j| (j as usize) < j0 + len) {
+                    cand.l[*at] = refined_logit(self.c[j as usize], g[j as usize - j0], inv_v);
                     *at += 1;
                 }
             }
@@ -531,9 +629,14 @@ impl RowsIn<'_, '_> {
         let nnz = cand.l.iter().filter(|&&e| e != 0.0).count();
         let inv = (1.0 / z) as f32;
         if nnz > k / 16 {
-            r.iter_mut().for_each(|v| *v = 0.0);
-            for (&j, &e) in cand.j.iter().zip(&cand.l) {
-                r[j as usize] = e as f32 * inv;
+            if cand.j.len() == k {
+                // Every component is a candidate (candidate j is component j).
+                r.iter_mut().zip(&cand.l).for_each(|(r, &e)| *r = e as f32 * inv);
+            } else {
+                r.iter_mut().for_each(|v| *v = 0.0);
+                for (&j, &e) in cand.j.iter().zip(&cand.l) {
+                    r[j as usize] = e as f32 * inv;
+                }
             }
             return None;
         }
@@ -594,9 +697,10 @@ mod tests {
     /// σ of a 30-level schedule from 14 to 0.01, for τ = 0 and 0.05, at points near the data
     /// (data + σ noise: where samples are), on bisectors of nearby digits (where the two
     /// responsibilities are ~1/2 and logit errors show), and far from it. Tolerance: 1e-4 of the
-    /// score's scale before cancellation, Σ r_k ‖μ_k − x‖/v, per row (f32 GEMMs; the refinement
-    /// keeps the logits exact at small σ — without it the bisector rows fail). Also checks that
-    /// refinement happened at the smallest σ and not at the largest.
+    /// score's scale before cancellation, Σ r_k ‖μ_k − x‖/v, per row, in each σ band of `anneal
+    /// bench` ([`BANDS`]) (f32 GEMMs; the refinement keeps the logits within e₆₄ at small σ —
+    /// without it the bisector rows fail). Also checks that refinement happened at the smallest σ
+    /// and not at the largest.
     fn nearest_other(means: &[f32], d: usize, a: usize) -> usize {
         let mu = &means[a * d..(a + 1) * d];
         (0..means.len() / d)
@@ -616,6 +720,9 @@ mod tests {
             .map_or(a, |(b, _)| b)
     }
 
+    /// The lower ends of `anneal bench`'s σ bands (≥ 2, 2–0.8, 0.8–0.3, 0.3–0.1, 0.1–0.03, below).
+    const BANDS: [f64; 6] = [2.0, 0.8, 0.3, 0.1, 0.03, 0.0];
+
     #[test]
     fn gemm_score_matches_the_f64_reference() {
         let data = crate::io::data::load("digits").unwrap();
@@ -628,9 +735,11 @@ mod tests {
                 IsotropicMixture::new(&means64, d, Some(&data.weights), Taus::Shared(tau)).unwrap();
             let mix = Mixture::new(data.mixture(tau));
             let mut gemm = GemmMixture::new(&mix);
-            let mut worst = 0.0f64;
+            // The worst error in each σ band of `anneal bench`'s table.
+            let mut worst = [0.0f64; BANDS.len()];
             for i in 0..schedule.levels() {
                 let sigma = schedule.sigma(i).unwrap();
+                let band = BANDS.iter().position(|&lo| sigma >= lo).unwrap_or(BANDS.len() - 1);
                 let mut pts = vec![0.0f32; b * d];
                 let mut z = vec![0.0f32; d];
                 for (j, row) in pts.chunks_exact_mut(d).enumerate() {
@@ -697,11 +806,100 @@ mod tests {
                         .map(|(&a, b)| (a as f64 - b).powi(2))
                         .sum::<f64>()
                         .sqrt();
-                    worst = worst.max(err / scale);
+                    worst[band] = worst[band].max(err / scale);
                 }
             }
-            assert!(worst < 1e-4, "τ = {tau}: worst relative error {worst:e}");
+            for (w, lo) in worst.iter().zip(BANDS) {
+                assert!(
+                    *w > 0.0 && *w < 1e-4,
+                    "τ = {tau}, σ ≥ {lo} band: worst relative error {w:e}"
+                );
+            }
         }
+    }
+
+    /// Knuth's TwoSum: s + e = a + b exactly.
+    fn two_sum(a: f64, b: f64) -> (f64, f64) {
+        let s = a + b;
+        let bb = s - a;
+        (s, (a - (s - bb)) + (b - bb))
+    }
+
+    /// The refined logits (module docs, step 2) against their bound e₆₄, as the scorer refines
+    /// them (`RowsIn::select` and `refine_rows`), on digits at σ = 0.3 (rows with every
+    /// component a candidate: the f64 GEMM) and σ = 0.01 (where e₆₄ is largest; a few
+    /// candidates: one product each), for 16 rows near digits, on bisectors and far out: every
+    /// candidate's logit within e₆₄ of a reference exact to ~3·2⁻⁵³ of the bound's scale (its
+    /// sums by TwoSum, its division by 2v with an FMA remainder). The worst error ÷ e₆₄ is
+    /// printed.
+    #[test]
+    fn refined_logits_are_within_their_bound() {
+        let data = crate::io::data::load("digits").unwrap();
+        let (d, k) = (data.dim, data.components());
+        let mix = Mixture::new(data.mixture(0.0));
+        let Some((mt, _)) = &mix.packed else { panic!("digits takes the GEMM path") };
+        let u = 2f64.powi(-53);
+        let mut worst = 0.0f64;
+        for (sigma, dense_rows) in [(0.3, true), (0.01, false)] {
+            let v = mix.variance(sigma);
+            let c: Vec<f64> =
+                mix.ln_w.iter().zip(&mix.norms2).map(|(lw, n2)| lw - n2 * (0.5 / v)).collect();
+            let b = 16;
+            let mut pts = vec![0.0f32; b * d];
+            let mut z = vec![0.0f32; d];
+            for (j, row) in pts.chunks_exact_mut(d).enumerate() {
+                Keyed::new(11).normals(j as u64, Stream::Step(0), &mut z);
+                let a = (j * 113) % k;
+                let mu = &data.means[a * d..(a + 1) * d];
+                let nb = &data.means[nearest_other(&data.means, d, a) * d..][..d];
+                for (((p, &m), &o), &zz) in row.iter_mut().zip(mu).zip(nb).zip(&z) {
+                    *p = match j % 3 {
+                        0 => m + sigma as f32 * zz,
+                        1 => 0.5 * (m + o) + 1e-3 * sigma as f32 * zz,
+                        _ => 0.5 * m + zz,
+                    };
+                }
+            }
+            let mut g = vec![0.0f32; b * k];
+            gemm::gemm(b, &pts, mt, &mut g, k);
+            let rows = super::RowsIn { mix: &mix, c: &c, v };
+            let mut cands: Vec<super::Cand> = (0..b).map(|_| super::Cand::default()).collect();
+            let sel: Vec<super::Selected> = pts
+                .chunks_exact(d)
+                .zip(g.chunks_exact(k))
+                .zip(cands.iter_mut())
+                .map(|((y, g), cand)| rows.select(y, g, cand))
+                .collect();
+            rows.refine_rows(&pts, &sel, &mut cands, &mut Vec::new());
+            let dense = cands.iter().filter(|c| c.j.len() > k / super::DENSE_REFINE).count();
+            assert_eq!(dense > 0, dense_rows, "σ = {sigma}: {dense} rows with the f64 GEMM");
+            for ((y, s), cand) in pts.chunks_exact(d).zip(&sel).zip(&cands) {
+                assert!(s.refine, "σ = {sigma}: every row here is refined");
+                let y2: f64 = y.iter().map(|&a| a as f64 * a as f64).sum();
+                for (&j, &got) in cand.j.iter().zip(&cand.l) {
+                    let mu = &data.means[j as usize * d..(j as usize + 1) * d];
+                    // ‖μ‖² − 2 y·μ exactly (a double-double), then ÷ 2v.
+                    let (mut hi, mut lo) = (0.0f64, 0.0f64);
+                    for (&yv, &m) in y.iter().zip(mu) {
+                        let m = m as f64;
+                        for t in [m * m, -2.0 * yv as f64 * m] {
+                            let (s, e) = two_sum(hi, t);
+                            (hi, lo) = (s, lo + e);
+                        }
+                    }
+                    let (n, w) = (hi + lo, 2.0 * v);
+                    let q_hi = n / w;
+                    let q_lo = ((-q_hi).mul_add(w, hi) + lo) / w;
+                    let lw = mix.ln_w[j as usize];
+                    let err = (((got - lw) + q_hi) + q_lo).abs();
+                    let norm_mu = mix.norms2[j as usize].sqrt();
+                    let bound = (d + 6) as f64 * u * (lw.abs() + (y2.sqrt() + norm_mu).powi(2) / w);
+                    assert!(err <= bound, "σ = {sigma}, component {j}: error {err:e} > {bound:e}");
+                    worst = worst.max(err / bound);
+                }
+            }
+        }
+        eprintln!("refined logits: worst error {worst:.3e} of the bound e₆₄");
     }
 
     /// The score streamed over blocks of components ([`super::stream`]) against the whole-row

@@ -118,7 +118,7 @@ fn kernel(ap: &[[f32; MR]], panel: &[[f32; NR]], init: &[[f32; NR]; MR]) -> [[f3
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{MR, NR};
+    use super::{MR, MR64, NR};
 
     /// [`super::kernel`] with two 16-lane registers per row (16 accumulators: ten loads per
     /// sixteen FMAs).
@@ -158,6 +158,33 @@ mod x86 {
         out
     }
 
+    /// [`super::kernel64`] with four 8-lane registers per row (16 accumulators); B's f32 values
+    /// converted to f64 once per step of p and used by the [`MR64`] rows.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn kernel64_avx512(ap: &[[f64; MR64]], panel: &[[f32; NR]]) -> [[f64; NR]; MR64] {
+        let mut acc = [[_mm512_setzero_pd(); 4]; MR64];
+        for (a, b) in ap.iter().zip(panel) {
+            // SAFETY: b is NR = 32 f32s: four loads of 8.
+            let bv: [__m512d; 4] = std::array::from_fn(|l| unsafe {
+                _mm512_cvtps_pd(_mm256_loadu_ps(b.as_ptr().add(8 * l)))
+            });
+            for (acc, &av) in acc.iter_mut().zip(a) {
+                let av = _mm512_set1_pd(av);
+                for (s, &bv) in acc.iter_mut().zip(&bv) {
+                    *s = _mm512_fmadd_pd(av, bv, *s);
+                }
+            }
+        }
+        let mut out = [[0.0f64; NR]; MR64];
+        for (o, acc) in out.iter_mut().zip(&acc) {
+            for (l, &v) in acc.iter().enumerate() {
+                // SAFETY: o is NR = 32 f64s: 8 at 8·l (l < 4).
+                unsafe { _mm512_storeu_pd(o.as_mut_ptr().add(8 * l), v) };
+            }
+        }
+        out
+    }
+
     /// [`super::kernel`] in four passes of 8 columns (8 accumulators each, so that nothing spills
     /// from AVX2's 16 registers).
     #[target_feature(enable = "avx2,fma")]
@@ -187,6 +214,121 @@ mod x86 {
         }
         out
     }
+}
+
+/// Rows of A per call of [`kernel64`].
+pub const MR64: usize = 4;
+
+/// The f64 product of a block of [`MR64`] rows of A (packed p-major, converted to f64) and one
+/// panel of B (f32): `acc[i][c] = acc[i][c] + a[p][i]·b[p][c]` for p = 0, 1, …, from zero. A
+/// product of two f32 is exact in f64 (24 + 24 significant bits ≤ 53, and no overflow or
+/// underflow), so each step rounds once, whether it is computed as an FMA or as a multiply and
+/// an add: every instruction set gives the same bits. AVX-512 by explicit intrinsics (16
+/// accumulators); otherwise lane-shaped Rust compiled for the CPU's level.
+fn kernel64(ap: &[[f64; MR64]], panel: &[[f32; NR]]) -> [[f64; NR]; MR64] {
+    #[cfg(target_arch = "x86_64")]
+    if crate::score::simd::level() == crate::score::simd::Level::Avx512 {
+        // SAFETY: level() found AVX-512F on this CPU.
+        return unsafe { x86::kernel64_avx512(ap, panel) };
+    }
+    /// Passes of 8 columns (32 accumulators: 8 AVX2 registers).
+    #[inline(always)]
+    fn lanes(ap: &[[f64; MR64]], panel: &[[f32; NR]]) -> [[f64; NR]; MR64] {
+        let mut out = [[0.0f64; NR]; MR64];
+        for c0 in (0..NR).step_by(8) {
+            let mut acc = [[0.0f64; 8]; MR64];
+            for (a, b) in ap.iter().zip(panel) {
+                let mut bv = [0.0f64; 8];
+                bv.iter_mut().zip(&b[c0..c0 + 8]).for_each(|(d, &s)| *d = s as f64);
+                for (acc, &av) in acc.iter_mut().zip(a) {
+                    for (s, &bv) in acc.iter_mut().zip(&bv) {
+                        *s += av * bv;
+                    }
+                }
+            }
+            for (o, acc) in out.iter_mut().zip(&acc) {
+                o[c0..c0 + 8].copy_from_slice(acc);
+            }
+        }
+        out
+    }
+    crate::score::simd::dispatch!(
+        lanes,
+        (ap: &[[f64; MR64]], panel: &[[f32; NR]]) -> [[f64; NR]; MR64]
+    )
+}
+
+/// The rows of A (k columns each) for [`gemm64_cols`]: blocks of [`MR64`] rows, p-major, in f64
+/// (lanes past the last row repeat it).
+pub fn pack64(a: &[&[f32]], k: usize) -> Vec<[f64; MR64]> {
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut ap = vec![[0.0f64; MR64]; a.len().div_ceil(MR64) * k];
+    let last = a.len().saturating_sub(1);
+    for (blk, chunk) in ap.chunks_exact_mut(k).enumerate() {
+        for i in 0..MR64 {
+            let row = &a[(blk * MR64 + i).min(last)][..k];
+            for (dst, &v) in chunk.iter_mut().zip(row) {
+                dst[i] = v as f64;
+            }
+        }
+    }
+    ap
+}
+
+/// Columns `j0..j0 + len` of C = A B in f64 (`j0` a multiple of [`NR`]; B packed in panels, as
+/// [`Packed::transposed`] packs it; A's `m` rows packed by [`pack64`]) into the rows of `c`
+/// (leading dimension `ldc`), on this thread. Each element is one chain of exact products
+/// summed in p order from zero ([`kernel64`]): the same bits as `dot64` of the row and the
+/// column, whatever the block.
+pub fn gemm64_cols(
+    ap: &[[f64; MR64]],
+    m: usize,
+    b: &Packed,
+    j0: usize,
+    len: usize,
+    c: &mut [f64],
+    ldc: usize,
+) {
+    let k = b.k;
+    let Layout::Panels(panels_b) = &b.layout else {
+        unreachable!("column blocks are taken of a panel-packed operand")
+    };
+    debug_assert!(j0.is_multiple_of(NR) && j0 + len <= b.n && ap.len() == m.div_ceil(MR64) * k);
+    if m == 0 || len == 0 {
+        return;
+    }
+    if k == 0 {
+        c.chunks_mut(ldc).take(m).for_each(|row| row[..len].fill(0.0));
+        return;
+    }
+    let (panels_b, _) = panels_b.as_chunks::<NR>();
+    let q0 = j0 / NR;
+    for (qi, panel) in panels_b.chunks_exact(k).skip(q0).take(len.div_ceil(NR)).enumerate() {
+        let (c0, c1) = (qi * NR, ((qi + 1) * NR).min(len));
+        for (blk, a) in ap.chunks_exact(k).enumerate() {
+            let acc = kernel64(a, panel);
+            for (i, acc) in acc.iter().enumerate().take(m - (blk * MR64).min(m)) {
+                let row = &mut c[(blk * MR64 + i) * ldc..];
+                row[c0..c1].copy_from_slice(&acc[..c1 - c0]);
+            }
+        }
+    }
+}
+
+/// y·μ in f64 as [`gemm64_cols`] computes each element: the exact products summed in order from
+/// zero, one chain per lane; `G` columns at a time (independent chains, so that they overlap).
+#[inline(always)]
+pub fn dot64<const G: usize>(y: &[f32], mus: [&[f32]; G]) -> [f64; G] {
+    let mut acc = [0.0f64; G];
+    for (p, &yv) in y.iter().enumerate() {
+        let yv = yv as f64;
+        for (a, mu) in acc.iter_mut().zip(&mus) {
+            *a += yv * mu[p] as f64;
+        }
+    }
+    acc
 }
 
 /// One thread's share: panels `q0..` times every row block of the packed A into its column
@@ -366,6 +508,63 @@ pub fn accumulate(a: &[&[f32]], b: &Packed, p0: usize, chains: &mut Chains) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two f64s summing to a + b exactly (Knuth's TwoSum).
+    fn two_sum(a: f64, b: f64) -> (f64, f64) {
+        let s = a + b;
+        let bb = s - a;
+        (s, (a - (s - bb)) + (b - bb))
+    }
+
+    /// The f64 product ([`gemm64_cols`]) in column blocks of one panel, of several and of all
+    /// columns, for row counts that do and do not fill [`MR64`] and widths that do and do not fill
+    /// a panel: every element has the bits of [`dot64`] (one chain and eight side by side), and
+    /// lies within its bound (k − 1)·2⁻⁵³·Σ|a b| (scaled by 1 + 1e-12 for γ's denominator) of
+    /// the exact sum (TwoSum, exact to 2⁻¹⁰⁶ of it).
+    #[test]
+    fn f64_products_are_exact_chains() {
+        for &(m, k, n) in &[(1, 1, 1), (3, 7, 40), (5, 64, 33), (9, 300, 100), (16, 784, 64)] {
+            let a: Vec<f32> =
+                (0..m * k).map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 97.0).collect();
+            let s: Vec<f32> =
+                (0..k * n).map(|i| ((i * 104_729 % 997) as f32 - 498.0) / 89.3).collect();
+            let b = Packed::transposed(&s, n, k);
+            let rows: Vec<&[f32]> = a.chunks_exact(k).collect();
+            let ap = pack64(&rows, k);
+            for block in [NR, 2 * NR, n.div_ceil(NR) * NR] {
+                let ldc = block + 1;
+                let mut c = vec![f64::NAN; m * ldc];
+                for j0 in (0..n).step_by(block) {
+                    let len = block.min(n - j0);
+                    gemm64_cols(&ap, m, &b, j0, len, &mut c, ldc);
+                    for (i, y) in rows.iter().enumerate() {
+                        let mus: [&[f32]; 8] = std::array::from_fn(|l| {
+                            let j = (j0 + l).min(n - 1);
+                            &s[j * k..(j + 1) * k]
+                        });
+                        let eight = dot64(y, mus);
+                        for j in j0..j0 + len {
+                            let mu = &s[j * k..(j + 1) * k];
+                            let got = c[i * ldc + j - j0];
+                            let one = dot64(y, [mu])[0];
+                            assert_eq!(got.to_bits(), one.to_bits(), "({m},{k},{n}) [{i}][{j}]");
+                            if j - j0 < 8 {
+                                assert_eq!(got.to_bits(), eight[j - j0].to_bits());
+                            }
+                            let (mut hi, mut lo, mut mag) = (0.0f64, 0.0f64, 0.0f64);
+                            for (&yv, &mv) in y.iter().zip(mu) {
+                                let pr = yv as f64 * mv as f64;
+                                let (s, e) = two_sum(hi, pr);
+                                (hi, lo, mag) = (s, lo + e, mag + pr.abs());
+                            }
+                            let bound = (k - 1) as f64 * 2f64.powi(-53) * mag * (1.0 + 1e-12);
+                            assert!((got - (hi + lo)).abs() <= bound, "[{i}][{j}]: {got} vs {hi}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// Against an f64 reference, for shapes with partial row blocks and partial panels, both
     /// packings, serial and threaded: each element within its f32 bound k·2⁻²⁴·Σ|a||b| (the

@@ -129,7 +129,7 @@ mod tests {
     use anneal_core::noise::Stream;
 
     /// Everything that dispatches, at every level this CPU has (baseline, AVX2, AVX-512): the
-    /// keyed normals, a GEMM with partial blocks, the direct score (toy2d), the GEMM score with
+    /// keyed normals, a GEMM with partial blocks, the refinement's f64 product, the direct score (toy2d), the GEMM score with
     /// dense, sparse and refined rows, and whole runs of the executor (CAS, and BAOAB with its
     /// auxiliary state) — bit for bit the baseline's results.
     #[test]
@@ -151,6 +151,11 @@ mod tests {
             let mut c = vec![0.0f32; 37 * k];
             crate::score::gemm::gemm(37, &means[..37 * d], &packed, &mut c, k);
             out.extend(c.iter().map(|v| v.to_bits()));
+            let rows: Vec<&[f32]> = means.chunks_exact(d).take(37).collect();
+            let mut c64 = vec![0.0f64; 37 * k];
+            let ap = crate::score::gemm::pack64(&rows, d);
+            crate::score::gemm::gemm64_cols(&ap, 37, &packed, 0, k, &mut c64, k);
+            out.extend(c64.iter().flat_map(|v| [v.to_bits() as u32, (v.to_bits() >> 32) as u32]));
             let pts: Vec<f32> = (0..37 * d).map(|i| ((i * 31 % 97) as f32 - 48.0) / 40.0).collect();
             let mix = crate::score::batch_score::Mixture::new(anneal_core::score::MixtureData {
                 means: &means,

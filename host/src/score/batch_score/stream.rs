@@ -21,7 +21,7 @@
 
 use rayon::prelude::*;
 
-use super::{Mixture, dist2, logit, max_lanes, max_logit, weight};
+use super::{Mixture, logit, max_lanes, max_logit, refine_candidates, weight};
 use crate::score::gemm::{self, Chains, Packed};
 
 /// Components beyond which the score streams: up to here the whole-row path's scratch is at
@@ -116,13 +116,6 @@ impl Ctx<'_, '_, '_> {
         (next < self.mix.k).then(|| (next, self.block.min(self.mix.k - next)))
     }
 
-    /// Candidate j's logit for row i, exact from ‖y − μ_j‖² (as `RowsIn::refine_rows`).
-    #[inline(always)]
-    fn refined_logit(&self, i: usize, j: usize) -> f64 {
-        let (mix, d) = (self.mix, self.mix.dim);
-        mix.ln_w[j] - dist2(self.rows[i], &mix.means[j * d..(j + 1) * d]) * (0.5 / self.v)
-    }
-
     /// Row i's candidates among the components `j0..j0 + c.len()` (t ≥ its cut; `g`: its products
     /// with them), in order: their offsets from `j0` into `jj` and their logits, refined where
     /// the row is, into `l`.
@@ -146,9 +139,8 @@ impl Ctx<'_, '_, '_> {
             }
         }
         if s.refine {
-            for (&j, l) in jj.iter().zip(l.iter_mut()) {
-                *l = self.refined_logit(i, j0 + j as usize);
-            }
+            // As `RowsIn::refine_rows` refines a row's candidates: the same bits.
+            refine_candidates(self.mix, self.rows[i], (c, j0), jj, l, inv_v);
         }
     }
 }
