@@ -135,7 +135,8 @@ impl<'a> Mixture<'a> {
     /// The most scratch a [`GemmMixture`] holds for batches of `rows` rows: G and R for one block
     /// of rows (f32, at most 2²² products each), the per-σ constants c_k (f64), and the
     /// candidate lists (an index and a logit per component at most) of the rows scored at once,
-    /// and the dense refinement's f64 tiles, per thread; beyond 2¹⁹ components, a fixed amount per thread ([`stream`]), whatever K.
+    /// and the dense refinement's f64 tiles, per thread; beyond 2¹⁹ components, a fixed amount
+    /// per thread ([`stream`]), whatever K.
     pub fn scratch_bytes(&self, rows: usize) -> usize {
         if self.packed.is_none() {
             return 0;
@@ -427,9 +428,10 @@ fn refine_rows(k: usize) -> usize {
 }
 
 /// A refined row with more than K/`DENSE_REFINE` candidates takes its products with every
-/// component from the f64 GEMM ([`RowsIn::refine_rows`]): per candidate, one product alone
-/// ([`gemm::dot64`], eight chains side by side) costs about 1/9 of a row's whole f64 GEMM on the
-/// 2-core machine of BENCHMARKS.md.
+/// component from the f64 GEMM ([`RowsIn::refine_rows`]). Timed on digits (D = 64) on the AMD
+/// machine of BENCHMARKS.md: the GEMM costs 4.7 µs per row for all 1797 components, one product
+/// alone ([`gemm::dot64`], eight chains side by side) 23 ns, so the GEMM pays from ~200
+/// candidates, K/9.
 const DENSE_REFINE: usize = 8;
 
 /// Components per tile of the dense refinement's f64 products (a multiple of [`gemm::NR`]):
@@ -519,7 +521,8 @@ impl RowsIn<'_, '_> {
         let err = d as f64 * f32::EPSILON as f64 * 0.5 * y2.sqrt() * mix.max_norm / self.v;
         let refine = err > 1e-4;
         // Weights below e⁻⁴⁰ (4e-18) are 0; with refinement, logits more than 36 + 2e below the
-        // maximum (weights below e⁻³⁶ whatever the error) are 0 and the rest are made exact.
+        // maximum (weights below e⁻³⁶ whatever the error) are 0 and the rest are refined
+        // (`refine_rows`: within e₆₄, module docs).
         let cut = if refine { max - 36.0 - 2.0 * err } else { max - 40.0 };
         // Every logit (a loop that vectorises); then, unless every one is kept (the rows of
         // larger σ), the candidates moved to the front in order, branch-free (a branch per
