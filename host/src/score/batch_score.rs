@@ -34,7 +34,8 @@
 //!    double-double reference). A row with many candidates gets its products from an f64 GEMM
 //!    over all K ([`gemm::gemm64_cols`]), a row with few from one product per candidate
 //!    ([`gemm::dot64`]): both sum the exact products in the same order, so the bits agree;
-//! 3. the row's softmax over those candidates, in f64;
+//! 3. the row's softmax over those candidates, in f64 (their sum in eight lanes by component
+//!    index mod 8);
 //! 4. `S = R M` (B × D) and `s = (S − y)/v`: a row with at most K/16 non-zero weights (most rows
 //!    once σ is small against the data's spacing) is summed over them in component order; the
 //!    other rows go through one product with the packed means.
@@ -293,6 +294,13 @@ fn refine_candidates(
     for (&j, l) in groups.remainder().iter().zip(out.into_remainder()) {
         *l = refined_logit(c[j as usize], gemm::dot64(y, [mu(j)])[0], inv_v);
     }
+}
+
+/// The sum of a row's weights from its eight lanes (lane i: the components ≡ i mod 8, in order),
+/// lane 0 first.
+#[inline(always)]
+fn lane_sum(acc: &[f64; 8]) -> f64 {
+    acc[1..].iter().fold(acc[0], |s, &x| s + x)
 }
 
 /// Rows at a time in [`direct_rows`].
@@ -628,7 +636,21 @@ impl RowsIn<'_, '_> {
         let max = if s.refine { max_lanes(&cand.l) } else { s.max };
         // Separate passes, so that the exponentials vectorise.
         cand.l.iter_mut().for_each(|l| *l = weight(*l - max));
-        let z: f64 = cand.l.iter().sum();
+        // z in eight lanes by component index mod 8 (independent chains, not one of K
+        // dependent additions; the streamed score sums its blocks the same way).
+        let mut acc = [0.0f64; 8];
+        if cand.j.len() == k {
+            let (groups, rest) = cand.l.as_chunks::<8>();
+            for g in groups {
+                acc.iter_mut().zip(g).for_each(|(a, &e)| *a += e);
+            }
+            acc.iter_mut().zip(rest).for_each(|(a, &e)| *a += e);
+        } else {
+            for (&j, &e) in cand.j.iter().zip(&cand.l) {
+                acc[j as usize & 7] += e;
+            }
+        }
+        let z = lane_sum(&acc);
         let nnz = cand.l.iter().filter(|&&e| e != 0.0).count();
         let inv = (1.0 / z) as f32;
         if nnz > k / 16 {

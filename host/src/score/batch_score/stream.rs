@@ -21,7 +21,7 @@
 
 use rayon::prelude::*;
 
-use super::{Mixture, logit, max_lanes, max_logit, refine_candidates, weight};
+use super::{Mixture, lane_sum, logit, max_lanes, max_logit, refine_candidates, weight};
 use crate::score::gemm::{self, Chains, Packed};
 
 /// Components beyond which the score streams: up to here the whole-row path's scratch is at
@@ -77,7 +77,8 @@ struct Row {
     max: f64,
     refine: bool,
     cut: f64,
-    z: f64,
+    /// The weights' sum in eight lanes by component index mod 8 ([`lane_sum`]).
+    z: [f64; 8],
     nnz: usize,
     inv: f32,
     dense: bool,
@@ -171,13 +172,14 @@ fn to_weights(max: f64, l: &mut [f64]) {
     l.iter_mut().for_each(|l| *l = weight(*l - max));
 }
 
-/// [`to_weights`], then adds them to the row's z in component order and counts the non-zero
-/// ones.
+/// [`to_weights`], then adds them to the row's z lanes (component `jj` goes to lane `jj` mod 8:
+/// blocks start at multiples of 8) in component order and counts the non-zero ones — the sums of
+/// `RowsIn::finish`.
 #[inline(always)]
-fn weights(s: &mut Row, l: &mut [f64]) {
+fn weights(s: &mut Row, jj: &[u32], l: &mut [f64]) {
     to_weights(s.max, l);
-    for &e in l.iter() {
-        s.z += e;
+    for (&j, &e) in jj.iter().zip(l.iter()) {
+        s.z[j as usize & 7] += e;
         s.nnz += (e != 0.0) as usize;
     }
 }
@@ -210,7 +212,7 @@ fn group_inline(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32
             max: f64::NEG_INFINITY,
             refine: false,
             cut: 0.0,
-            z: 0.0,
+            z: [0.0; 8],
             nnz: 0,
             inv: 0.0,
             dense: false
@@ -247,7 +249,7 @@ fn group_inline(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32
                 let x = max_lanes(&buf.l);
                 refined_max[i] = if x > refined_max[i] { x } else { refined_max[i] };
             } else {
-                weights(s, &mut buf.l);
+                weights(s, &buf.jj, &mut buf.l);
             }
         }
         at = cx.next_block(Some(j0));
@@ -262,12 +264,12 @@ fn group_inline(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32
         for (&i, g) in refined.iter().zip(buf.g.chunks_exact(block)) {
             let s = &mut st[i];
             cx.row_candidates(s, i, j0, (&buf.c[..len], &g[..len]), (&mut buf.jj, &mut buf.l));
-            weights(s, &mut buf.l);
+            weights(s, &buf.jj, &mut buf.l);
         }
         at = cx.next_block(Some(j0));
     }
     for s in st.iter_mut() {
-        s.inv = (1.0 / s.z) as f32;
+        s.inv = (1.0 / lane_sum(&s.z)) as f32;
         s.dense = s.nnz > k / 16;
         report.dense += s.dense as usize;
     }
