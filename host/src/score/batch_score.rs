@@ -536,15 +536,12 @@ impl RowsIn<'_, '_> {
         // larger σ), the candidates moved to the front in order, branch-free (a branch per
         // component mispredicts where about half are kept).
         let k = self.c.len().min(g.len());
-        cand.j.resize(k, 0);
-        cand.l.resize(k, 0.0);
-        for (l, (&c, &g)) in cand.l.iter_mut().zip(self.c.iter().zip(g)) {
-            *l = logit(c, g, inv_v);
-        }
+        cand.l.clear();
+        cand.l.extend(self.c.iter().zip(g).map(|(&c, &g)| logit(c, g, inv_v)));
+        cand.j.clear();
+        cand.j.extend(0..k as u32);
         let kept: usize = cand.l.iter().map(|&t| (t >= cut) as usize).sum();
-        if kept == k {
-            cand.j.iter_mut().enumerate().for_each(|(j, x)| *x = j as u32);
-        } else {
+        if kept < k {
             // Eight at a time, skipping groups without a candidate (most, at small σ).
             let (jj, ll) = (&mut cand.j[..], &mut cand.l[..]);
             let mut n = 0;
@@ -843,13 +840,6 @@ mod tests {
         }
     }
 
-    /// Knuth's TwoSum: s + e = a + b exactly.
-    fn two_sum(a: f64, b: f64) -> (f64, f64) {
-        let s = a + b;
-        let bb = s - a;
-        (s, (a - (s - bb)) + (b - bb))
-    }
-
     /// The refined logits (module docs, step 2) against their bound e₆₄, as the scorer refines
     /// them (`RowsIn::select` and `refine_rows`), on digits at σ = 0.3 (rows with every
     /// component a candidate: the f64 GEMM) and σ = 0.01 (where e₆₄ is largest; a few
@@ -908,7 +898,7 @@ mod tests {
                     for (&yv, &m) in y.iter().zip(mu) {
                         let m = m as f64;
                         for t in [m * m, -2.0 * yv as f64 * m] {
-                            let (s, e) = two_sum(hi, t);
+                            let (s, e) = gemm::two_sum(hi, t);
                             (hi, lo) = (s, lo + e);
                         }
                     }

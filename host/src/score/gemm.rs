@@ -505,16 +505,18 @@ pub fn accumulate(a: &[&[f32]], b: &Packed, p0: usize, chains: &mut Chains) {
     }
 }
 
+/// Two f64s summing to a + b exactly (Knuth's TwoSum): the tests' exact references of f64
+/// products.
+#[cfg(test)]
+pub(crate) fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let bb = s - a;
+    (s, (a - (s - bb)) + (b - bb))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Two f64s summing to a + b exactly (Knuth's TwoSum).
-    fn two_sum(a: f64, b: f64) -> (f64, f64) {
-        let s = a + b;
-        let bb = s - a;
-        (s, (a - (s - bb)) + (b - bb))
-    }
 
     /// The f64 product ([`gemm64_cols`]) in column blocks of one panel, of several and of all
     /// columns, for row counts that do and do not fill [`MR64`] and widths that do and do not fill
