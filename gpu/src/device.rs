@@ -159,6 +159,12 @@ impl Device {
         )
     }
 
+    /// The device's model and compute capability, without its ordinal: "NVIDIA H100 80GB HBM3
+    /// (compute 9.0)". Two devices of one model run the same kernels (sample shards compare it).
+    pub fn model(&self) -> String {
+        format!("{} (compute {}.{})", self.name, self.capability.0, self.capability.1)
+    }
+
     /// How the GEMM path runs (defaults from [`crate::Options::for_capability`]).
     pub fn options(&self) -> crate::Options {
         self.options

@@ -439,6 +439,15 @@ fn bench_times_whole_runs_per_sigma_band() {
     }
 }
 
+/// Copies the files of folder `from` into a new folder `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
 /// metrics.json without its wall-clock fields.
 fn metrics_without_clock(dir: &Path) -> Value {
     let mut m: Value =
@@ -452,8 +461,8 @@ fn metrics_without_clock(dir: &Path) -> Value {
 /// Three shards of 301 digits samples (drawn with other --batch and --threads than the single
 /// run), merged in shuffled order: samples.npy is the single run's byte for byte, metrics.json
 /// equal but for the clock, samples.png byte for byte; two shards of the shipped network's
-/// samples (the same --batch) too. Merge refuses a missing shard, a shard twice and shards of
-/// different runs; --trace with --shard is refused.
+/// samples (the same --batch) too. Merge refuses a missing shard, a shard twice, shards of
+/// different runs and shards drawn on different devices; --trace with --shard is refused.
 #[test]
 fn sample_shards_merge_into_the_single_run() {
     let root = tmp("sample-shards");
@@ -505,6 +514,21 @@ fn sample_shards_merge_into_the_single_run() {
     let o = merge(&root.join("m4"), &[shard(1), other, shard(3)]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("are shards of different runs"));
+    // A shard drawn on another device (its shard.json says so): its rows would agree only
+    // within float rounding, so merge refuses the mix and names both devices.
+    let gpu = root.join("gpu2");
+    copy_dir(&shard(2), &gpu);
+    let f = gpu.join("shard.json");
+    let text = std::fs::read_to_string(&f).unwrap();
+    assert!(text.contains("\"device\": \"cpu\""), "{text}");
+    let model = "NVIDIA H200 (compute 9.0)";
+    std::fs::write(&f, text.replace("\"device\": \"cpu\"", &format!("\"device\": \"{model}\"")))
+        .unwrap();
+    let o = merge(&root.join("m5"), &[shard(1), gpu, shard(3)]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("were drawn on different devices (cpu and NVIDIA H200"), "{err}");
+    assert!(!root.join("m5").exists());
     // A score network: the runtime's results may depend on the rows of a call (onnxruntime's
     // do for the shipped MLP between 50 and 64 rows), so shards draw whole batches of the single
     // run, and with the same --batch their samples are its own.

@@ -118,3 +118,44 @@ fn a_sharded_sweep_on_slurm_merges_into_the_single_run() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// `submit.sh --gpu`, through a stand-in `sbatch` that records its arguments (no cluster
+/// needed): the shards' array asks for one GPU per task and passes `--device cuda` to anneal,
+/// the merge job asks for none; `--gpu` with `tune` is refused (exit 2, saying why).
+#[test]
+fn gpu_submission_asks_for_one_gpu_per_shard() {
+    let root = std::env::temp_dir().join(format!("anneal-slurm-gpu-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let calls = root.join("calls");
+    let fake = bin.join("sbatch");
+    std::fs::write(&fake, format!("#!/bin/sh\necho \"$*\" >> '{}'\necho 42\n", calls.display()))
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("slurm/submit.sh");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let run = |args: &[&str]| {
+        Command::new(&script)
+            .env("PATH", &path)
+            .env("ANNEAL", env!("CARGO_BIN_EXE_anneal"))
+            .args(args)
+            .arg(root.join("run"))
+            .args(["--data", "digits", "--n", "1000"])
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--gpu", "sample", "2"]);
+    assert!(o.status.success(), "submit.sh: {}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&calls).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains("--gres=gpu:1") && lines[0].contains("--array=1-2"), "{text}");
+    assert!(lines[0].ends_with("--n 1000 --device cuda"), "{text}");
+    assert!(!lines[1].contains("--gres") && lines[1].contains("--dependency=afterok:42"), "{text}");
+    let o = run(&["--gpu", "tune", "2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("tune runs on the CPU only"));
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -60,13 +60,6 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     let files: &[&str] = if shard.is_some() { &shard::FILES } else { &SAMPLE_FILES };
     let set = OutputSet::begin(&a.out, a.force, files)?;
     let (device, mut device_line) = exec::cuda::resolve_device(a)?;
-    if shard.is_some() && device.is_some() {
-        return Err(UsageError::flag(
-            "--shard runs on the CPU in this version (the GPU path has not been run with a \
-             shard's sample offset): add --device cpu",
-        )
-        .into());
-    }
     if let Some(s) = shard {
         (p.first, p.n) = {
             let (lo, hi) = shard::range(a.n, p.batch, s);
@@ -86,7 +79,7 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
                 score.runtime = crate::score::network::cuda_engine::TRACT_CUDA.into();
             }
             let progress =
-                crate::report::progress::bar((a.n * p.plan.len()) as u64, "sample-steps");
+                crate::report::progress::bar((p.n * p.plan.len()) as u64, "sample-steps");
             let (samples, stats) = exec::cuda::sample_cuda(&p, dev, &progress)?;
             device_line = format!("{device_line}; {}", stats.summary());
             progress.finish_and_clear();
@@ -102,7 +95,8 @@ pub fn run(a: &SampleArgs) -> anyhow::Result<()> {
     };
     let seconds = start.elapsed().as_secs_f64();
     if let Some(s) = shard {
-        return shard::write(a, &p, s, set, &samples, seconds);
+        let model = device.as_ref().map_or_else(|| "cpu".to_string(), |d| d.model());
+        return shard::write(a, &p, s, set, &samples, seconds, model);
     }
     let ran = Ran { samples, trace, seconds, device_line, on_gpu: device.is_some() };
     finish(a, &p, &pool, set, ran)

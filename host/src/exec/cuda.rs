@@ -8,7 +8,7 @@ use crate::config::RunConfig;
 use crate::error::UsageError;
 use crate::score::network::{Runtime, cuda_engine};
 
-/// Samples `p`'s `0..n` on a CUDA device, all rows at once (the device splits them only when its
+/// Samples `p`'s `first..first + n` on a CUDA device, all rows at once (the device splits them only when its
 /// scratch memory asks for it; a network takes them in one batch); the default start is drawn on
 /// the device, the others on the host.
 pub fn sample_cuda(
@@ -29,8 +29,9 @@ pub fn sample_cuda(
         let from = anneal_gpu::Start::Normal { center, sigma: p.schedule.sigma_max() };
         (vec![0.0f32; n * p.data.dim], from)
     } else {
-        let x =
-            start.rows(p, 0, n, seed).map_err(|e| anyhow::anyhow!("initialisation failed: {e}"))?;
+        let x = start
+            .rows(p, p.first, n, seed)
+            .map_err(|e| anyhow::anyhow!("initialisation failed: {e}"))?;
         (x, anneal_gpu::Start::Given)
     };
     let mut report = |row_steps: u64| progress.inc(row_steps);
@@ -38,11 +39,12 @@ pub fn sample_cuda(
         Some(net) => {
             let mut on_device = prepare_network(net, n)?;
             let d = p.data.dim;
-            dev.run_plan_network(&p.plan, &mut on_device, d, seed, 0, from, &mut x, &mut report)
+            let first = p.first as u64;
+            dev.run_plan_network(&p.plan, &mut on_device, d, seed, first, from, &mut x, &mut report)
         }
         None => {
             let mix = p.data.mixture(p.tau);
-            dev.run_plan_from(&p.plan, &mix, seed, 0, from, &mut x, &mut report)
+            dev.run_plan_from(&p.plan, &mix, seed, p.first as u64, from, &mut x, &mut report)
         }
     };
     match ran {

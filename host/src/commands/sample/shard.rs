@@ -6,14 +6,19 @@
 //! Each sample's noise (its start and every step) is keyed by its index ([`anneal_core::noise`]),
 //! and a shard's batches are the single run's, so a shard's rows are exactly those rows of the
 //! whole run — also under a network runtime whose results depend on the rows of a call — and
-//! the merged `samples.npy` is the single run's byte for byte (with the same `--batch`). Merge then computes the metrics and pictures over the whole set
+//! the merged `samples.npy` is the single run's byte for byte (with the same `--batch`) on the
+//! CPU. On a CUDA device (`--device cuda`) a shard starts its keyed streams at its first sample
+//! too, but cuBLAS and tract-cuda may sum in another order for another number of rows: the
+//! merged set equals the single GPU run within float rounding (byte for byte on the direct
+//! path; host/tests/network_gpu.rs). Merge then computes the metrics and pictures over the whole set
 //! with the code `sample` itself runs: every field is the single run's except the wall-clock
 //! ones (`seconds`, `score_evals_per_second`: the shards' sampling seconds summed) and `out`
 //! in `config.json`.
 //!
 //! A shard folder holds `samples.npy` (its rows), `config.json` and `shard.json`: anneal's
-//! version, the command's flags without `--out`, `--force` and `--shard`, the shard and its
-//! range. Merge refuses folders that disagree, a shard given twice, and a missing shard (named).
+//! version, the command's flags without `--out`, `--force` and `--shard`, the shard, its range
+//! and the device it was drawn on. Merge refuses folders that disagree (in flags or device), a
+//! shard given twice, and a missing shard (named).
 
 use std::path::Path;
 
@@ -57,6 +62,9 @@ pub struct ShardFile {
     pub range: [usize; 2],
     /// Sampling seconds.
     pub seconds: f64,
+    /// Where the shard was drawn: `cpu`, or the CUDA device's model and compute capability
+    /// (its rows equal the CPU's within float rounding, not bit for bit, so merge refuses a mix).
+    pub device: String,
 }
 
 /// The flags of this process's `sample` command without `--out`, `--force` and `--shard`.
@@ -78,25 +86,28 @@ pub fn write(
     set: OutputSet,
     samples: &[f32],
     seconds: f64,
+    device: String,
 ) -> anyhow::Result<()> {
     let file = ShardFile {
         id: shards::RunId::new(shared_args(), shard),
         n: a.n,
         range: [p.first, p.first + p.n],
         seconds,
+        device,
     };
     set.write("config.json", serde_json::to_string_pretty(&p.record)?.as_bytes())?;
     set.write("shard.json", serde_json::to_string_pretty(&file)?.as_bytes())?;
     set.write_with("samples.npy", |w| crate::io::npy::write_f32_to(w, samples, p.n, p.data.dim))?;
     set.commit(a.force)?;
     println!(
-        "shard {shard}: samples {}..{} of {} ({} of them) in {seconds:.2} s; wrote {}/{{samples.npy, \
+        "shard {shard}: samples {}..{} of {} ({} of them) on {} in {seconds:.2} s; wrote {}/{{samples.npy, \
          config.json, shard.json}}; when every shard is done: anneal sample merge --out MERGED \
          SHARD_DIR…",
         p.first,
         p.first + p.n,
         a.n,
         p.n,
+        file.device,
         a.out.display()
     );
     Ok(())
@@ -134,7 +145,16 @@ fn read_rows(dir: &Path, f: &ShardFile, dim: usize) -> Result<Vec<f32>, UsageErr
 
 /// Runs `anneal sample merge`.
 pub fn merge(m: &SampleMergeArgs) -> anyhow::Result<()> {
-    let mut shards = shards::collect(&m.dirs, read_shard, |_, _| None)?;
+    let mut shards = shards::collect(&m.dirs, read_shard, |a: &ShardFile, b: &ShardFile| {
+        (a.device != b.device).then(|| {
+            format!(
+                "were drawn on different devices ({} and {}), whose samples agree only within \
+                 float rounding: draw every shard on one kind of device (--device cpu, or \
+                 --device cuda on one GPU model)",
+                a.device, b.device
+            )
+        })
+    })?;
     let first = shards[0].1.clone();
     let missing: Vec<String> = (1..=first.id.of)
         .filter(|i| !shards.iter().any(|(_, f)| f.id.shard == *i))
@@ -160,7 +180,24 @@ pub fn merge(m: &SampleMergeArgs) -> anyhow::Result<()> {
     let Command::Sample(a) = Cli::try_parse_from(&argv)?.command else {
         anyhow::bail!("the shards' flags are not a sample command: {}", first.id.args.join(" "))
     };
-    let p = config(&a)?;
+    let mut p = config(&a)?;
+    if first.device != "cpu" {
+        // As the single run on that device records it: the device, and the network's runtime.
+        let cfg = std::fs::read(shards[0].0.join("config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(String::from);
+        if let Some(cfg) = cfg {
+            if let Some(device) = text(cfg.get("device")) {
+                p.record.device = device;
+            }
+            if let (Some(score), Some(runtime)) =
+                (&mut p.record.score, text(cfg.pointer("/score/runtime")))
+            {
+                score.runtime = runtime;
+            }
+        }
+    }
     let set = OutputSet::begin(&m.out, m.force, &SAMPLE_FILES)?;
     let mut samples = Vec::with_capacity(a.n * p.data.dim);
     let mut seconds = 0.0;
@@ -184,8 +221,9 @@ pub fn merge(m: &SampleMergeArgs) -> anyhow::Result<()> {
         seconds += f.seconds;
     }
     let pool = crate::exec::pool(p.record.threads)?;
-    let device_line = format!("cpu, merged from {} shards", shards.len());
-    let ran = Ran { samples, trace: None, seconds, device_line, on_gpu: false };
+    let device_line = format!("{}, merged from {} shards", first.device, shards.len());
+    let on_gpu = first.device != "cpu";
+    let ran = Ran { samples, trace: None, seconds, device_line, on_gpu };
     finish(&a, &p, &pool, set, ran)
 }
 
