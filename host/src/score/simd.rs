@@ -122,6 +122,30 @@ pub fn exp_nonpositive(t: f64) -> f64 {
     p * f64::from_bits(bits)
 }
 
+/// e^t in single precision for t in [−87, 0] (k = t·log₂e rounded to the nearest integer,
+/// r = t − k ln 2 in two parts, e^r by its Taylor series to r⁷ — |r| ≤ ln2/2 leaves a truncation
+/// error below 2⁻²⁶ — and 2ᵏ written into the exponent bits): within 2 ulp of e^t (test below).
+/// Branch-free and library-free, so that it vectorises sixteen to a 512-bit register.
+#[inline(always)]
+pub fn exp_nonpositive_f32(t: f32) -> f32 {
+    // 1.5·2²³: adding it rounds to an integer, which then sits in the low mantissa bits.
+    const SHIFT: f32 = 12_582_912.0;
+    // ln 2 = LN2_HI + LN2_LO, LN2_HI with 12 trailing zero bits (k·LN2_HI is exact for |k| < 2¹²).
+    const LN2_HI: f32 = f32::from_bits(0x3f31_7000);
+    const LN2_LO: f32 = 3.194_618_5e-5;
+    const INV_FACT: [f32; 8] =
+        [1.0, 1.0, 0.5, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0];
+    let big = t * core::f32::consts::LOG2_E + SHIFT;
+    let k = big - SHIFT;
+    let r = (t - k * LN2_HI) - k * LN2_LO;
+    let mut p = INV_FACT[7];
+    for &c in INV_FACT[..7].iter().rev() {
+        p = p * r + c;
+    }
+    let bits = big.to_bits().wrapping_sub(SHIFT.to_bits()).wrapping_add(127) << 23;
+    p * f32::from_bits(bits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +247,19 @@ mod tests {
         }
         assert!(worst <= 2.0 * f64::EPSILON, "worst relative error {worst:e}");
         assert_eq!(exp_nonpositive(0.0), 1.0);
+    }
+
+    /// The single-precision exp against f64's on 2·10⁶ points of [−87, 0] and at the ends:
+    /// within 2 ulp, relative 2·2⁻²³ = 2.4e-7.
+    #[test]
+    fn exp_f32_within_two_ulp() {
+        let mut worst = 0.0f64;
+        for i in 0..=2_000_000u32 {
+            let t = (-87.0 * (i as f64 / 2e6).powf(3.0)) as f32;
+            let (got, want) = (exp_nonpositive_f32(t) as f64, (t as f64).exp());
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst <= 2.0 * f32::EPSILON as f64, "worst relative error {worst:e}");
+        assert_eq!(exp_nonpositive_f32(0.0), 1.0);
     }
 }
