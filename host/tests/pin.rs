@@ -47,17 +47,19 @@ const SAMPLES: [(&str, &str, u64); 20] = [
     ("toy2d", "--sampler baoab-limit --steps-per-level 3", 0x74545681edb03ccb),
     ("toy2d", "--sampler baoab --steps-per-level 3 --friction 2", 0x2e662eb87e1efdb2),
     ("toy2d", "--sampler obabo --steps-per-level 3 --init uniform", 0x1908a9e94f803965),
-    ("digits", "--sampler cas --eps-b 0.00008", 0x60141e0adff20ea9),
-    ("digits", "--sampler als --steps-per-level 3", 0xd5042c8403888cb8),
-    ("digits", "--sampler pc --corrector-steps 2", 0xc641c508e23e7b30),
-    ("digits", "--sampler pc --snr 0.16", 0x5ea355e9c55e9c3d),
-    ("digits", "--sampler pc --snr 0.16 --snr-norms per-sample", 0xbf6d73ff8fbe3f1a),
-    ("digits", "--sampler langevin --steps-per-level 3", 0x8844d2fae55c4ec3),
-    ("digits", "--sampler noise-denoise --steps-per-level 2", 0x2cc4690ce1a3bb09),
-    ("digits", "--sampler baoab-limit --steps-per-level 3", 0x0454d1c00fee1bbd),
-    ("digits", "--sampler baoab --steps-per-level 3", 0x60ef71a7b213611a),
+    ("digits", "--sampler cas --eps-b 0.00008", 0x26a6439e0d52d69a),
+    ("digits", "--sampler als --steps-per-level 3", 0xf5d3a8d2d0c0bdd2),
+    ("digits", "--sampler pc --corrector-steps 2", 0xc1bfe048a7769f6f),
+    ("digits", "--sampler pc --snr 0.16", 0x3b308d6eedb416fe),
+    ("digits", "--sampler pc --snr 0.16 --snr-norms per-sample", 0x6a91ca2165976d3a),
+    ("digits", "--sampler langevin --steps-per-level 3", 0x2a0b5800087887b0),
+    ("digits", "--sampler noise-denoise --steps-per-level 2", 0x05f7e5cd7aed4093),
+    ("digits", "--sampler baoab-limit --steps-per-level 3", 0x342e55f70ed6c858),
+    ("digits", "--sampler baoab --steps-per-level 3", 0x3dd5469131ccbec3),
     // --init data's component has its own stream (issue 13, item 5): it read the momentum's.
-    ("digits", "--sampler obabo --steps-per-level 3 --init data", 0xbf6348ba00b6a799),
+    // Every digits hash changed with issue 16's weights in single precision and refined rows'
+    // weights zeroed 36 nats below the refined maximum (samples moved by ≤ 8.5e-6).
+    ("digits", "--sampler obabo --steps-per-level 3 --init data", 0x222b9a0af4e9545e),
 ];
 
 #[test]

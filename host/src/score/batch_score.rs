@@ -10,9 +10,11 @@
 //!    (the row's −‖y‖²/(2v) and the (D/2) ln v term are shared by all k and dropped);
 //! 2. precision: an f32 dot product errs by at most `D·2⁻²⁴·‖y‖‖μ_k‖`, so a logit by
 //!    `e = D·2⁻²⁴·‖y‖ max‖μ‖ / v` — at σ = 0.01 this reaches nats (MATH.md's warning). Where
-//!    `e > 1e-4` only the logits within `36 + 2e` nats of the row's maximum (the only ones whose
-//!    weight can exceed e⁻³⁶) are kept, and recomputed in f64 (below); elsewhere those within
-//!    40 nats (weights below e⁻⁴⁰ = 4e-18 are 0);
+//!    `e > 1e-4` the row is refined: the logits within `36 + 2e + 2e₆₄` nats of its f32 maximum
+//!    (every one that can be within 36 nats of the refined maximum) are kept and recomputed in
+//!    f64 (below), and the weights of those more than 36 nats below the refined maximum are 0
+//!    (e⁻³⁶ = 2e-16) — so the kept set depends on the refined logits alone ([`Precision`]).
+//!    Elsewhere the logits within 40 nats are kept (weights below e⁻⁴⁰ = 4e-18 are 0);
 //!
 //!    **The refined logit** is the same formula with the product in f64:
 //!    `t̂_k = fl(c_k + fl(ĝ_k · fl(1/v)))`, where ĝ_k sums the D products `y_p μ_kp` in order
@@ -28,14 +30,18 @@
 //!    `|t̂_k − t_k| ≤ e₆₄ = (D + 6)·2⁻⁵³·(|ln w_k| + (‖y‖ + ‖μ_k‖)²/(2v))`
 //!
 //!    (ln w_k is taken as the weight's definition; the shared −‖y‖²/(2v) is not computed). On
-//!    digits at σ = 0.01, where it is largest, e₆₄ ≈ 4e-9 nats against e ≈ 1 nat unrefined: a
-//!    weight's relative error ≤ e^{2e₆₄} − 1 ≈ 8e-9, below an f32 responsibility's half-ulp
+//!    digits at σ = 0.01, where it is largest, e₆₄ ≈ 4e-9 nats against e ≈ 1 nat unrefined
 //!    (`tests::refined_logits_are_within_their_bound` checks every candidate there against a
 //!    double-double reference). A row with many candidates gets its products from an f64 GEMM
 //!    over all K ([`gemm::gemm64_cols`]), a row with few from one product per candidate
-//!    ([`gemm::dot64`]): both sum the exact products in the same order, so the bits agree;
-//! 3. the row's softmax over those candidates, in f64 (their sum in eight lanes by component
-//!    index mod 8);
+//!    ([`gemm::dot64`]): both sum the exact products in the same order, so the bits agree. And
+//!    where every row of a call is refined and the last call's rows kept most components, the
+//!    f32 products are skipped: every component's comes from the f64 GEMM, with the same bits
+//!    (the kept set is the refined logits' own; [`RowsIn::all64`]);
+//! 3. the row's softmax over those candidates: each weight `e^{t − max}` in single precision
+//!    (sixteen lanes; relative error ≤ 2.6e-7 of the row's largest weight, about the two f32
+//!    ulps at which the responsibilities are stored: [`weight`]), their sum in f64 in eight
+//!    lanes by component index mod 8;
 //! 4. `S = R M` (B × D) and `s = (S − y)/v`: a row with at most K/16 non-zero weights (most rows
 //!    once σ is small against the data's spacing) is summed over them in component order; the
 //!    other rows go through one product with the packed means.
@@ -57,11 +63,70 @@ use rayon::prelude::*;
 
 mod stream;
 
-/// exp(t) for t ≤ 0 (exactly 1 at 0), with 0 below −40; branch-free (it vectorises).
+/// exp(t) for t ≤ 0 (exactly 1 at 0), with 0 below −40; branch-free (it vectorises). The
+/// direct path's weight (toy2d: a handful of components, exact f64 logits).
 #[inline(always)]
-fn weight(t: f64) -> f64 {
+fn weight64(t: f64) -> f64 {
     let e = crate::score::simd::exp_nonpositive(t);
     if t < -40.0 { 0.0 } else { e }
+}
+
+/// A GEMM-path weight: e^t for a logit t ≤ 0 below its row's maximum, taken in single
+/// precision ([`crate::score::simd::exp_nonpositive_f32`], sixteen lanes), and 0 below `floor`
+/// ([`Precision::floor`]). t rounded to f32 errs by at most |t|·2⁻²⁴ nats, so the weight by a
+/// relative |t|·2⁻²⁴ + 2 ulp: at most 2⁻²⁴/e + 2⁻²² ≈ 2.6e-7 of the row's largest weight (1),
+/// about two f32 ulps — the precision at which the responsibilities are stored anyway.
+#[inline(always)]
+fn weight(t: f64, floor: f64) -> f64 {
+    let e = crate::score::simd::exp_nonpositive_f32(t as f32) as f64;
+    if t < floor { 0.0 } else { e }
+}
+
+/// A row's precision rule (module docs, step 2), shared by the whole-row and streamed paths.
+#[derive(Clone, Copy)]
+struct Precision {
+    /// The f32 logits' error bound e.
+    err: f64,
+    /// The refined logits' error bound e₆₄.
+    err64: f64,
+}
+
+impl Precision {
+    /// The bounds for the row `y` at variance `v`.
+    #[inline(always)]
+    fn of(mix: &Mixture<'_>, y: &[f32], v: f64) -> Self {
+        let y2: f64 = y.iter().map(|&a| a as f64 * a as f64).sum();
+        let (ny, d) = (y2.sqrt(), mix.dim as f64);
+        Precision {
+            err: d * f32::EPSILON as f64 * 0.5 * ny * mix.max_norm / v,
+            err64: (d + 6.0)
+                * (f64::EPSILON * 0.5)
+                * (mix.max_abs_ln_w + (ny + mix.max_norm) * (ny + mix.max_norm) * (0.5 / v)),
+        }
+    }
+
+    /// Whether the row's logits are refined: e > 1e-4 nats.
+    #[inline(always)]
+    fn refine(self) -> bool {
+        self.err > 1e-4
+    }
+
+    /// The cut on the row's f32 logits given their maximum: a refined row keeps every logit
+    /// that may be within 36 nats of the refined maximum (36 + 2e + 2e₆₄ below the f32 one),
+    /// the others those within 40 nats.
+    #[inline(always)]
+    fn cut(self, max: f64) -> f64 {
+        if self.refine() { max - 36.0 - 2.0 * (self.err + self.err64) } else { max - 40.0 }
+    }
+
+    /// Weights below e^floor are 0: −36 below the refined maximum for a refined row — exactly
+    /// the components within 36 nats of it, whichever way its products were taken (every
+    /// component's by one f64 product, or the cut's candidates' only: the cut keeps all of
+    /// these), so both give the same bits — and −40 for a row of f32 logits.
+    #[inline(always)]
+    fn floor(self) -> f64 {
+        if self.refine() { -36.0 } else { -40.0 }
+    }
 }
 
 /// ln w, ‖μ‖², the means and (for the GEMM path) the means packed for both products: a mixture
@@ -71,6 +136,7 @@ pub struct Mixture<'a> {
     dim: usize,
     k: usize,
     ln_w: Vec<f64>,
+    max_abs_ln_w: f64,
     norms2: Vec<f64>,
     max_norm: f64,
     tau: f64,
@@ -99,6 +165,7 @@ impl<'a> Mixture<'a> {
             dim,
             k,
             ln_w: weights.iter().map(|w| w.ln()).collect(),
+            max_abs_ln_w: weights.iter().map(|w| w.ln().abs()).fold(0.0, f64::max),
             norms2,
             max_norm,
             tau,
@@ -173,6 +240,8 @@ pub struct GemmMixture<'m, 'a> {
     mix: &'m Mixture<'a>,
     /// Rows refined in the last call (for tests).
     pub refined: usize,
+    /// Whether the last call took every product in f64 alone ([`RowsIn::all64`]; for tests).
+    pub all64: bool,
     /// Multiply-adds ×2 of the last call's products: 2·B·K·D for G plus, for S = R M, 2·K·D per
     /// dense row and 2·D per non-zero responsibility of a sparse row (`anneal bench`).
     pub flops: f64,
@@ -180,12 +249,25 @@ pub struct GemmMixture<'m, 'a> {
     g: Vec<f32>,
     r: Vec<f32>,
     c: Vec<f64>,
+    /// Whether most rows of the last call kept more than K/[`DENSE_REFINE`] non-zero weights:
+    /// then a call whose rows all need refinement takes their products in f64 alone
+    /// ([`RowsIn::all64`]). It changes the time, not the bits.
+    wide: bool,
 }
 
 impl<'m, 'a> GemmMixture<'m, 'a> {
     /// A scorer for batches of `mix`.
     pub fn new(mix: &'m Mixture<'a>) -> Self {
-        GemmMixture { mix, refined: 0, flops: 0.0, g: Vec::new(), r: Vec::new(), c: Vec::new() }
+        GemmMixture {
+            mix,
+            refined: 0,
+            all64: false,
+            flops: 0.0,
+            g: Vec::new(),
+            r: Vec::new(),
+            c: Vec::new(),
+            wide: false,
+        }
     }
 
     /// Tiny mixtures (K·D ≤ 64, e.g. toy2d) skip the GEMMs: exact f64 logits per row, eight rows
@@ -218,14 +300,21 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         let mut r = std::mem::take(&mut self.r);
         g.resize(b * k, 0.0);
         r.resize(b * k, 0.0);
-        gemm::gemm(b, points, mt, &mut g, k);
         let v = mix.variance(sigma);
+        // Rows that all need refinement and (as the last call's) keep most components: their
+        // products with every component are taken in f64 (`RowsIn::all64`) — the f32 ones
+        // would only pick candidates that are all of them.
+        let all64 = self.wide && points.chunks_exact(d).all(|y| Precision::of(mix, y, v).refine());
+        if !all64 {
+            gemm::gemm(b, points, mt, &mut g, k);
+        }
+        self.all64 = all64;
         // Logits up to the row's constant −‖y‖²/(2v): t_k = c_k + g_k/v, c_k = ln w_k − ‖μ_k‖²/(2v).
         let mut c = std::mem::take(&mut self.c);
         c.clear();
         c.extend(mix.ln_w.iter().zip(&mix.norms2).map(|(lw, n2)| lw - n2 * (0.5 / v)));
-        let rows = RowsIn { mix, c: &c, v };
-        let RowsOut { refined, terms, dense } = if b * k >= 1 << 14 {
+        let rows = RowsIn { mix, c: &c, v, all64 };
+        let RowsOut { refined, terms, dense, wide } = if b * k >= 1 << 14 {
             let per = b.div_ceil(4 * rayon::current_num_threads()).max(1);
             let parts: Vec<RowsOut> = points
                 .par_chunks(per * d)
@@ -237,6 +326,7 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
             parts.into_iter().fold(RowsOut::default(), |mut all, part| {
                 all.refined += part.refined;
                 all.terms += part.terms;
+                all.wide += part.wide;
                 all.dense.extend(part.dense);
                 all
             })
@@ -244,6 +334,7 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
             rows.run(0, points, &g, out, &mut r)
         };
         self.flops = 2.0 * (b * k * d + dense.len() * k * d + terms * d) as f64;
+        self.wide = 2 * wide > b;
         // S = R M for the rows with many non-zero responsibilities, in one GEMM.
         if !dense.is_empty() {
             let rd: Vec<&[f32]> = dense.iter().map(|&i| &r[i * k..(i + 1) * k]).collect();
@@ -344,7 +435,7 @@ fn direct_rows(mix: &Mixture<'_>, v: f64, points: &[f32], out: &mut [f32]) {
         for (lj, mu) in logits.iter().zip(mix.means.chunks_exact(d)) {
             let mut e = [0.0f64; LANES];
             for (((e, &l), &m), z) in e.iter_mut().zip(lj).zip(&max).zip(z.iter_mut()) {
-                *e = weight(l - m);
+                *e = weight64(l - m);
                 *z += *e;
             }
             for (a, &m) in acc.iter_mut().zip(mu) {
@@ -379,6 +470,8 @@ struct RowsOut {
     terms: usize,
     /// The dense rows (batch indices), in order.
     dense: Vec<usize>,
+    /// Rows with more than K/[`DENSE_REFINE`] non-zero weights.
+    wide: usize,
 }
 
 /// What every row of one call shares.
@@ -387,6 +480,12 @@ struct RowsIn<'m, 'a> {
     /// c_k = ln w_k − ‖μ_k‖²/(2v).
     c: &'m [f64],
     v: f64,
+    /// Every row needs refinement: each row's products with every component are taken in f64
+    /// ([`RowsIn::refine_rows`]' dense path), none in f32, and every component is a candidate.
+    /// The refined logits, the weights (0 more than 36 nats below the refined maximum:
+    /// [`Precision::floor`]) and so the score have the bits that selecting candidates from f32
+    /// logits first gives.
+    all64: bool,
 }
 
 /// The largest element (NaN-free input), in 8 independent lanes so that it vectorises.
@@ -449,7 +548,7 @@ const TILE64: usize = 256;
 /// What [`RowsIn::select`] found for a row.
 #[derive(Clone, Copy)]
 struct Selected {
-    refine: bool,
+    prec: Precision,
     /// The largest logit (before refinement).
     max: f64,
 }
@@ -486,10 +585,20 @@ impl RowsIn<'_, '_> {
                 .zip(g.chunks(rb * k))
                 .zip(o.chunks_mut(rb * d).zip(r.chunks_mut(rb * k)));
             for (b, ((y, g), (o, r))) in blocks.enumerate() {
-                let mut sel = [Selected { refine: false, max: 0.0 }; 16];
-                let rows = y.chunks_exact(d).zip(g.chunks_exact(k));
-                for (((y, g), s), cand) in rows.zip(sel.iter_mut()).zip(sc.cands.iter_mut()) {
-                    *s = this.select(y, g, cand);
+                let none = Precision { err: 0.0, err64: 0.0 };
+                let mut sel = [Selected { prec: none, max: 0.0 }; 16];
+                if this.all64 {
+                    for ((y, s), cand) in y.chunks_exact(d).zip(sel.iter_mut()).zip(&mut sc.cands) {
+                        *s = Selected { prec: Precision::of(this.mix, y, this.v), max: 0.0 };
+                        cand.j.clear();
+                        cand.j.extend(0..k as u32);
+                        cand.l.resize(k, 0.0);
+                    }
+                } else {
+                    let rows = y.chunks_exact(d).zip(g.chunks_exact(k));
+                    for (((y, g), s), cand) in rows.zip(sel.iter_mut()).zip(sc.cands.iter_mut()) {
+                        *s = this.select(y, g, cand);
+                    }
                 }
                 let n = y.len() / d;
                 this.refine_rows(y, &sel[..n], &mut sc.cands[..n], &mut sc.g64);
@@ -497,11 +606,13 @@ impl RowsIn<'_, '_> {
                 for (i, (((y, o), r), (s, cand))) in
                     rows.zip(sel.iter().zip(sc.cands.iter_mut())).enumerate()
                 {
-                    let row = this.finish(y, o, r, cand, *s);
-                    sc.report.refined += s.refine as usize;
-                    match row {
-                        Some(n) => sc.report.terms += n,
-                        None => sc.report.dense.push(first + b * rb + i),
+                    let (nnz, sparse) = this.finish(y, o, r, cand, *s);
+                    sc.report.refined += s.prec.refine() as usize;
+                    sc.report.wide += (nnz > k / DENSE_REFINE) as usize;
+                    if sparse {
+                        sc.report.terms += nnz;
+                    } else {
+                        sc.report.dense.push(first + b * rb + i);
                     }
                 }
             }
@@ -521,17 +632,13 @@ impl RowsIn<'_, '_> {
     /// candidates (components whose logit is within the cut of the maximum), with their logits.
     #[inline(always)]
     fn select(&self, y: &[f32], g: &[f32], cand: &mut Cand) -> Selected {
-        let mix = self.mix;
-        let d = mix.dim;
         let inv_v = 1.0 / self.v;
         let max = max_logit(self.c, g, inv_v);
-        let y2: f64 = y.iter().map(|&a| a as f64 * a as f64).sum();
-        let err = d as f64 * f32::EPSILON as f64 * 0.5 * y2.sqrt() * mix.max_norm / self.v;
-        let refine = err > 1e-4;
-        // Weights below e⁻⁴⁰ (4e-18) are 0; with refinement, logits more than 36 + 2e below the
-        // maximum (weights below e⁻³⁶ whatever the error) are 0 and the rest are refined
-        // (`refine_rows`: within e₆₄, module docs).
-        let cut = if refine { max - 36.0 - 2.0 * err } else { max - 40.0 };
+        // Weights below e⁻⁴⁰ (4e-18) are 0; with refinement, the logits that may be within 36
+        // nats of the refined maximum are kept and refined (`refine_rows`: within e₆₄, module
+        // docs), and `finish` zeroes those that are not.
+        let prec = Precision::of(self.mix, y, self.v);
+        let cut = prec.cut(max);
         // Every logit (a loop that vectorises); then, unless every one is kept (the rows of
         // larger σ), the candidates moved to the front in order, branch-free (a branch per
         // component mispredicts where about half are kept).
@@ -560,7 +667,7 @@ impl RowsIn<'_, '_> {
             cand.j.truncate(n);
             cand.l.truncate(n);
         }
-        Selected { refine, max }
+        Selected { prec, max }
     }
 
     /// The refinement of the rows that need it: each candidate's logit recomputed as
@@ -578,7 +685,7 @@ impl RowsIn<'_, '_> {
         let mut dense = [0usize; 16];
         let mut n = 0;
         for (i, ((y, s), cand)) in y.chunks_exact(d).zip(sel).zip(cands.iter_mut()).enumerate() {
-            if !s.refine {
+            if !s.prec.refine() {
                 continue;
             }
             if cand.j.len() > k / DENSE_REFINE {
@@ -617,8 +724,8 @@ impl RowsIn<'_, '_> {
     }
 
     /// Steps 3–4 for one row: the softmax over its candidates, then either its responsibilities
-    /// in `r` for the GEMM (a dense row: returns None) or its score in `o` (returns the number
-    /// of non-zero responsibilities).
+    /// in `r` for the GEMM (a dense row) or its score in `o` (a sparse row). Returns the number
+    /// of non-zero responsibilities and whether the row was sparse.
     #[inline(always)]
     fn finish(
         &self,
@@ -627,12 +734,13 @@ impl RowsIn<'_, '_> {
         r: &mut [f32],
         cand: &mut Cand,
         s: Selected,
-    ) -> Option<usize> {
+    ) -> (usize, bool) {
         let mix = self.mix;
         let (d, k) = (mix.dim, mix.k);
-        let max = if s.refine { max_lanes(&cand.l) } else { s.max };
+        let max = if s.prec.refine() { max_lanes(&cand.l) } else { s.max };
         // Separate passes, so that the exponentials vectorise.
-        cand.l.iter_mut().for_each(|l| *l = weight(*l - max));
+        let floor = s.prec.floor();
+        cand.l.iter_mut().for_each(|l| *l = weight(*l - max, floor));
         // z in eight lanes by component index mod 8 (independent chains, not one of K
         // dependent additions; the streamed score sums its blocks the same way).
         let mut acc = [0.0f64; 8];
@@ -660,7 +768,7 @@ impl RowsIn<'_, '_> {
                     r[j as usize] = e as f32 * inv;
                 }
             }
-            return None;
+            return (nnz, false);
         }
         o.iter_mut().for_each(|v| *v = 0.0);
         for (&j, &e) in cand.j.iter().zip(&cand.l) {
@@ -674,7 +782,7 @@ impl RowsIn<'_, '_> {
         for (o, &y) in o.iter_mut().zip(y) {
             *o = (*o - y) * inv_v;
         }
-        Some(nnz)
+        (nnz, true)
     }
 }
 
@@ -722,7 +830,9 @@ mod tests {
     /// score's scale before cancellation, Σ r_k ‖μ_k − x‖/v, per row, in each σ band of `anneal
     /// bench` ([`BANDS`]) (f32 GEMMs; the refinement keeps the logits within e₆₄ at small σ —
     /// without it the bisector rows fail). Also checks that refinement happened at the smallest σ
-    /// and not at the largest.
+    /// and not at the largest, and that a scorer told that rows keep most components (so that
+    /// where every row needs refinement it takes every product in f64, [`super::RowsIn::all64`])
+    /// gives the same bits at every σ.
     fn nearest_other(means: &[f32], d: usize, a: usize) -> usize {
         let mu = &means[a * d..(a + 1) * d];
         (0..means.len() / d)
@@ -757,6 +867,10 @@ mod tests {
                 IsotropicMixture::new(&means64, d, Some(&data.weights), Taus::Shared(tau)).unwrap();
             let mix = Mixture::new(data.mixture(tau));
             let mut gemm = GemmMixture::new(&mix);
+            // Told before every call that the last one's rows kept most components: it takes
+            // every product in f64 wherever all rows need refinement, with the same bits.
+            let mut all64 = GemmMixture::new(&mix);
+            let mut all64_calls = 0;
             // The worst error in each σ band of `anneal bench`'s table.
             let mut worst = [0.0f64; BANDS.len()];
             for i in 0..schedule.levels() {
@@ -793,6 +907,12 @@ mod tests {
                 }
                 let mut out = vec![0.0f32; b * d];
                 gemm.score_batch(&pts, sigma, &mut out).unwrap();
+                let mut out64 = vec![0.0f32; b * d];
+                all64.wide = true;
+                all64.score_batch(&pts, sigma, &mut out64).unwrap();
+                all64_calls += all64.all64 as usize;
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&out64), bits(&out), "σ = {sigma}: products all in f64");
                 if i == 0 {
                     assert_eq!(gemm.refined, 0, "no refinement needed at σ = 14");
                 }
@@ -837,6 +957,8 @@ mod tests {
                     "τ = {tau}, σ ≥ {lo} band: worst relative error {w:e}"
                 );
             }
+            eprintln!("τ = {tau}: {all64_calls} calls with every product in f64");
+            assert!(all64_calls >= 10, "τ = {tau}: only {all64_calls} calls took products in f64");
         }
     }
 
@@ -877,7 +999,7 @@ mod tests {
             }
             let mut g = vec![0.0f32; b * k];
             gemm::gemm(b, &pts, mt, &mut g, k);
-            let rows = super::RowsIn { mix: &mix, c: &c, v };
+            let rows = super::RowsIn { mix: &mix, c: &c, v, all64: false };
             let mut cands: Vec<super::Cand> = (0..b).map(|_| super::Cand::default()).collect();
             let sel: Vec<super::Selected> = pts
                 .chunks_exact(d)
@@ -889,7 +1011,7 @@ mod tests {
             let dense = cands.iter().filter(|c| c.j.len() > k / super::DENSE_REFINE).count();
             assert_eq!(dense > 0, dense_rows, "σ = {sigma}: {dense} rows with the f64 GEMM");
             for ((y, s), cand) in pts.chunks_exact(d).zip(&sel).zip(&cands) {
-                assert!(s.refine, "σ = {sigma}: every row here is refined");
+                assert!(s.prec.refine(), "σ = {sigma}: every row here is refined");
                 let y2: f64 = y.iter().map(|&a| a as f64 * a as f64).sum();
                 for (&j, &got) in cand.j.iter().zip(&cand.l) {
                     let mu = &data.means[j as usize * d..(j as usize + 1) * d];

@@ -21,7 +21,7 @@
 
 use rayon::prelude::*;
 
-use super::{Mixture, lane_sum, logit, max_lanes, max_logit, refine_candidates, weight};
+use super::{Mixture, Precision, lane_sum, logit, max_lanes, max_logit, refine_candidates, weight};
 use crate::score::gemm::{self, Chains, Packed};
 
 /// Components beyond which the score streams: up to here the whole-row path's scratch is at
@@ -77,6 +77,8 @@ struct Row {
     max: f64,
     refine: bool,
     cut: f64,
+    /// Weights below e^floor are 0 ([`Precision::floor`]).
+    floor: f64,
     /// The weights' sum in eight lanes by component index mod 8 ([`lane_sum`]).
     z: [f64; 8],
     nnz: usize,
@@ -168,8 +170,8 @@ std::thread_local! {
 /// The weights e = exp(l − max) of the logits `l`, in place (a pass of its own, so that it
 /// vectorises, as in `RowsIn::finish`).
 #[inline(always)]
-fn to_weights(max: f64, l: &mut [f64]) {
-    l.iter_mut().for_each(|l| *l = weight(*l - max));
+fn to_weights(max: f64, floor: f64, l: &mut [f64]) {
+    l.iter_mut().for_each(|l| *l = weight(*l - max, floor));
 }
 
 /// [`to_weights`], then adds them to the row's z lanes (component `jj` goes to lane `jj` mod 8:
@@ -177,7 +179,7 @@ fn to_weights(max: f64, l: &mut [f64]) {
 /// `RowsIn::finish`.
 #[inline(always)]
 fn weights(s: &mut Row, jj: &[u32], l: &mut [f64]) {
-    to_weights(s.max, l);
+    to_weights(s.max, s.floor, l);
     for (&j, &e) in jj.iter().zip(l.iter()) {
         s.z[j as usize & 7] += e;
         s.nnz += (e != 0.0) as usize;
@@ -212,6 +214,7 @@ fn group_inline(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32
             max: f64::NEG_INFINITY,
             refine: false,
             cut: 0.0,
+            floor: 0.0,
             z: [0.0; 8],
             nnz: 0,
             inv: 0.0,
@@ -229,10 +232,10 @@ fn group_inline(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32
         at = cx.next_block(Some(j0));
     }
     for (s, y) in st.iter_mut().zip(&cx.rows) {
-        let y2: f64 = y.iter().map(|&a| a as f64 * a as f64).sum();
-        let err = d as f64 * f32::EPSILON as f64 * 0.5 * y2.sqrt() * mix.max_norm / v;
-        s.refine = err > 1e-4;
-        s.cut = if s.refine { s.max - 36.0 - 2.0 * err } else { s.max - 40.0 };
+        let prec = Precision::of(mix, y, v);
+        s.refine = prec.refine();
+        s.cut = prec.cut(s.max);
+        s.floor = prec.floor();
         report.refined += s.refine as usize;
     }
     let refined: Vec<usize> = (0..n).filter(|&i| st[i].refine).collect();
@@ -291,7 +294,7 @@ fn group_inline(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32
         for (i, g) in buf.g.chunks_exact(block).enumerate().take(n) {
             let s = st[i];
             cx.row_candidates(&s, i, j0, (&buf.c[..len], &g[..len]), (&mut buf.jj, &mut buf.l));
-            to_weights(s.max, &mut buf.l);
+            to_weights(s.max, s.floor, &mut buf.l);
             if s.dense {
                 let r = &mut buf.r[slot[i] * block..(slot[i] + 1) * block];
                 for (&jj, &e) in buf.jj.iter().zip(&buf.l) {
