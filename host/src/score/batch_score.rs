@@ -200,8 +200,9 @@ impl<'a> Mixture<'a> {
         self.packed.is_some()
     }
 
-    /// The most scratch a [`GemmMixture`] holds for batches of `rows` rows: G and R for one block
-    /// of rows (f32, at most 2²² products each), the per-σ constants c_k (f64), and the
+    /// The most scratch a [`GemmMixture`] holds for batches of `rows` rows: G, R and the dense
+    /// rows' packed responsibilities for one block of rows (f32, at most 2²² products each; the
+    /// packed ones kept per thread), the per-σ constants c_k (f64), and the
     /// candidate lists (an index and a logit per component at most) of the rows scored at once,
     /// and the dense refinement's f64 tiles, per thread; beyond 2¹⁹ components, a fixed amount
     /// per thread ([`stream`]), whatever K.
@@ -216,7 +217,7 @@ impl<'a> Mixture<'a> {
         let block = rows.min(rows_per_call(k));
         let threads = rayon::current_num_threads();
         let lists = block.min(threads * refine_rows(k));
-        block * k * 8 + k * 8 + lists * k * 12 + threads * 16 * TILE64 * 8
+        block * k * 12 + k * 8 + lists * k * 12 + threads * 16 * TILE64 * 8
     }
 
     /// v = τ² + σ², the variance of each component at noise level σ.
@@ -314,7 +315,7 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         c.clear();
         c.extend(mix.ln_w.iter().zip(&mix.norms2).map(|(lw, n2)| lw - n2 * (0.5 / v)));
         let rows = RowsIn { mix, c: &c, v, all64 };
-        let RowsOut { refined, terms, dense, wide } = if b * k >= 1 << 14 {
+        let RowsOut { refined, terms, dense, dense_rows, wide } = if b * k >= 1 << 14 {
             let per = b.div_ceil(4 * rayon::current_num_threads()).max(1);
             let parts: Vec<RowsOut> = points
                 .par_chunks(per * d)
@@ -327,13 +328,14 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
                 all.refined += part.refined;
                 all.terms += part.terms;
                 all.wide += part.wide;
+                all.dense_rows += part.dense_rows;
                 all.dense.extend(part.dense);
                 all
             })
         } else {
             rows.run(0, points, &g, out, &mut r)
         };
-        self.flops = 2.0 * (b * k * d + dense.len() * k * d + terms * d) as f64;
+        self.flops = 2.0 * (b * k * d + dense_rows * k * d + terms * d) as f64;
         self.wide = 2 * wide > b;
         // S = R M for the rows with many non-zero responsibilities, in one GEMM.
         if !dense.is_empty() {
@@ -468,10 +470,32 @@ struct RowsOut {
     refined: usize,
     /// Non-zero responsibilities of the sparse rows.
     terms: usize,
-    /// The dense rows (batch indices), in order.
+    /// The dense rows whose `R M` the caller takes (batch indices, in order): the means are
+    /// not in panels (D < 32).
     dense: Vec<usize>,
+    /// Every dense row, those of `dense` and those whose `R M` was taken in the chunk.
+    dense_rows: usize,
     /// Rows with more than K/[`DENSE_REFINE`] non-zero weights.
     wide: usize,
+}
+
+/// A thread's scratch for [`RowsIn::run`], kept from call to call (allocated once per thread,
+/// at most [`Mixture::scratch_bytes`]' share, not once per chunk and step).
+#[derive(Default)]
+struct Scratch {
+    cands: Vec<Cand>,
+    /// The dense refined rows' f64 products with a tile of components.
+    g64: Vec<f64>,
+    /// The chunk's dense rows' responsibilities, packed for `R M` as [`gemm::gemm`] packs A
+    /// (blocks of [`gemm::MR`] rows, component-major; lanes of no row hold finite values), and
+    /// those rows.
+    packed: Vec<[f32; gemm::MR]>,
+    packed_rows: Vec<usize>,
+    report: RowsOut,
+}
+
+std::thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }
 
 /// What every row of one call shares.
@@ -558,13 +582,6 @@ impl RowsIn<'_, '_> {
     /// non-zero responsibilities go straight into `o`; the others get their responsibilities in
     /// `r` and are returned (batch row indices) for the GEMM. Also returns the refined count.
     fn run(&self, first: usize, y: &[f32], g: &[f32], o: &mut [f32], r: &mut [f32]) -> RowsOut {
-        /// Per-chunk scratch and the report.
-        struct Scratch {
-            cands: Vec<Cand>,
-            /// The dense refined rows' f64 products with a tile of components.
-            g64: Vec<f64>,
-            report: RowsOut,
-        }
         /// The chunk's work, as one argument for `dispatch!`.
         struct Job<'j, 'm, 'a> {
             this: &'j RowsIn<'m, 'a>,
@@ -579,12 +596,13 @@ impl RowsIn<'_, '_> {
         fn rows(job: Job<'_, '_, '_>) {
             let Job { this, first, y, g, o, r, sc } = job;
             let (d, k) = (this.mix.dim, this.mix.k);
+            let Some((_, m)) = &this.mix.packed else { return };
+            // With the means in panels (D ≥ 32) the dense rows' responsibilities are written
+            // packed, and their `R M` taken here; otherwise into `r`, for the caller's product.
+            let in_panels = m.in_panels();
             let rb = sc.cands.len();
-            let blocks = y
-                .chunks(rb * d)
-                .zip(g.chunks(rb * k))
-                .zip(o.chunks_mut(rb * d).zip(r.chunks_mut(rb * k)));
-            for (b, ((y, g), (o, r))) in blocks.enumerate() {
+            let blocks = y.chunks(rb * d).zip(g.chunks(rb * k)).zip(o.chunks_mut(rb * d));
+            for (b, ((y, g), o)) in blocks.enumerate() {
                 let none = Precision { err: 0.0, err64: 0.0 };
                 let mut sel = [Selected { prec: none, max: 0.0 }; 16];
                 if this.all64 {
@@ -602,30 +620,58 @@ impl RowsIn<'_, '_> {
                 }
                 let n = y.len() / d;
                 this.refine_rows(y, &sel[..n], &mut sc.cands[..n], &mut sc.g64);
-                let rows = y.chunks_exact(d).zip(o.chunks_exact_mut(d)).zip(r.chunks_exact_mut(k));
-                for (i, (((y, o), r), (s, cand))) in
+                let rows = y.chunks_exact(d).zip(o.chunks_exact_mut(d));
+                for (i, ((y, o), (s, cand))) in
                     rows.zip(sel.iter().zip(sc.cands.iter_mut())).enumerate()
                 {
-                    let (nnz, sparse) = this.finish(y, o, r, cand, *s);
+                    let done = this.finish(y, o, cand, *s);
                     sc.report.refined += s.prec.refine() as usize;
-                    sc.report.wide += (nnz > k / DENSE_REFINE) as usize;
-                    if sparse {
-                        sc.report.terms += nnz;
+                    sc.report.wide += (done.nnz > k / DENSE_REFINE) as usize;
+                    let Some(inv) = done.dense else {
+                        sc.report.terms += done.nnz;
+                        continue;
+                    };
+                    let row = b * rb + i;
+                    sc.report.dense_rows += 1;
+                    if in_panels {
+                        let q = sc.packed_rows.len();
+                        let (blk, lane) = (q / gemm::MR, q % gemm::MR);
+                        if sc.packed.len() < (blk + 1) * k {
+                            sc.packed.resize((blk + 1) * k, [0.0; gemm::MR]);
+                        }
+                        let at = &mut sc.packed[blk * k..(blk + 1) * k];
+                        responsibilities(cand, inv, k, |j, v| at[j][lane] = v);
+                        sc.packed_rows.push(row);
                     } else {
-                        sc.report.dense.push(first + b * rb + i);
+                        let at = &mut r[row * k..(row + 1) * k];
+                        responsibilities(cand, inv, k, |j, v| at[j] = v);
+                        sc.report.dense.push(first + row);
+                    }
+                }
+            }
+            // S = R M for the packed dense rows, then their scores.
+            let q = sc.packed_rows.len();
+            if q > 0 {
+                let mut s = vec![0.0f32; q * d];
+                gemm::gemm_packed(&sc.packed, q, m, &mut s, d);
+                let inv_v = (1.0 / this.v) as f32;
+                for (&row, s) in sc.packed_rows.iter().zip(s.chunks_exact(d)) {
+                    let (o, y) = (&mut o[row * d..(row + 1) * d], &y[row * d..(row + 1) * d]);
+                    for ((o, &s), &y) in o.iter_mut().zip(s).zip(y) {
+                        *o = (s - y) * inv_v;
                     }
                 }
             }
         }
         let rb = refine_rows(self.mix.k);
-        let mut scratch = Scratch {
-            cands: (0..rb).map(|_| Cand::default()).collect(),
-            g64: Vec::new(),
-            report: RowsOut::default(),
-        };
+        let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        scratch.cands.resize_with(rb, Cand::default);
+        scratch.packed_rows.clear();
         let job = Job { this: self, first, y, g, o, r, sc: &mut scratch };
         crate::score::simd::dispatch!(rows, (job: Job<'_, '_, '_>) -> ());
-        scratch.report
+        let report = std::mem::take(&mut scratch.report);
+        SCRATCH.with(|s| *s.borrow_mut() = scratch);
+        report
     }
 
     /// Steps 1–2 for one row: its logits' maximum, whether they need refinement, and the
@@ -727,14 +773,7 @@ impl RowsIn<'_, '_> {
     /// in `r` for the GEMM (a dense row) or its score in `o` (a sparse row). Returns the number
     /// of non-zero responsibilities and whether the row was sparse.
     #[inline(always)]
-    fn finish(
-        &self,
-        y: &[f32],
-        o: &mut [f32],
-        r: &mut [f32],
-        cand: &mut Cand,
-        s: Selected,
-    ) -> (usize, bool) {
+    fn finish(&self, y: &[f32], o: &mut [f32], cand: &mut Cand, s: Selected) -> Finished {
         let mix = self.mix;
         let (d, k) = (mix.dim, mix.k);
         let max = if s.prec.refine() { max_lanes(&cand.l) } else { s.max };
@@ -759,16 +798,7 @@ impl RowsIn<'_, '_> {
         let nnz = cand.l.iter().filter(|&&e| e != 0.0).count();
         let inv = (1.0 / z) as f32;
         if nnz > k / 16 {
-            if cand.j.len() == k {
-                // Every component is a candidate (candidate j is component j).
-                r.iter_mut().zip(&cand.l).for_each(|(r, &e)| *r = e as f32 * inv);
-            } else {
-                r.iter_mut().for_each(|v| *v = 0.0);
-                for (&j, &e) in cand.j.iter().zip(&cand.l) {
-                    r[j as usize] = e as f32 * inv;
-                }
-            }
-            return (nnz, false);
+            return Finished { nnz, dense: Some(inv) };
         }
         o.iter_mut().for_each(|v| *v = 0.0);
         for (&j, &e) in cand.j.iter().zip(&cand.l) {
@@ -782,7 +812,30 @@ impl RowsIn<'_, '_> {
         for (o, &y) in o.iter_mut().zip(y) {
             *o = (*o - y) * inv_v;
         }
-        (nnz, true)
+        Finished { nnz, dense: None }
+    }
+}
+
+/// What [`RowsIn::finish`] did with a row.
+struct Finished {
+    /// Its non-zero responsibilities.
+    nnz: usize,
+    /// For a dense row, 1/z: its responsibilities are its candidates' weights (in `Cand::l`)
+    /// times this, and its score comes from the product `R M`; None for a sparse row, whose
+    /// score `finish` wrote.
+    dense: Option<f32>,
+}
+
+/// A dense row's responsibilities, `e_j · inv` for its candidates j and 0 elsewhere, into
+/// `put(j, value)` for every component j in order.
+#[inline(always)]
+fn responsibilities(cand: &Cand, inv: f32, k: usize, mut put: impl FnMut(usize, f32)) {
+    if cand.j.len() == k {
+        // Every component is a candidate (candidate j is component j).
+        cand.l.iter().enumerate().for_each(|(j, &e)| put(j, e as f32 * inv));
+    } else {
+        (0..k).for_each(|j| put(j, 0.0));
+        cand.j.iter().zip(&cand.l).for_each(|(&j, &e)| put(j as usize, e as f32 * inv));
     }
 }
 

@@ -57,6 +57,11 @@ impl<'a> Packed<'a> {
         Self::pack(k, n, |p, j| s[p * n + j])
     }
 
+    /// Whether B is held in panels (n ≥ [`NR`]): then [`gemm_packed`] takes it.
+    pub fn in_panels(&self) -> bool {
+        matches!(self.layout, Layout::Panels(_))
+    }
+
     fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Self {
         let panels_n = n.div_ceil(NR);
         let mut panels = vec![0.0f32; panels_n * k * NR];
@@ -379,6 +384,27 @@ pub fn gemm(m: usize, a: &[f32], b: &Packed, c: &mut [f32], ldc: usize) {
     }
     let rows: Vec<&[f32]> = a.chunks_exact(b.k).take(m).collect();
     gemm_rows(&rows, b, c, ldc);
+}
+
+/// C (m × n, leading dimension `ldc`) = A · B on this thread, with A's `m` rows already packed
+/// as [`gemm`] packs them: blocks of [`MR`] rows, p-major (`ap[blk·k + p][i]` = A[blk·MR + i][p];
+/// the lanes past row m must hold finite values, and their products are dropped). B in panels
+/// ([`Packed::in_panels`]). The same bits as [`gemm`] of those rows: it is the same kernel.
+pub fn gemm_packed(ap: &[[f32; MR]], m: usize, b: &Packed, c: &mut [f32], ldc: usize) {
+    let Layout::Panels(panels_b) = &b.layout else {
+        unreachable!("gemm_packed takes B in panels (Packed::in_panels)")
+    };
+    let k = b.k;
+    debug_assert!(ap.len() >= m.div_ceil(MR) * k);
+    if m == 0 || b.n == 0 {
+        return;
+    }
+    let mut rows: Vec<&mut [f32]> = c.chunks_mut(ldc).take(m).map(|r| &mut r[..b.n]).collect();
+    if k == 0 {
+        rows.iter_mut().for_each(|r| r.fill(0.0));
+        return;
+    }
+    panels(&ap[..m.div_ceil(MR) * k], 0, panels_b, k, &mut rows);
 }
 
 /// [`gemm`] with the rows of A given as slices (rows picked from a larger matrix, not copied).
