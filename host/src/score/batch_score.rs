@@ -461,6 +461,8 @@ fn direct_rows(mix: &Mixture<'_>, v: f64, points: &[f32], out: &mut [f32]) {
 struct Cand {
     j: Vec<u32>,
     l: Vec<f64>,
+    /// Scratch of [`RowsIn::select`]: which of each group of eight logits are kept, by bit.
+    mask: Vec<u8>,
 }
 
 /// What rows of one call report.
@@ -679,40 +681,54 @@ impl RowsIn<'_, '_> {
     #[inline(always)]
     fn select(&self, y: &[f32], g: &[f32], cand: &mut Cand) -> Selected {
         let inv_v = 1.0 / self.v;
-        let max = max_logit(self.c, g, inv_v);
+        let k = self.c.len().min(g.len());
+        // Every logit (a loop that vectorises), then their maximum.
+        cand.l.clear();
+        cand.l.extend(self.c.iter().zip(g).map(|(&c, &g)| logit(c, g, inv_v)));
+        let max = max_lanes(&cand.l);
         // Weights below e⁻⁴⁰ (4e-18) are 0; with refinement, the logits that may be within 36
         // nats of the refined maximum are kept and refined (`refine_rows`: within e₆₄, module
         // docs), and `finish` zeroes those that are not.
         let prec = Precision::of(self.mix, y, self.v);
         let cut = prec.cut(max);
-        // Every logit (a loop that vectorises); then, unless every one is kept (the rows of
-        // larger σ), the candidates moved to the front in order, branch-free (a branch per
-        // component mispredicts where about half are kept).
-        let k = self.c.len().min(g.len());
-        cand.l.clear();
-        cand.l.extend(self.c.iter().zip(g).map(|(&c, &g)| logit(c, g, inv_v)));
+        // Which logits are kept, as one bit per component in a byte per group of eight (a
+        // compare that vectorises); then, unless every one is kept (the rows of larger σ), the
+        // kept ones moved to the front in order, visiting only the groups that hold one (few, at
+        // small σ) and, in those, only their set bits.
+        let (groups, rest) = cand.l.as_chunks::<8>();
+        cand.mask.clear();
+        cand.mask.extend(groups.iter().map(|g| {
+            g.iter().enumerate().fold(0u8, |m, (i, &t)| m | (((t >= cut) as u8) << i))
+        }));
+        let kept = cand.mask.iter().map(|m| m.count_ones() as usize).sum::<usize>()
+            + rest.iter().filter(|&&t| t >= cut).count();
+        let tail = k - rest.len();
         cand.j.clear();
-        cand.j.extend(0..k as u32);
-        let kept: usize = cand.l.iter().map(|&t| (t >= cut) as usize).sum();
-        if kept < k {
-            // Eight at a time, skipping groups without a candidate (most, at small σ).
-            let (jj, ll) = (&mut cand.j[..], &mut cand.l[..]);
-            let mut n = 0;
-            for j0 in (0..k).step_by(8) {
-                let j1 = (j0 + 8).min(k);
-                if !ll[j0..j1].iter().any(|&t| t >= cut) {
-                    continue;
-                }
-                for j in j0..j1 {
-                    let t = ll[j];
-                    jj[n] = j as u32;
-                    ll[n] = t;
-                    n += (t >= cut) as usize;
-                }
-            }
-            cand.j.truncate(n);
-            cand.l.truncate(n);
+        if kept == k {
+            cand.j.extend(0..k as u32);
+            return Selected { prec, max };
         }
+        cand.j.resize(kept, 0);
+        let (jj, ll) = (&mut cand.j[..], &mut cand.l[..]);
+        let mut n = 0;
+        for (q, &m) in cand.mask.iter().enumerate() {
+            let mut m = m;
+            while m != 0 {
+                let j = q * 8 + m.trailing_zeros() as usize;
+                jj[n] = j as u32;
+                ll[n] = ll[j];
+                n += 1;
+                m &= m - 1;
+            }
+        }
+        for j in tail..k {
+            if ll[j] >= cut {
+                jj[n] = j as u32;
+                ll[n] = ll[j];
+                n += 1;
+            }
+        }
+        cand.l.truncate(n);
         Selected { prec, max }
     }
 
