@@ -696,10 +696,14 @@ impl RowsIn<'_, '_> {
         // kept ones moved to the front in order, visiting only the groups that hold one (few, at
         // small σ) and, in those, only their set bits.
         let (groups, rest) = cand.l.as_chunks::<8>();
-        cand.mask.clear();
-        cand.mask.extend(groups.iter().map(|g| {
-            g.iter().enumerate().fold(0u8, |m, (i, &t)| m | (((t >= cut) as u8) << i))
-        }));
+        cand.mask.resize(groups.len(), 0);
+        for (m, g) in cand.mask.iter_mut().zip(groups) {
+            let mut bits = 0u8;
+            for (i, &t) in g.iter().enumerate() {
+                bits |= ((t >= cut) as u8) << i;
+            }
+            *m = bits;
+        }
         let kept = cand.mask.iter().map(|m| m.count_ones() as usize).sum::<usize>()
             + rest.iter().filter(|&&t| t >= cut).count();
         let tail = k - rest.len();
