@@ -529,6 +529,19 @@ fn sample_shards_merge_into_the_single_run() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("were drawn on different devices (cpu and NVIDIA H200"), "{err}");
     assert!(!root.join("m5").exists());
+    // A shard.json from before the device was recorded (CPU shards only): read as the CPU's.
+    let old = root.join("old2");
+    copy_dir(&shard(2), &old);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let mut o = v.as_object().unwrap().clone();
+    o.remove("device").unwrap();
+    std::fs::write(old.join("shard.json"), serde_json::to_string(&o).unwrap()).unwrap();
+    let o = merge(&root.join("m6"), &[shard(1), old, shard(3)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(root.join("m6/samples.npy")).unwrap(),
+        std::fs::read(single.join("samples.npy")).unwrap()
+    );
     // A score network: the runtime's results may depend on the rows of a call (onnxruntime's
     // do for the shipped MLP between 50 and 64 rows), so shards draw whole batches of the single
     // run, and with the same --batch their samples are its own.

@@ -64,7 +64,14 @@ pub struct ShardFile {
     pub seconds: f64,
     /// Where the shard was drawn: `cpu`, or the CUDA device's model and compute capability
     /// (its rows equal the CPU's within float rounding, not bit for bit, so merge refuses a mix).
+    /// Shards written before anneal recorded it ran on the CPU.
+    #[serde(default = "cpu")]
     pub device: String,
+}
+
+/// The device of a `shard.json` without one.
+fn cpu() -> String {
+    "cpu".into()
 }
 
 /// The flags of this process's `sample` command without `--out`, `--force` and `--shard`.
