@@ -11,9 +11,10 @@
 # tract-cuda needs the CUDA toolkit's headers (CUDA_HOME or /usr/local/cuda) and cuDNN, cuBLAS,
 # the CUDA runtime and NVRTC on the library path: the Python wheels' nvidia/*/lib folders are
 # added. Runs: nvidia-smi; the mixture path's parity tests; the network tests (GPU vs CPU
-# samples); `anneal bench --score digits --device cuda` beside the PyTorch loop on the GPU; and
-# `anneal sample --score digits` on the GPU and on this machine's CPU, for scale. With OUT set,
-# the log is also written to $OUT/networks.log.
+# samples, and GPU sample shards merged against the single GPU run); `anneal bench --score
+# digits --device cuda` beside the PyTorch loop on the GPU; and `anneal sample --score digits`
+# on the GPU and on this machine's CPU, for scale. With OUT set, the log is also written to
+# $OUT/networks.log.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 bin="${1:?BIN_DIR}"
