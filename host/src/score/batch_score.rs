@@ -200,9 +200,8 @@ impl<'a> Mixture<'a> {
         self.packed.is_some()
     }
 
-    /// The most scratch a [`GemmMixture`] holds for batches of `rows` rows: G, R and the dense
-    /// rows' packed responsibilities for one block of rows (f32, at most 2²² products each; the
-    /// packed ones kept per thread), the per-σ constants c_k (f64), and the
+    /// The most scratch a [`GemmMixture`] holds for batches of `rows` rows: G and R for one block
+    /// of rows (f32, at most 2²² products each), the per-σ constants c_k (f64), and the
     /// candidate lists (an index and a logit per component at most) of the rows scored at once,
     /// and the dense refinement's f64 tiles, per thread; beyond 2¹⁹ components, a fixed amount
     /// per thread ([`stream`]), whatever K.
@@ -217,7 +216,7 @@ impl<'a> Mixture<'a> {
         let block = rows.min(rows_per_call(k));
         let threads = rayon::current_num_threads();
         let lists = block.min(threads * refine_rows(k));
-        block * k * 12 + k * 8 + lists * k * 12 + threads * 16 * TILE64 * 8
+        block * k * 8 + k * 8 + lists * k * 12 + threads * 16 * TILE64 * 8
     }
 
     /// v = τ² + σ², the variance of each component at noise level σ.
@@ -286,7 +285,7 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
     fn score_rows(&mut self, points: &[f32], sigma: f64, out: &mut [f32]) -> usize {
         let mix = self.mix;
         let (d, k) = (mix.dim, mix.k);
-        let Some((mt, m)) = &mix.packed else {
+        let Some((mt, _)) = &mix.packed else {
             self.score_rows_direct(points, sigma, out);
             self.flops = 0.0;
             return 0;
@@ -315,41 +314,26 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         c.clear();
         c.extend(mix.ln_w.iter().zip(&mix.norms2).map(|(lw, n2)| lw - n2 * (0.5 / v)));
         let rows = RowsIn { mix, c: &c, v, all64 };
-        let RowsOut { refined, terms, dense, dense_rows, wide } = if b * k >= 1 << 14 {
+        let RowsOut { refined, terms, dense_rows, wide } = if b * k >= 1 << 14 {
             let per = b.div_ceil(4 * rayon::current_num_threads()).max(1);
             let parts: Vec<RowsOut> = points
                 .par_chunks(per * d)
                 .zip(g.par_chunks(per * k))
                 .zip(out.par_chunks_mut(per * d).zip(r.par_chunks_mut(per * k)))
-                .enumerate()
-                .map(|(i, ((y, g), (o, r)))| rows.run(i * per, y, g, o, r))
+                .map(|((y, g), (o, r))| rows.run(y, g, o, r))
                 .collect();
             parts.into_iter().fold(RowsOut::default(), |mut all, part| {
                 all.refined += part.refined;
                 all.terms += part.terms;
                 all.wide += part.wide;
                 all.dense_rows += part.dense_rows;
-                all.dense.extend(part.dense);
                 all
             })
         } else {
-            rows.run(0, points, &g, out, &mut r)
+            rows.run(points, &g, out, &mut r)
         };
         self.flops = 2.0 * (b * k * d + dense_rows * k * d + terms * d) as f64;
         self.wide = 2 * wide > b;
-        // S = R M for the rows with many non-zero responsibilities, in one GEMM.
-        if !dense.is_empty() {
-            let rd: Vec<&[f32]> = dense.iter().map(|&i| &r[i * k..(i + 1) * k]).collect();
-            let mut sd = vec![0.0f32; dense.len() * d];
-            gemm::gemm_rows(&rd, m, &mut sd, d);
-            let inv_v = (1.0 / v) as f32;
-            for (&i, row) in dense.iter().zip(sd.chunks_exact(d)) {
-                let (o, y) = (&mut out[i * d..(i + 1) * d], &points[i * d..(i + 1) * d]);
-                for ((o, &s), &y) in o.iter_mut().zip(row).zip(y) {
-                    *o = (s - y) * inv_v;
-                }
-            }
-        }
         (self.g, self.r, self.c) = (g, r, c);
         refined
     }
@@ -472,10 +456,7 @@ struct RowsOut {
     refined: usize,
     /// Non-zero responsibilities of the sparse rows.
     terms: usize,
-    /// The dense rows whose `R M` the caller takes (batch indices, in order): the means are
-    /// not in panels (D < 32).
-    dense: Vec<usize>,
-    /// Every dense row, those of `dense` and those whose `R M` was taken in the chunk.
+    /// Dense rows (their `R M` taken in their chunk).
     dense_rows: usize,
     /// Rows with more than K/[`DENSE_REFINE`] non-zero weights.
     wide: usize,
@@ -488,11 +469,8 @@ struct Scratch {
     cands: Vec<Cand>,
     /// The dense refined rows' f64 products with a tile of components.
     g64: Vec<f64>,
-    /// The chunk's dense rows' responsibilities, packed for `R M` as [`gemm::gemm`] packs A
-    /// (blocks of [`gemm::MR`] rows, component-major; lanes of no row hold finite values), and
-    /// those rows.
-    packed: Vec<[f32; gemm::MR]>,
-    packed_rows: Vec<usize>,
+    /// The chunk's dense rows (their responsibilities in its rows of R).
+    dense: Vec<usize>,
     report: RowsOut,
 }
 
@@ -583,11 +561,10 @@ impl RowsIn<'_, '_> {
     /// Rows `first..` of the batch (`y`, their products `g`): the score rows of those with few
     /// non-zero responsibilities go straight into `o`; the others get their responsibilities in
     /// `r` and are returned (batch row indices) for the GEMM. Also returns the refined count.
-    fn run(&self, first: usize, y: &[f32], g: &[f32], o: &mut [f32], r: &mut [f32]) -> RowsOut {
+    fn run(&self, y: &[f32], g: &[f32], o: &mut [f32], r: &mut [f32]) -> RowsOut {
         /// The chunk's work, as one argument for `dispatch!`.
         struct Job<'j, 'm, 'a> {
             this: &'j RowsIn<'m, 'a>,
-            first: usize,
             y: &'j [f32],
             g: &'j [f32],
             o: &'j mut [f32],
@@ -596,12 +573,9 @@ impl RowsIn<'_, '_> {
         }
         #[inline(always)]
         fn rows(job: Job<'_, '_, '_>) {
-            let Job { this, first, y, g, o, r, sc } = job;
+            let Job { this, y, g, o, r, sc } = job;
             let (d, k) = (this.mix.dim, this.mix.k);
             let Some((_, m)) = &this.mix.packed else { return };
-            // With the means in panels (D ≥ 32) the dense rows' responsibilities are written
-            // packed, and their `R M` taken here; otherwise into `r`, for the caller's product.
-            let in_panels = m.in_panels();
             let rb = sc.cands.len();
             let blocks = y.chunks(rb * d).zip(g.chunks(rb * k)).zip(o.chunks_mut(rb * d));
             for (b, ((y, g), o)) in blocks.enumerate() {
@@ -634,30 +608,18 @@ impl RowsIn<'_, '_> {
                         continue;
                     };
                     let row = b * rb + i;
-                    sc.report.dense_rows += 1;
-                    if in_panels {
-                        let q = sc.packed_rows.len();
-                        let (blk, lane) = (q / gemm::MR, q % gemm::MR);
-                        if sc.packed.len() < (blk + 1) * k {
-                            sc.packed.resize((blk + 1) * k, [0.0; gemm::MR]);
-                        }
-                        let at = &mut sc.packed[blk * k..(blk + 1) * k];
-                        responsibilities(cand, inv, k, |j, v| at[j][lane] = v);
-                        sc.packed_rows.push(row);
-                    } else {
-                        let at = &mut r[row * k..(row + 1) * k];
-                        responsibilities(cand, inv, k, |j, v| at[j] = v);
-                        sc.report.dense.push(first + row);
-                    }
+                    responsibilities(cand, inv, &mut r[row * k..(row + 1) * k]);
+                    sc.dense.push(row);
                 }
             }
-            // S = R M for the packed dense rows, then their scores.
-            let q = sc.packed_rows.len();
-            if q > 0 {
-                let mut s = vec![0.0f32; q * d];
-                gemm::gemm_packed(&sc.packed, q, m, &mut s, d);
+            // S = R M for the dense rows, on this thread, then their scores.
+            sc.report.dense_rows = sc.dense.len();
+            if !sc.dense.is_empty() {
+                let rows: Vec<&[f32]> = sc.dense.iter().map(|&i| &r[i * k..(i + 1) * k]).collect();
+                let mut s = vec![0.0f32; rows.len() * d];
+                gemm::gemm_rows_here(&rows, m, &mut s, d);
                 let inv_v = (1.0 / this.v) as f32;
-                for (&row, s) in sc.packed_rows.iter().zip(s.chunks_exact(d)) {
+                for (&row, s) in sc.dense.iter().zip(s.chunks_exact(d)) {
                     let (o, y) = (&mut o[row * d..(row + 1) * d], &y[row * d..(row + 1) * d]);
                     for ((o, &s), &y) in o.iter_mut().zip(s).zip(y) {
                         *o = (s - y) * inv_v;
@@ -668,8 +630,8 @@ impl RowsIn<'_, '_> {
         let rb = refine_rows(self.mix.k);
         let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
         scratch.cands.resize_with(rb, Cand::default);
-        scratch.packed_rows.clear();
-        let job = Job { this: self, first, y, g, o, r, sc: &mut scratch };
+        scratch.dense.clear();
+        let job = Job { this: self, y, g, o, r, sc: &mut scratch };
         crate::score::simd::dispatch!(rows, (job: Job<'_, '_, '_>) -> ());
         let report = std::mem::take(&mut scratch.report);
         SCRATCH.with(|s| *s.borrow_mut() = scratch);
@@ -846,16 +808,16 @@ struct Finished {
     dense: Option<f32>,
 }
 
-/// A dense row's responsibilities, `e_j · inv` for its candidates j and 0 elsewhere, into
-/// `put(j, value)` for every component j in order.
+/// A dense row's responsibilities into `r` (K values): `e_j · inv` for its candidates j, 0
+/// elsewhere.
 #[inline(always)]
-fn responsibilities(cand: &Cand, inv: f32, k: usize, mut put: impl FnMut(usize, f32)) {
-    if cand.j.len() == k {
+fn responsibilities(cand: &Cand, inv: f32, r: &mut [f32]) {
+    if cand.j.len() == r.len() {
         // Every component is a candidate (candidate j is component j).
-        cand.l.iter().enumerate().for_each(|(j, &e)| put(j, e as f32 * inv));
+        r.iter_mut().zip(&cand.l).for_each(|(r, &e)| *r = e as f32 * inv);
     } else {
-        (0..k).for_each(|j| put(j, 0.0));
-        cand.j.iter().zip(&cand.l).for_each(|(&j, &e)| put(j as usize, e as f32 * inv));
+        r.iter_mut().for_each(|v| *v = 0.0);
+        cand.j.iter().zip(&cand.l).for_each(|(&j, &e)| r[j as usize] = e as f32 * inv);
     }
 }
 

@@ -57,11 +57,6 @@ impl<'a> Packed<'a> {
         Self::pack(k, n, |p, j| s[p * n + j])
     }
 
-    /// Whether B is held in panels (n ≥ [`NR`]): then [`gemm_packed`] takes it.
-    pub fn in_panels(&self) -> bool {
-        matches!(self.layout, Layout::Panels(_))
-    }
-
     fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Self {
         let panels_n = n.div_ceil(NR);
         let mut panels = vec![0.0f32; panels_n * k * NR];
@@ -148,6 +143,35 @@ mod x86 {
                 unsafe { (_mm512_loadu_ps(b.as_ptr()), _mm512_loadu_ps(b.as_ptr().add(16))) };
             for ((lo, hi), &av) in lo.iter_mut().zip(hi.iter_mut()).zip(a) {
                 let av = _mm512_set1_ps(av);
+                *lo = _mm512_fmadd_ps(av, bl, *lo);
+                *hi = _mm512_fmadd_ps(av, bh, *hi);
+            }
+        }
+        let mut out = [[0.0f32; NR]; MR];
+        for ((o, lo), hi) in out.iter_mut().zip(lo).zip(hi) {
+            // SAFETY: o is NR = 32 f32s.
+            unsafe {
+                _mm512_storeu_ps(o.as_mut_ptr(), lo);
+                _mm512_storeu_ps(o.as_mut_ptr().add(16), hi);
+            }
+        }
+        out
+    }
+
+    /// [`kernel_avx512`] from zero, with A's `MR` rows read where they are (`rows[i][p]`, each
+    /// at least `panel.len()` long) instead of from a packed block: the same operations.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn kernel_rows_avx512(rows: &[&[f32]; MR], panel: &[[f32; NR]]) -> [[f32; NR]; MR] {
+        let k = panel.len();
+        let rows: [&[f32]; MR] = std::array::from_fn(|i| &rows[i][..k]);
+        let mut lo = [_mm512_setzero_ps(); MR];
+        let mut hi = [_mm512_setzero_ps(); MR];
+        for (p, b) in panel.iter().enumerate() {
+            // SAFETY: b is NR = 32 f32s.
+            let (bl, bh) =
+                unsafe { (_mm512_loadu_ps(b.as_ptr()), _mm512_loadu_ps(b.as_ptr().add(16))) };
+            for ((lo, hi), row) in lo.iter_mut().zip(hi.iter_mut()).zip(&rows) {
+                let av = _mm512_set1_ps(row[p]);
                 *lo = _mm512_fmadd_ps(av, bl, *lo);
                 *hi = _mm512_fmadd_ps(av, bh, *hi);
             }
@@ -386,25 +410,46 @@ pub fn gemm(m: usize, a: &[f32], b: &Packed, c: &mut [f32], ldc: usize) {
     gemm_rows(&rows, b, c, ldc);
 }
 
-/// C (m × n, leading dimension `ldc`) = A · B on this thread, with A's `m` rows already packed
-/// as [`gemm`] packs them: blocks of [`MR`] rows, p-major (`ap[blk·k + p][i]` = A[blk·MR + i][p];
-/// the lanes past row m must hold finite values, and their products are dropped). B in panels
-/// ([`Packed::in_panels`]). The same bits as [`gemm`] of those rows: it is the same kernel.
-pub fn gemm_packed(ap: &[[f32; MR]], m: usize, b: &Packed, c: &mut [f32], ldc: usize) {
+/// C (m × n, leading dimension `ldc`) = A · B on this thread, A's rows given as slices: the same
+/// bits as [`gemm_rows`]. With AVX-512 the kernel reads A's rows where they are
+/// ([`x86::kernel_rows_avx512`]: a broadcast from each of the block's rows per step of p, as
+/// from a packed block), so nothing is packed; elsewhere each block of [`MR`] rows is packed
+/// first.
+pub fn gemm_rows_here(a: &[&[f32]], b: &Packed, c: &mut [f32], ldc: usize) {
+    let (m, k, n) = (a.len(), b.k, b.n);
     let Layout::Panels(panels_b) = &b.layout else {
-        unreachable!("gemm_packed takes B in panels (Packed::in_panels)")
+        return gemm_rows(a, b, c, ldc);
     };
-    let k = b.k;
-    debug_assert!(ap.len() >= m.div_ceil(MR) * k);
-    if m == 0 || b.n == 0 {
-        return;
+    if m == 0 || n == 0 || k == 0 {
+        return gemm_rows(a, b, c, ldc);
     }
-    let mut rows: Vec<&mut [f32]> = c.chunks_mut(ldc).take(m).map(|r| &mut r[..b.n]).collect();
-    if k == 0 {
-        rows.iter_mut().for_each(|r| r.fill(0.0));
-        return;
+    let (panels_b, _) = panels_b.as_chunks::<NR>();
+    let mut ap = Vec::new();
+    for (blk, c) in c.chunks_mut(MR * ldc).take(m.div_ceil(MR)).enumerate() {
+        // The block's rows, the last repeated past m (as `pack_a` pads).
+        let rows: [&[f32]; MR] = std::array::from_fn(|i| &a[(blk * MR + i).min(m - 1)][..k]);
+        let packed = !cfg!(target_arch = "x86_64")
+            || crate::score::simd::level() != crate::score::simd::Level::Avx512;
+        if packed {
+            ap.resize(k, [0.0f32; MR]);
+            pack_a(&rows, 0, 0, &mut ap);
+        }
+        for (q, panel) in panels_b.chunks_exact(k).take(n.div_ceil(NR)).enumerate() {
+            #[cfg(target_arch = "x86_64")]
+            let acc = if packed {
+                kernel(&ap, panel, &[[0.0; NR]; MR])
+            } else {
+                // SAFETY: level() found AVX-512F on this CPU.
+                unsafe { x86::kernel_rows_avx512(&rows, panel) }
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let acc = kernel(&ap, panel, &[[0.0; NR]; MR]);
+            let (c0, c1) = (q * NR, ((q + 1) * NR).min(n));
+            for (row, acc) in c.chunks_mut(ldc).zip(&acc) {
+                row[c0..c1].copy_from_slice(&acc[..c1 - c0]);
+            }
+        }
     }
-    panels(&ap[..m.div_ceil(MR) * k], 0, panels_b, k, &mut rows);
 }
 
 /// [`gemm`] with the rows of A given as slices (rows picked from a larger matrix, not copied).
@@ -654,8 +699,9 @@ mod tests {
         }
     }
 
-    /// Blocks of columns ([`gemm_cols`]) and pieces of B's rows carried in chains
-    /// ([`accumulate`]) give the same bits as the whole product, for both packings of B.
+    /// Blocks of columns ([`gemm_cols`]), pieces of B's rows carried in chains ([`accumulate`])
+    /// and the product on this thread ([`gemm_rows_here`]) give the same bits as the whole
+    /// product, for both packings of B.
     #[test]
     fn column_blocks_and_carried_pieces_match_the_whole_product() {
         let (m, k) = (11, 1300);
@@ -668,6 +714,10 @@ mod tests {
             let b = Packed::plain(&s, k, n);
             let mut whole = vec![0.0f32; m * n];
             gemm_rows(&rows, &b, &mut whole, n);
+            // On this thread, A's rows read where they are (AVX-512) or packed per block.
+            let mut here = vec![0.0f32; m * n];
+            gemm_rows_here(&rows, &b, &mut here, n);
+            assert!(here.iter().zip(&whole).all(|(x, y)| x.to_bits() == y.to_bits()), "n = {n}");
             let mut chains = Chains::new(m, n);
             for p0 in (0..k).step_by(300) {
                 let len = 300.min(k - p0);
