@@ -653,10 +653,16 @@ impl RowsIn<'_, '_> {
         // docs), and `finish` zeroes those that are not.
         let prec = Precision::of(self.mix, y, self.v);
         let cut = prec.cut(max);
-        // Which logits are kept, as one bit per component in a byte per group of eight (a
-        // compare that vectorises); then, unless every one is kept (the rows of larger σ), the
+        // How many logits are kept (a count that vectorises): all of them in the rows of larger
+        // σ. Otherwise which, as one bit per component in a byte per group of eight, and the
         // kept ones moved to the front in order, visiting only the groups that hold one (few, at
         // small σ) and, in those, only their set bits.
+        let kept = cand.l.iter().map(|&t| (t >= cut) as usize).sum::<usize>();
+        cand.j.clear();
+        if kept == k {
+            cand.j.extend(0..k as u32);
+            return Selected { prec, max };
+        }
         let (groups, rest) = cand.l.as_chunks::<8>();
         cand.mask.resize(groups.len(), 0);
         for (m, g) in cand.mask.iter_mut().zip(groups) {
@@ -666,14 +672,7 @@ impl RowsIn<'_, '_> {
             }
             *m = bits;
         }
-        let kept = cand.mask.iter().map(|m| m.count_ones() as usize).sum::<usize>()
-            + rest.iter().filter(|&&t| t >= cut).count();
         let tail = k - rest.len();
-        cand.j.clear();
-        if kept == k {
-            cand.j.extend(0..k as u32);
-            return Selected { prec, max };
-        }
         cand.j.resize(kept, 0);
         let (jj, ll) = (&mut cand.j[..], &mut cand.l[..]);
         let mut n = 0;
