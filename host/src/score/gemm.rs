@@ -128,6 +128,28 @@ mod x86 {
         panel: &[[f32; NR]],
         init: &[[f32; NR]; MR],
     ) -> [[f32; NR]; MR] {
+        let panel = &panel[..ap.len().min(panel.len())];
+        block(panel, init, |p| ap[p])
+    }
+
+    /// [`kernel_avx512`] from zero, with A's `MR` rows read where they are (`rows[i][p]`, each
+    /// at least `panel.len()` long) instead of from a packed block: the same operations.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn kernel_rows_avx512(rows: &[&[f32]; MR], panel: &[[f32; NR]]) -> [[f32; NR]; MR] {
+        let k = panel.len();
+        let rows: [&[f32]; MR] = std::array::from_fn(|i| &rows[i][..k]);
+        block(panel, &[[0.0; NR]; MR], |p| std::array::from_fn(|i| rows[i][p]))
+    }
+
+    /// Both kernels' loop: from `init`, `acc[i] = fma(a(p)[i], panel[p], acc[i])` for each
+    /// step p of the panel, A's values at step p given by `a`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn block(
+        panel: &[[f32; NR]],
+        init: &[[f32; NR]; MR],
+        a: impl Fn(usize) -> [f32; MR],
+    ) -> [[f32; NR]; MR] {
         let mut lo = [_mm512_setzero_ps(); MR];
         let mut hi = [_mm512_setzero_ps(); MR];
         for ((lo, hi), r) in lo.iter_mut().zip(hi.iter_mut()).zip(init) {
@@ -137,41 +159,12 @@ mod x86 {
                 *hi = _mm512_loadu_ps(r.as_ptr().add(16));
             }
         }
-        for (a, b) in ap.iter().zip(panel) {
-            // SAFETY: b is NR = 32 f32s.
-            let (bl, bh) =
-                unsafe { (_mm512_loadu_ps(b.as_ptr()), _mm512_loadu_ps(b.as_ptr().add(16))) };
-            for ((lo, hi), &av) in lo.iter_mut().zip(hi.iter_mut()).zip(a) {
-                let av = _mm512_set1_ps(av);
-                *lo = _mm512_fmadd_ps(av, bl, *lo);
-                *hi = _mm512_fmadd_ps(av, bh, *hi);
-            }
-        }
-        let mut out = [[0.0f32; NR]; MR];
-        for ((o, lo), hi) in out.iter_mut().zip(lo).zip(hi) {
-            // SAFETY: o is NR = 32 f32s.
-            unsafe {
-                _mm512_storeu_ps(o.as_mut_ptr(), lo);
-                _mm512_storeu_ps(o.as_mut_ptr().add(16), hi);
-            }
-        }
-        out
-    }
-
-    /// [`kernel_avx512`] from zero, with A's `MR` rows read where they are (`rows[i][p]`, each
-    /// at least `panel.len()` long) instead of from a packed block: the same operations.
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn kernel_rows_avx512(rows: &[&[f32]; MR], panel: &[[f32; NR]]) -> [[f32; NR]; MR] {
-        let k = panel.len();
-        let rows: [&[f32]; MR] = std::array::from_fn(|i| &rows[i][..k]);
-        let mut lo = [_mm512_setzero_ps(); MR];
-        let mut hi = [_mm512_setzero_ps(); MR];
         for (p, b) in panel.iter().enumerate() {
             // SAFETY: b is NR = 32 f32s.
             let (bl, bh) =
                 unsafe { (_mm512_loadu_ps(b.as_ptr()), _mm512_loadu_ps(b.as_ptr().add(16))) };
-            for ((lo, hi), row) in lo.iter_mut().zip(hi.iter_mut()).zip(&rows) {
-                let av = _mm512_set1_ps(row[p]);
+            for ((lo, hi), av) in lo.iter_mut().zip(hi.iter_mut()).zip(a(p)) {
+                let av = _mm512_set1_ps(av);
                 *lo = _mm512_fmadd_ps(av, bl, *lo);
                 *hi = _mm512_fmadd_ps(av, bh, *hi);
             }
