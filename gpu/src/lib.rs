@@ -35,7 +35,7 @@ mod run;
 pub mod table;
 mod timing;
 
-pub use device::{Device, Probe, probe};
+pub use device::{Device, Probe, driver_present, probe};
 pub use error::Error;
 pub use net::{DeviceNetwork, NetOutput};
 pub use options::{GRAPH_MIN_CHUNKS, Options, SMALL_WORK, SPARSE_MAX, Use};

@@ -26,8 +26,7 @@ pub const TRACT_CUDA: &str = "tract-cuda 0.23 on the GPU";
 /// cuBLAS, cuDNN), then `anneal-gpu`'s device on the stream tract uses on this thread (the
 /// network must then run on this thread). Why not, otherwise.
 pub fn open_device() -> Result<anneal_gpu::Device, String> {
-    let probe = anneal_gpu::probe();
-    if !probe.driver {
+    if !anneal_gpu::driver_present() {
         return Err("libcuda.so.1 was not found (it comes with the NVIDIA driver)".into());
     }
     ensure_cuda_runtime_dependencies("tract-cuda cannot run networks here")
