@@ -209,52 +209,187 @@ const CONTOUR_WORK_MAX: usize = 256 * 400 * 400;
 /// true log-density crosses a multiple of 2 nats (within 16 nats of its maximum), as points;
 /// none for data of more than 256 points ([`CONTOUR_WORK_MAX`]).
 fn contour_cells(p: &Truth<'_>, origin: [f64; 2], side: f64, n: usize) -> Vec<(f64, f64)> {
-    let sigma = if p.tau > 0.0 { 0.0 } else { p.sigma_min };
-    let v = anneal_core::score::perturbed_variance(p.tau, sigma);
-    let Ok(mix) = IsotropicMixture::new(
-        &p.data.means,
-        2,
-        Some(&p.data.weights),
-        Taus::Shared(p.tau.max(sigma)),
-    ) else {
+    let Some(level) = contour_levels(p, origin, side, n) else {
         return Vec::new();
     };
-    if mix.components().saturating_mul(n * n) > CONTOUR_WORK_MAX {
-        return Vec::new();
-    }
-    let at = |i: usize| origin[0] + (i as f64 + 0.5) / n as f64 * side;
-    let at_y = |j: usize| origin[1] + (j as f64 + 0.5) / n as f64 * side;
-    let mut level = vec![0i64; n * n];
-    // The logits as `IsotropicMixture::logits` computes them, with their constant parts once.
-    let parts: Vec<(f64, f64)> = (0..mix.components()).map(|k| mix.logit_parts(k, 0.0)).collect();
-    // Rows in parallel (each cell on its own: the same levels whatever the threads).
-    level.par_chunks_mut(n).enumerate().for_each_init(
-        || vec![0.0f64; mix.components()],
-        |logits, (j, row)| {
-            for (i, l) in row.iter_mut().enumerate() {
-                let x = [at(i) as f32, at_y(j) as f32];
-                for ((o, &(c, vk)), mu) in
-                    logits.iter_mut().zip(&parts).zip(p.data.means.chunks_exact(2))
-                {
-                    *o = c - 0.5 * anneal_core::score::squared_distance(&x, mu) / vk;
-                }
-                let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let lse = m + logits.iter().map(|l| (l - m).exp()).sum::<f64>().ln() - v.ln();
-                *l = (lse / 2.0).floor() as i64;
-            }
-        },
-    );
-    let top = level.iter().cloned().max().unwrap_or(0);
+    let at = |i: usize, a: usize| origin[a] + (i as f64 + 0.5) / n as f64 * side;
+    let top = level.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let mut cells = Vec::new();
     for j in 0..n - 1 {
         for i in 0..n - 1 {
             let l = level[j * n + i];
-            if l > top - 8 && (l != level[j * n + i + 1] || l != level[(j + 1) * n + i]) {
-                cells.push((at(i), at_y(j)));
+            if l > top - 8.0 && (l != level[j * n + i + 1] || l != level[(j + 1) * n + i]) {
+                cells.push((at(i, 0), at(j, 1)));
             }
         }
     }
     cells
+}
+
+/// The 2-D mixture [`contour_levels`] evaluates, and its log-density's offset −ln v (σ = 0 when
+/// τ > 0, else σ_N); none when the mixture cannot be built or the grid is too much work.
+fn contour_mixture<'a>(p: &'a Truth<'_>, n: usize) -> Option<(IsotropicMixture<'a, f32>, f64)> {
+    let sigma = if p.tau > 0.0 { 0.0 } else { p.sigma_min };
+    let v = anneal_core::score::perturbed_variance(p.tau, sigma);
+    let mix = IsotropicMixture::new(
+        &p.data.means,
+        2,
+        Some(&p.data.weights),
+        Taus::Shared(p.tau.max(sigma)),
+    )
+    .ok()?;
+    (mix.components().saturating_mul(n * n) <= CONTOUR_WORK_MAX).then_some((mix, -v.ln()))
+}
+
+/// ⌊log p(x) / 2⌋ at the centre x of each cell of the grid (row j, column i at `j * n + i`).
+///
+/// The logits separate: l_k(x) = c_k − (x₁ − μ_k1)²/(2v_k) − (x₂ − μ_k2)²/(2v_k) = a_k(x₁) +
+/// b_k(x₂), so with A = max_k a_k and B = max_k b_k each cell's log-density is A + B − ln v +
+/// ln s, s = Σ_k e^{a_k − A} e^{b_k − B}: the 2·n·K exponentials once per column and row, and a
+/// product sum per cell. Where s underflows (the column's and the row's nearest components differ
+/// and are far apart) the cell is computed directly ([`cell_level`]). The logarithm is a
+/// polynomial within 1e-9 of ln s ([`ln_near`]); a cell whose half log-density falls within 1e-6
+/// of an integer takes libm's `ln` instead, so that the level is the one `ln` gives (tested
+/// against the direct evaluation of every cell).
+fn contour_levels(p: &Truth<'_>, origin: [f64; 2], side: f64, n: usize) -> Option<Vec<f64>> {
+    let (mix, offset) = contour_mixture(p, n)?;
+    let k = mix.components();
+    let at = |i: usize, a: usize| (origin[a] + (i as f64 + 0.5) / n as f64 * side) as f32;
+    let parts: Vec<(f64, f64)> = (0..k).map(|c| mix.logit_parts(c, 0.0)).collect();
+    // For axis `a`: per grid line, its largest term, and the exponentials of every term below
+    // it, component by component (`exps[c * n + i]`).
+    let axis = |a: usize| {
+        let mut max = vec![f64::NEG_INFINITY; n];
+        let mut exps = vec![0.0f64; k * n];
+        for ((c, v), (mu, e)) in
+            parts.iter().zip(p.data.means.chunks_exact(2).zip(exps.chunks_exact_mut(n)))
+        {
+            for (i, (o, m)) in e.iter_mut().zip(&mut max).enumerate() {
+                let d = at(i, a) as f64 - mu[a] as f64;
+                *o = if a == 1 { *c } else { 0.0 } - 0.5 * d * d / v;
+                *m = m.max(*o);
+            }
+        }
+        for e in exps.chunks_exact_mut(n) {
+            e.iter_mut().zip(&max).for_each(|(t, m)| *t = (*t - m).exp());
+        }
+        (max, exps)
+    };
+    let ((xmax, xexp), (ymax, yexp)) = (axis(0), axis(1));
+    let mut level = vec![0.0f64; n * n];
+    level.par_chunks_mut(n).enumerate().for_each_init(
+        || (vec![0.0f64; n], vec![0.0f64; n]),
+        |(s, half), (j, row)| {
+            let yj = ymax[j] + offset;
+            let ey: Vec<f64> = (0..k).map(|c| yexp[c * n + j]).collect();
+            if contour_row_here(&xexp, &xmax, &ey, yj, s, half, row) == 0 {
+                return;
+            }
+            for (i, l) in row.iter_mut().enumerate() {
+                if s[i] < TINY {
+                    *l = cell_level(&mix, &p.data.means, [at(i, 0), at(j, 1)], offset);
+                } else if near_integer(half[i], *l) {
+                    *l = (0.5 * (xmax[i] + yj + s[i].ln())).floor();
+                }
+            }
+        },
+    );
+    Some(level)
+}
+
+/// Below this a cell's product sum may have lost its largest term to underflow (each term's
+/// error is below 1e-323, so above it the sum is accurate to ~K·1e-23 relative).
+const TINY: f64 = 1e-300;
+
+/// Whether `half` lies within 1e-6 (far more than [`ln_near`]'s error) of an integer: its floor
+/// `f` is then libm's to decide.
+#[inline(always)]
+fn near_integer(half: f64, f: f64) -> bool {
+    half - f <= 1e-6 || f + 1.0 - half <= 1e-6
+}
+
+/// [`contour_row`] compiled for this CPU's vector unit.
+fn contour_row_here(
+    xexp: &[f64],
+    xmax: &[f64],
+    ey: &[f64],
+    yj: f64,
+    s: &mut [f64],
+    half: &mut [f64],
+    level: &mut [f64],
+) -> usize {
+    crate::score::simd::dispatch!(
+        contour_row,
+        (xexp: &[f64], xmax: &[f64], ey: &[f64], yj: f64, s: &mut [f64], half: &mut [f64], level: &mut [f64]) -> usize
+    )
+}
+
+/// One row of the grid: each cell's product sum s (component by component, in order), its half
+/// log-density ½(A + B − ln v + ln s) by [`ln_near`] and that half's floor, the level; the same
+/// operations (no contraction into FMAs) at every instruction-set level. Returns how many cells
+/// the caller must finish: an s below [`TINY`], or a half [`near_integer`].
+#[inline(always)]
+fn contour_row(
+    xexp: &[f64],
+    xmax: &[f64],
+    ey: &[f64],
+    yj: f64,
+    s: &mut [f64],
+    half: &mut [f64],
+    level: &mut [f64],
+) -> usize {
+    let n = s.len();
+    s.fill(0.0);
+    for (e, &b) in xexp.chunks_exact(n).zip(ey) {
+        s.iter_mut().zip(e).for_each(|(si, &a)| *si += a * b);
+    }
+    let mut unsure = 0;
+    for (((h, l), &si), &a) in half.iter_mut().zip(level).zip(s.iter()).zip(xmax) {
+        *h = 0.5 * (a + yj + ln_near(si));
+        *l = h.floor();
+        unsure += usize::from((si < TINY) | near_integer(*h, *l));
+    }
+    unsure
+}
+
+/// ⌊(t + ln s)/2⌋ for s ≥ [`TINY`], as libm's `ln` gives it (what [`contour_levels`] does).
+#[cfg(test)]
+fn half_level(t: f64, s: f64) -> f64 {
+    let half = 0.5 * (t + ln_near(s));
+    let f = half.floor();
+    if near_integer(half, f) { (0.5 * (t + s.ln())).floor() } else { f }
+}
+
+/// ⌊log p(x) / 2⌋ at one point, evaluated directly: the mixture's logits (distances in f64, as
+/// [`contour_levels`] takes them), their log-sum-exp, plus `offset` (−ln v).
+fn cell_level(mix: &IsotropicMixture<'_, f32>, means: &[f32], x: [f32; 2], offset: f64) -> f64 {
+    let logits: Vec<f64> = means
+        .chunks_exact(2)
+        .enumerate()
+        .map(|(c, mu)| {
+            let (w, v) = mix.logit_parts(c, 0.0);
+            let d = [x[0] as f64 - mu[0] as f64, x[1] as f64 - mu[1] as f64];
+            w - 0.5 * (d[0] * d[0] + d[1] * d[1]) / v
+        })
+        .collect();
+    let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let lse = m + logits.iter().map(|l| (l - m).exp()).sum::<f64>().ln() + offset;
+    (lse / 2.0).floor()
+}
+
+/// ln s for a positive normal s, within 1e-9: s = 2^e m with m in [√½, √2), ln m = 2 atanh t,
+/// t = (m − 1)/(m + 1), |t| ≤ 0.172, by its series to t⁹ (the rest is below 2|t|¹¹/11 < 8e-10).
+#[inline(always)]
+fn ln_near(s: f64) -> f64 {
+    let bits = s.to_bits();
+    let m = f64::from_bits((bits & ((1u64 << 52) - 1)) | (1023u64 << 52));
+    let big = m > std::f64::consts::SQRT_2;
+    let m = if big { 0.5 * m } else { m };
+    let e = (((bits >> 52) & 0x7ff) as i32 - 1023 + i32::from(big)) as f64;
+    let t = (m - 1.0) / (m + 1.0);
+    let t2 = t * t;
+    let series = 1.0 + t2 * (1.0 / 3.0 + t2 * (1.0 / 5.0 + t2 * (1.0 / 7.0 + t2 / 9.0)));
+    e * std::f64::consts::LN_2 + 2.0 * t * series
 }
 
 /// One line of a chart.
@@ -444,6 +579,56 @@ mod tests {
         let px = &buf[..info.buffer_size()];
         let ink = px.chunks_exact(3).filter(|p| *p != [255, 255, 255]).count();
         (info.width, info.height, ink as f64 / (px.len() / 3) as f64)
+    }
+
+    /// The grid's levels (separated logits, a polynomial logarithm, libm's near the levels'
+    /// boundaries) equal the direct evaluation of every cell: NCSN's toy as the toy run draws it
+    /// (τ = 0, σ_N = 1) and with τ = 1; and 7 components with τ = 0.05 over a wide view, where
+    /// most cells' product sums underflow and fall back to the direct evaluation.
+    #[test]
+    fn contour_levels_equal_the_direct_evaluation() {
+        let toy = data::load("toy2d").unwrap();
+        let mut wide = toy.clone();
+        wide.means =
+            vec![-3.0, 0.5, 2.0, 2.0, 0.1, -4.0, 4.5, -1.0, -0.3, 0.2, 1.7, -2.2, 3.3, 3.9];
+        wide.weights = vec![0.1, 0.2, 0.05, 0.15, 0.2, 0.1, 0.2];
+        let cases = [(&toy, 0.0, 1.0, 12.0), (&toy, 1.0, 0.01, 18.0), (&wide, 0.05, 0.01, 16.0)];
+        let n = 300;
+        for (data, tau, sigma_min, side) in cases {
+            let truth = Truth { data, tau, sigma_min };
+            let origin = [-side / 2.0, -side / 2.0];
+            let level = contour_levels(&truth, origin, side, n).unwrap();
+            let (mix, offset) = contour_mixture(&truth, n).unwrap();
+            let at = |i: usize, a: usize| (origin[a] + (i as f64 + 0.5) / n as f64 * side) as f32;
+            let mut distinct = std::collections::BTreeSet::new();
+            for j in 0..n {
+                for i in 0..n {
+                    let direct = cell_level(&mix, &data.means, [at(i, 0), at(j, 1)], offset);
+                    assert_eq!(level[j * n + i], direct, "τ {tau}: cell ({i}, {j})");
+                    distinct.insert(direct as i64);
+                }
+            }
+            // The grid spans many levels: the comparison is not of a flat field.
+            assert!(distinct.len() > 20, "τ {tau}: {} levels", distinct.len());
+        }
+        // At the levels' boundaries (t + ln s within a few ulps of an even integer, either side,
+        // and at a distance the polynomial alone would decide) the level is libm's.
+        for s in [1e-300f64, 3.7e-100, 0.015, 1.0, 1.5, 2.0, 255.9] {
+            for two_l in [-4232.0, -14.0, -2.0, 0.0, 2.0, 6.0] {
+                for off in [-1e-7, -1e-12, -1e-15, 0.0, 1e-15, 1e-12, 1e-7, 0.3, -0.3] {
+                    let t = two_l - s.ln() + off;
+                    assert_eq!(half_level(t, s), (0.5 * (t + s.ln())).floor(), "{t} {s}");
+                }
+            }
+        }
+        // ln_near is within 1e-9 of ln over many octaves.
+        for i in 0..10_000 {
+            let s = 1e-300 * 1.0737f64.powi(i);
+            if s > 1e300 {
+                break;
+            }
+            assert!((ln_near(s) - s.ln()).abs() < 1e-9, "{s}");
+        }
     }
 
     /// Every picture is a PNG of its stated size with something drawn on it (text, axes, points)
