@@ -221,6 +221,7 @@ const PROJECTIONS: usize = 128;
 const MODE_BLOCK: usize = 4096;
 const PAIRS_MAX: usize = 2000;
 
+/// The mean distance between the first `max` points, and how many were used.
 fn mean_pairwise(points: &[f32], d: usize, max: usize) -> (f64, usize) {
     let m = (points.len() / d).min(max);
     if m < 2 {
@@ -228,23 +229,37 @@ fn mean_pairwise(points: &[f32], d: usize, max: usize) -> (f64, usize) {
     }
     let total: f64 = (0..m)
         .into_par_iter()
-        .map(|i| {
+        .map_init(Vec::new, |squares, i| {
             let a = &points[i * d..(i + 1) * d];
-            (i + 1..m)
-                .map(|j| {
-                    let b = &points[j * d..(j + 1) * d];
-                    a.iter()
-                        .zip(b)
-                        .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
-                        .sum::<f64>()
-                        .sqrt()
-                })
-                .sum::<f64>()
+            squares.clear();
+            squares.extend(points[(i + 1) * d..m * d].chunks_exact(d).map(|b| {
+                a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>()
+            }));
+            sum_of_roots(squares)
         })
         .collect::<Vec<f64>>()
         .iter()
         .sum(); // in index order: the same bits whatever the threads
     (total / (m * (m - 1) / 2) as f64, m)
+}
+
+/// Σ √v over `values`, in eight interleaved partial sums (so that the roots and sums vectorise;
+/// the same bits at every instruction-set level), then the rest in order.
+fn sum_of_roots(values: &[f64]) -> f64 {
+    crate::score::simd::dispatch!(sum_of_roots_lanes, (values: &[f64]) -> f64)
+}
+
+#[inline(always)]
+fn sum_of_roots_lanes(values: &[f64]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let mut blocks = values.chunks_exact(8);
+    for block in &mut blocks {
+        for (l, v) in lanes.iter_mut().zip(block) {
+            *l += v.sqrt();
+        }
+    }
+    let head: f64 = lanes.iter().sum();
+    blocks.remainder().iter().fold(head, |t, v| t + v.sqrt())
 }
 
 /// Draws components by weight: the component whose cumulative weight first exceeds u·Σw, for
@@ -314,24 +329,40 @@ fn sliced_w2(
             let mut dir = vec![0.0f64; d];
             Keyed::new(seed).normals(l as u64, Stream::Projection, &mut dir);
             let norm = dir.iter().map(|v| v * v).sum::<f64>().sqrt();
+            // Sorted by `f64::total_cmp`, as the integers that order compares (faster than the
+            // comparison of floats; unstable: elements equal under the total order have the
+            // same bits).
             let project = |pts: &[f32]| {
-                let mut v: Vec<f64> = pts
+                let mut v: Vec<i64> = pts
                     .chunks_exact(d)
-                    .map(|x| x.iter().zip(&dir).map(|(&a, b)| a as f64 * b / norm).sum())
+                    .map(|x| total_key(x.iter().zip(&dir).map(|(&a, b)| a as f64 * b / norm).sum()))
                     .collect();
-                // Unstable: elements that compare equal under the total order have the same bits.
-                v.sort_unstable_by(f64::total_cmp);
+                v.sort_unstable();
                 v
             };
             let (a, r, r2) = (project(samples), project(reference), project(reference2));
-            let w2 =
-                |x: &[f64]| x.iter().zip(&r).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / n as f64;
+            let w2 = |x: &[i64]| {
+                let each =
+                    x.iter().zip(&r).map(|(&x, &y)| (total_value(x) - total_value(y)).powi(2));
+                each.sum::<f64>() / n as f64
+            };
             (w2(&a), w2(&r2))
         })
         .collect::<Vec<(f64, f64)>>()
         .iter()
         .fold((0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1)); // in order, as above
     ((total / PROJECTIONS as f64).sqrt(), (floor / PROJECTIONS as f64).sqrt())
+}
+
+/// The integer whose order is `f64::total_cmp`'s (the transformation it applies to the bits).
+fn total_key(x: f64) -> i64 {
+    let b = x.to_bits() as i64;
+    b ^ (((b >> 63) as u64) >> 1) as i64
+}
+
+/// The f64 of a [`total_key`] (the transformation is its own inverse).
+fn total_value(k: i64) -> f64 {
+    f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64)
 }
 
 /// All metrics of a finished run of `plan_steps` steps that took `seconds`.
@@ -542,7 +573,68 @@ fn print_data_comparison(c: &DataComparison) {
 
 #[cfg(test)]
 mod tests {
-    use super::{LANES, Picker, nearest_rows};
+    use super::{LANES, Picker, mean_pairwise, nearest_rows, total_key, total_value};
+
+    /// total_key orders as f64::total_cmp does, and total_value inverts it, over signed zeros,
+    /// infinities, NaNs of both signs, subnormals and ordinary values.
+    #[test]
+    fn total_keys_order_as_total_cmp() {
+        let v = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -f64::NAN,
+            5e-324,
+            -5e-324,
+            f64::MAX,
+            f64::MIN,
+            1e-300,
+            -2.5,
+            3.75,
+            f64::MIN_POSITIVE,
+        ];
+        for a in v {
+            assert_eq!(total_value(total_key(a)).to_bits(), a.to_bits());
+            for b in v {
+                assert_eq!(total_key(a).cmp(&total_key(b)), a.total_cmp(&b), "{a} {b}");
+            }
+        }
+    }
+
+    /// The mean pairwise distance (roots summed in eight lanes) against a plain double loop, for
+    /// D = 1, 2, 64 and point counts around the lanes' width; `max` keeps the first points.
+    #[test]
+    fn mean_pairwise_matches_a_plain_double_loop() {
+        for (d, n) in [(1, 2), (2, 9), (2, 1280), (64, 37), (3, 17)] {
+            let points: Vec<f32> =
+                (0..n * d).map(|i| ((i * 7919) % 1000) as f32 / 97.0 - 4.0).collect();
+            for max in [n, n - 1, 2].into_iter().filter(|&max| max >= 2) {
+                let m = n.min(max);
+                let mut total = 0.0f64;
+                for i in 0..m {
+                    for j in i + 1..m {
+                        let (a, b) = (&points[i * d..(i + 1) * d], &points[j * d..(j + 1) * d]);
+                        total += a
+                            .iter()
+                            .zip(b)
+                            .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+                            .sum::<f64>()
+                            .sqrt();
+                    }
+                }
+                let plain = total / (m * (m - 1) / 2) as f64;
+                let (mean, used) = mean_pairwise(&points, d, max);
+                assert_eq!(used, m);
+                // Reordered sums of m² / 2 positive terms: within m² ulp.
+                assert!((mean - plain).abs() <= plain * (m * m) as f64 * f64::EPSILON, "{d} {n}");
+            }
+        }
+        assert_eq!(mean_pairwise(&[1.0, 2.0], 2, 10), (0.0, 1));
+    }
 
     /// The picker's binary search finds the component of a linear scan over the cumulative
     /// weights (the first k with u·Σw < w_0 + … + w_k), for weights with zeros, ties and a wide
