@@ -665,13 +665,7 @@ impl RowsIn<'_, '_> {
         }
         let (groups, rest) = cand.l.as_chunks::<8>();
         cand.mask.resize(groups.len(), 0);
-        for (m, g) in cand.mask.iter_mut().zip(groups) {
-            let mut bits = 0u8;
-            for (i, &t) in g.iter().enumerate() {
-                bits |= ((t >= cut) as u8) << i;
-            }
-            *m = bits;
-        }
+        crate::score::simd::ge_bits(groups, cut, &mut cand.mask);
         let tail = k - rest.len();
         cand.j.resize(kept, 0);
         let (jj, ll) = (&mut cand.j[..], &mut cand.l[..]);
