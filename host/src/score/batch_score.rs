@@ -440,13 +440,31 @@ fn direct_rows(mix: &Mixture<'_>, v: f64, points: &[f32], out: &mut [f32]) {
 }
 
 /// A row's candidate components (logits within the cut of the maximum): indices and logits,
-/// then weights.
+/// then their weights.
 #[derive(Default)]
 struct Cand {
     j: Vec<u32>,
     l: Vec<f64>,
+    /// The weights of `l`, as [`RowsIn::finish`] takes them ([`weights_f32`]).
+    w: Vec<f32>,
     /// Scratch of [`RowsIn::select`]: which of each group of eight logits are kept, by bit.
     mask: Vec<u8>,
+}
+
+/// [`weight`] of each `l − max` into `w`, in two passes so that the exponentials run sixteen to
+/// a register: the differences in f64, compared with `floor` there and rounded to f32 (−∞ for
+/// those below it), then e^t where t is finite and 0 where it is −∞. The same bits as `weight`.
+#[inline(always)]
+fn weights_f32(l: &[f64], max: f64, floor: f64, w: &mut Vec<f32>) {
+    w.clear();
+    w.extend(l.iter().map(|&l| {
+        let t = l - max;
+        if t < floor { f32::NEG_INFINITY } else { t as f32 }
+    }));
+    w.iter_mut().for_each(|t| {
+        let e = crate::score::simd::exp_nonpositive_f32(*t);
+        *t = if *t == f32::NEG_INFINITY { 0.0 } else { e };
+    });
 }
 
 /// What rows of one call report.
@@ -753,32 +771,31 @@ impl RowsIn<'_, '_> {
         let (d, k) = (mix.dim, mix.k);
         let max = if s.prec.refine() { max_lanes(&cand.l) } else { s.max };
         // Separate passes, so that the exponentials vectorise.
-        let floor = s.prec.floor();
-        cand.l.iter_mut().for_each(|l| *l = weight(*l - max, floor));
+        weights_f32(&cand.l, max, s.prec.floor(), &mut cand.w);
         // z in eight lanes by component index mod 8 (independent chains, not one of K
         // dependent additions; the streamed score sums its blocks the same way).
         let mut acc = [0.0f64; 8];
         if cand.j.len() == k {
-            let (groups, rest) = cand.l.as_chunks::<8>();
+            let (groups, rest) = cand.w.as_chunks::<8>();
             for g in groups {
-                acc.iter_mut().zip(g).for_each(|(a, &e)| *a += e);
+                acc.iter_mut().zip(g).for_each(|(a, &e)| *a += e as f64);
             }
-            acc.iter_mut().zip(rest).for_each(|(a, &e)| *a += e);
+            acc.iter_mut().zip(rest).for_each(|(a, &e)| *a += e as f64);
         } else {
-            for (&j, &e) in cand.j.iter().zip(&cand.l) {
-                acc[j as usize & 7] += e;
+            for (&j, &e) in cand.j.iter().zip(&cand.w) {
+                acc[j as usize & 7] += e as f64;
             }
         }
         let z = lane_sum(&acc);
-        let nnz = cand.l.iter().filter(|&&e| e != 0.0).count();
+        let nnz = cand.w.iter().filter(|&&e| e != 0.0).count();
         let inv = (1.0 / z) as f32;
         if nnz > k / 16 {
             return Finished { nnz, dense: Some(inv) };
         }
         o.iter_mut().for_each(|v| *v = 0.0);
-        for (&j, &e) in cand.j.iter().zip(&cand.l) {
+        for (&j, &e) in cand.j.iter().zip(&cand.w) {
             if e != 0.0 {
-                let w = e as f32 * inv;
+                let w = e * inv;
                 let mu = &mix.means[j as usize * d..(j as usize + 1) * d];
                 o.iter_mut().zip(mu).for_each(|(v, &m)| *v += w * m);
             }
@@ -795,7 +812,7 @@ impl RowsIn<'_, '_> {
 struct Finished {
     /// Its non-zero responsibilities.
     nnz: usize,
-    /// For a dense row, 1/z: its responsibilities are its candidates' weights (in `Cand::l`)
+    /// For a dense row, 1/z: its responsibilities are its candidates' weights (in `Cand::w`)
     /// times this, and its score comes from the product `R M`; None for a sparse row, whose
     /// score `finish` wrote.
     dense: Option<f32>,
@@ -807,10 +824,10 @@ struct Finished {
 fn responsibilities(cand: &Cand, inv: f32, r: &mut [f32]) {
     if cand.j.len() == r.len() {
         // Every component is a candidate (candidate j is component j).
-        r.iter_mut().zip(&cand.l).for_each(|(r, &e)| *r = e as f32 * inv);
+        r.iter_mut().zip(&cand.w).for_each(|(r, &e)| *r = e * inv);
     } else {
         r.iter_mut().for_each(|v| *v = 0.0);
-        cand.j.iter().zip(&cand.l).for_each(|(&j, &e)| r[j as usize] = e as f32 * inv);
+        cand.j.iter().zip(&cand.w).for_each(|(&j, &e)| r[j as usize] = e * inv);
     }
 }
 
