@@ -533,19 +533,29 @@ fn logit(c: f64, g: f32, inv_v: f64) -> f64 {
 /// The largest logit of a row, [`max_lanes`] over [`logit`]s.
 #[inline(always)]
 fn max_logit(c: &[f64], g: &[f32], inv_v: f64) -> f64 {
+    logits_max(c, g, inv_v, |_| {})
+}
+
+/// The logits of a row handed to `keep` eight at a time (then the rest), and their maximum as
+/// [`max_lanes`] takes it (the same lanes, so the same value): one pass.
+#[inline(always)]
+fn logits_max(c: &[f64], g: &[f32], inv_v: f64, mut keep: impl FnMut(&[f64])) -> f64 {
     let mut m = [f64::NEG_INFINITY; 8];
     let (cc, cr) = c.as_chunks::<8>();
     let (gc, gr) = g.as_chunks::<8>();
     for (cc, gc) in cc.iter().zip(gc) {
-        for ((m, &c), &g) in m.iter_mut().zip(cc).zip(gc) {
-            let x = logit(c, g, inv_v);
+        let x: [f64; 8] = std::array::from_fn(|i| logit(cc[i], gc[i], inv_v));
+        for (m, &x) in m.iter_mut().zip(&x) {
             *m = if x > *m { x } else { *m };
         }
+        keep(&x);
     }
-    let tail = cr.iter().zip(gr).fold(f64::NEG_INFINITY, |a, (&c, &g)| {
+    let mut tail = f64::NEG_INFINITY;
+    for (&c, &g) in cr.iter().zip(gr) {
         let x = logit(c, g, inv_v);
-        if x > a { x } else { a }
-    });
+        tail = if x > tail { x } else { tail };
+        keep(&[x]);
+    }
     m.iter().fold(tail, |a, &x| if x > a { x } else { a })
 }
 
@@ -662,10 +672,10 @@ impl RowsIn<'_, '_> {
     fn select(&self, y: &[f32], g: &[f32], cand: &mut Cand) -> Selected {
         let inv_v = 1.0 / self.v;
         let k = self.c.len().min(g.len());
-        // Every logit (a loop that vectorises), then their maximum.
+        // Every logit and their maximum (a loop that vectorises).
         cand.l.clear();
-        cand.l.extend(self.c.iter().zip(g).map(|(&c, &g)| logit(c, g, inv_v)));
-        let max = max_lanes(&cand.l);
+        cand.l.reserve(k);
+        let max = logits_max(&self.c[..k], &g[..k], inv_v, |x| cand.l.extend_from_slice(x));
         // Weights below e⁻⁴⁰ (4e-18) are 0; with refinement, the logits that may be within 36
         // nats of the refined maximum are kept and refined (`refine_rows`: within e₆₄, module
         // docs), and `finish` zeroes those that are not.
