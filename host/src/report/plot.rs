@@ -226,9 +226,10 @@ fn contour_cells(p: &Truth<'_>, origin: [f64; 2], side: f64, n: usize) -> Vec<(f
     cells
 }
 
-/// The 2-D mixture [`contour_levels`] evaluates, and its log-density's offset −ln v (σ = 0 when
-/// τ > 0, else σ_N); none when the mixture cannot be built or the grid is too much work.
-fn contour_mixture<'a>(p: &'a Truth<'_>, n: usize) -> Option<(IsotropicMixture<'a, f32>, f64)> {
+/// The 2-D mixture's logit constants (ln w_k − ln v_k, v_k) as [`contour_levels`] evaluates them,
+/// and its log-density's offset −ln v (σ = 0 when τ > 0, else σ_N); none when the mixture
+/// cannot be built or the grid is too much work.
+fn contour_parts(p: &Truth<'_>, n: usize) -> Option<(Vec<(f64, f64)>, f64)> {
     let sigma = if p.tau > 0.0 { 0.0 } else { p.sigma_min };
     let v = anneal_core::score::perturbed_variance(p.tau, sigma);
     let mix = IsotropicMixture::new(
@@ -238,7 +239,9 @@ fn contour_mixture<'a>(p: &'a Truth<'_>, n: usize) -> Option<(IsotropicMixture<'
         Taus::Shared(p.tau.max(sigma)),
     )
     .ok()?;
-    (mix.components().saturating_mul(n * n) <= CONTOUR_WORK_MAX).then_some((mix, -v.ln()))
+    let k = mix.components();
+    (k.saturating_mul(n * n) <= CONTOUR_WORK_MAX)
+        .then(|| ((0..k).map(|c| mix.logit_parts(c, 0.0)).collect(), -v.ln()))
 }
 
 /// ⌊log p(x) / 2⌋ at the centre x of each cell of the grid (row j, column i at `j * n + i`).
@@ -252,10 +255,9 @@ fn contour_mixture<'a>(p: &'a Truth<'_>, n: usize) -> Option<(IsotropicMixture<'
 /// of an integer takes libm's `ln` instead, so that the level is the one `ln` gives (tested
 /// against the direct evaluation of every cell).
 fn contour_levels(p: &Truth<'_>, origin: [f64; 2], side: f64, n: usize) -> Option<Vec<f64>> {
-    let (mix, offset) = contour_mixture(p, n)?;
-    let k = mix.components();
+    let (parts, offset) = contour_parts(p, n)?;
+    let k = parts.len();
     let at = |i: usize, a: usize| (origin[a] + (i as f64 + 0.5) / n as f64 * side) as f32;
-    let parts: Vec<(f64, f64)> = (0..k).map(|c| mix.logit_parts(c, 0.0)).collect();
     // For axis `a`: per grid line, its largest term, and the exponentials of every term below
     // it, component by component (`exps[c * n + i]`).
     let axis = |a: usize| {
@@ -278,16 +280,16 @@ fn contour_levels(p: &Truth<'_>, origin: [f64; 2], side: f64, n: usize) -> Optio
     let ((xmax, xexp), (ymax, yexp)) = (axis(0), axis(1));
     let mut level = vec![0.0f64; n * n];
     level.par_chunks_mut(n).enumerate().for_each_init(
-        || (vec![0.0f64; n], vec![0.0f64; n]),
-        |(s, half), (j, row)| {
+        || (vec![0.0f64; n], vec![0.0f64; n], vec![0.0f64; k]),
+        |(s, half, ey), (j, row)| {
             let yj = ymax[j] + offset;
-            let ey: Vec<f64> = (0..k).map(|c| yexp[c * n + j]).collect();
-            if contour_row_here(&xexp, &xmax, &ey, yj, s, half, row) == 0 {
+            ey.iter_mut().enumerate().for_each(|(c, e)| *e = yexp[c * n + j]);
+            if contour_row_here(&xexp, &xmax, ey, yj, s, half, row) == 0 {
                 return;
             }
             for (i, l) in row.iter_mut().enumerate() {
                 if s[i] < TINY {
-                    *l = cell_level(&mix, &p.data.means, [at(i, 0), at(j, 1)], offset);
+                    *l = cell_level(&parts, &p.data.means, [at(i, 0), at(j, 1)], offset);
                 } else if near_integer(half[i], *l) {
                     *l = (0.5 * (xmax[i] + yj + s[i].ln())).floor();
                 }
@@ -360,20 +362,18 @@ fn half_level(t: f64, s: f64) -> f64 {
     if near_integer(half, f) { (0.5 * (t + s.ln())).floor() } else { f }
 }
 
-/// ⌊log p(x) / 2⌋ at one point, evaluated directly: the mixture's logits (distances in f64, as
-/// [`contour_levels`] takes them), their log-sum-exp, plus `offset` (−ln v).
-fn cell_level(mix: &IsotropicMixture<'_, f32>, means: &[f32], x: [f32; 2], offset: f64) -> f64 {
-    let logits: Vec<f64> = means
-        .chunks_exact(2)
-        .enumerate()
-        .map(|(c, mu)| {
-            let (w, v) = mix.logit_parts(c, 0.0);
+/// ⌊log p(x) / 2⌋ at one point, evaluated directly: the mixture's logits from its constants
+/// `parts` (distances in f64, as [`contour_levels`] takes them), their log-sum-exp, plus `offset`
+/// (−ln v).
+fn cell_level(parts: &[(f64, f64)], means: &[f32], x: [f32; 2], offset: f64) -> f64 {
+    let logits = || {
+        parts.iter().zip(means.chunks_exact(2)).map(|(&(w, v), mu)| {
             let d = [x[0] as f64 - mu[0] as f64, x[1] as f64 - mu[1] as f64];
             w - 0.5 * (d[0] * d[0] + d[1] * d[1]) / v
         })
-        .collect();
-    let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let lse = m + logits.iter().map(|l| (l - m).exp()).sum::<f64>().ln() + offset;
+    };
+    let m = logits().fold(f64::NEG_INFINITY, f64::max);
+    let lse = m + logits().map(|l| (l - m).exp()).sum::<f64>().ln() + offset;
     (lse / 2.0).floor()
 }
 
@@ -597,12 +597,12 @@ mod tests {
             let truth = Truth { data, tau, sigma_min };
             let origin = [-side / 2.0, -side / 2.0];
             let level = contour_levels(&truth, origin, side, n).unwrap();
-            let (mix, offset) = contour_mixture(&truth, n).unwrap();
+            let (parts, offset) = contour_parts(&truth, n).unwrap();
             let at = |i: usize, a: usize| (origin[a] + (i as f64 + 0.5) / n as f64 * side) as f32;
             let mut distinct = std::collections::BTreeSet::new();
             for j in 0..n {
                 for i in 0..n {
-                    let direct = cell_level(&mix, &data.means, [at(i, 0), at(j, 1)], offset);
+                    let direct = cell_level(&parts, &data.means, [at(i, 0), at(j, 1)], offset);
                     assert_eq!(level[j * n + i], direct, "τ {tau}: cell ({i}, {j})");
                     distinct.insert(direct as i64);
                 }
