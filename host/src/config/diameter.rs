@@ -1,21 +1,64 @@
 //! NCSNv2's Technique 1 for many points: the largest pairwise distance, exact and fast.
 //!
-//! The core's [`anneal_core::ncsnv2::max_pairwise_distance`] compares every pair: O(K²), hours
-//! for millions of points. Here the same squared distances (the same f64 sums, so the same bits)
-//! are compared only for pairs that can beat the best found so far: by the triangle inequality,
-//! `‖x_i − x_j‖ ≤ r_i + r_j` with `r` the distance to the centroid, so with the points in
-//! decreasing `r` a point's partners end where `r_i + r_j` drops below the best distance.
-//! A double sweep (the farthest point from a point, then from that one, …) finds a near-best
-//! distance first. The pruning is exact; its speed depends on the data (points on a sphere
-//! prune nothing: O(K²) again).
+//! The core's [`anneal_core::ncsnv2::max_pairwise_distance`] sums every pair's squared distance
+//! in f64, one coordinate after another: O(K²·D) scalar operations (0.1 s for the 1797 digits,
+//! half a minute for 10 000 points in 784-D). Here the result is the same value — the same bits:
+//! the largest of the same f64 sums ([`d2`]) — but the pairs are screened by a single-precision
+//! Gram product ([`crate::score::gemm`], at the SGEMM rate) and only the few that may beat the
+//! best sum found so far are summed in f64.
+//!
+//! 1. A first best sum L: a double sweep (the farthest point from point 0, then from that one,
+//!    four times), each distance the exact sum.
+//! 2. The points, by decreasing distance r to their centroid c, translated by c, scaled by a power
+//!    of two s (so that the largest is about 1 long; exact) and rounded to f32: the rows z_i.
+//! 3. Tiles of the lower triangle of G = Z Zᵀ (f32, each element one fused multiply-add chain),
+//!    and the approximate squared distance `D̃²_ij = fl(fl(N_i + N_j) − 2 G_ij)` in f64, with
+//!    `N_i = ‖z_i‖²` summed in f64. A pair whose D̃² reaches the threshold T(L) below has its f64
+//!    sum taken; a larger one becomes L.
+//! 4. Tiles whose pairs are all out of reach by the triangle inequality (`‖x_i − x_j‖ ≤ r_i +
+//!    r_j`, with r decreasing along the order) are not computed: on low-dimensional data most of
+//!    the triangle is skipped.
+//!
+//! **No pair that could beat L is skipped.** With `u = 2⁻²⁴`, `u₆₄ = 2⁻⁵³`, δ = ‖x_i − x_j‖ (real)
+//! and Z the largest ‖z_i‖:
+//! - rounding to f32 moves each coordinate by at most `2u|z_p| + 2⁻¹⁴⁹` (the f64 difference and
+//!   the f32 rounding, or f32's subnormal spacing), so each row by at most
+//!   `ρ = 2uZ + √D·2⁻¹⁴⁹`, and since c cancels in the difference, `|‖z_i − z_j‖ − sδ| ≤ 2ρ`;
+//! - a chain of D fused multiply-adds errs by at most `γ_D Σ_p|z_ip z_jp| + D·2⁻¹⁴⁹` (`γ_D =
+//!   Du/(1 − Du)`; the second term for subnormal results) `≤ γ_D Z² + D·2⁻¹⁴⁹`; N_i (D exact
+//!   squares summed) by `γ₆₄,D·Z²`, and the two f64 operations of D̃² by `2u₆₄(N_i + N_j + 2|G|)`;
+//!   together `|D̃² − ‖z_i − z_j‖²| ≤ E = 2γ_D Z² + (5D + 20)u₆₄Z² + D·2⁻¹⁴⁶`;
+//! - the core's sum is `δ²(1 + θ)` with `|θ| ≤ γ₆₄,D+2` (a rounded difference, a rounded square,
+//!   D − 1 rounded additions), so a sum above L needs `sδ > s√L (1 − 2(D + 3)u₆₄)`, taken here as
+//!   `R = s√L (1 − 10⁻⁹)` (D < 2¹⁷, so 10⁻⁹ also covers the rounding of R itself);
+//! - so it needs `‖z_i − z_j‖ > R − 2ρ` and `D̃² > (R − 2ρ)² − E`: the threshold is
+//!   `T = (R − 2ρ)²(1 − 10⁻¹²) − E` (every pair when R ≤ 2ρ).
+//!
+//! The tiles' pruning compares `(r_i + r_j)(1 + 10⁻⁹)` with √L, as the bound's own rounding is
+//! about D·10⁻¹⁶ relative. The result does not depend on the order in which tiles finish: it is
+//! the largest f64 sum, and every pair that could exceed it was summed. (`tests` compare the bits
+//! with the core's double loop, on data where the screen keeps almost nothing and on data where
+//! every pair is a tie.)
+//!
+//! Memory: the f32 rows and their packed copy (2·K·D·4 bytes, the size of the data) and a tile
+//! of G per thread ([`ROWS`] × [`COLS`]).
 
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::CoreError;
+use crate::score::gemm::{self, Packed};
 
 /// Below this many points the core's plain double loop is used (it is as fast there).
-const PLAIN_BELOW: usize = 2048;
+const PLAIN_BELOW: usize = 64;
+/// From this dimension on the core's loop is used (the bounds above take D < 2¹⁷).
+const MAX_DIM: usize = 1 << 17;
+/// Rows of a tile of G.
+const ROWS: usize = 256;
+/// Columns of a tile of G (a multiple of [`gemm::NR`]).
+const COLS: usize = 1024;
+/// The triangle inequality's margin over its rounding.
+const MARGIN: f64 = 1.0 + 1e-9;
 
 /// The squared distance of points `i` and `j`, summed in coordinate order as the core sums it.
 fn d2(points: &[f32], dim: usize, i: usize, j: usize) -> f64 {
@@ -30,10 +73,10 @@ fn d2(points: &[f32], dim: usize, i: usize, j: usize) -> f64 {
 }
 
 /// The largest distance between two of `points` (K × `dim`, row-major): exactly the core's
-/// value, found without comparing every pair where the data allow.
+/// value.
 pub fn max_pairwise_distance(points: &[f32], dim: usize) -> Result<f64, CoreError> {
     let k = points.len().checked_div(dim).unwrap_or(0);
-    if k < PLAIN_BELOW || !points.len().is_multiple_of(dim) {
+    if k < PLAIN_BELOW || dim >= MAX_DIM || !points.len().is_multiple_of(dim) {
         return anneal_core::ncsnv2::max_pairwise_distance(points, dim);
     }
     if let Some(index) = points.iter().position(|v| !v.is_finite()) {
@@ -68,30 +111,72 @@ pub fn max_pairwise_distance(points: &[f32], dim: usize) -> Result<f64, CoreErro
     let mut order: Vec<u32> = (0..k as u32).collect();
     order.par_sort_unstable_by(|&a, &b| r[b as usize].total_cmp(&r[a as usize]).then(a.cmp(&b)));
     let radius: Vec<f64> = order.iter().map(|&i| r[i as usize]).collect();
-    // The bound r_i + r_j is compared with a margin far above its rounding (≈ 1e-15
-    // relative), so that no pair whose distance could reach the best is skipped.
-    const MARGIN: f64 = 1.0 + 1e-9;
+    if radius[0] == 0.0 {
+        // Every coordinate equals the centroid's: one point, K times.
+        return Ok(0.0);
+    }
+    // The rows z_i, scaled by s = 2⁻ᵉ with 2^(e−1) < r_max ≤ 2^e.
+    let e = radius[0].log2().ceil() as i32;
+    let s = f64::from_bits(((1023 - e) as u64) << 52);
+    let mut z = vec![0.0f32; k * dim];
+    z.par_chunks_exact_mut(dim).zip(&order).for_each(|(row, &i)| {
+        let x = &points[i as usize * dim..(i as usize + 1) * dim];
+        for ((z, &x), c) in row.iter_mut().zip(x).zip(&centre) {
+            *z = ((x as f64 - c) * s) as f32;
+        }
+    });
+    let norms: Vec<f64> =
+        z.par_chunks_exact(dim).map(|r| r.iter().map(|&v| v as f64 * v as f64).sum()).collect();
+    let (d, u, u64_) = (dim as f64, f32::EPSILON as f64 * 0.5, f64::EPSILON * 0.5);
+    let zmax2 = norms.iter().fold(0.0f64, |a, &b| a.max(b)) * (1.0 + 1e-12);
+    let rho = 2.0 * u * zmax2.sqrt() + d.sqrt() * 2f64.powi(-149);
+    let gamma = d * u / (1.0 - d * u);
+    let err = 2.0 * gamma * zmax2 + (5.0 * d + 20.0) * u64_ * zmax2 + d * 2f64.powi(-146);
+    let threshold = |l: f64| {
+        let reach = l.sqrt() * s * (1.0 - 1e-9) - 2.0 * rho;
+        if reach <= 0.0 { f64::NEG_INFINITY } else { reach * reach * (1.0 - 1e-12) - err }
+    };
+    let packed = Packed::transposed(&z, k, dim);
     let shared = AtomicU64::new(best.to_bits()); // non-negative f64s order as their bits
-    (1..k).into_par_iter().with_min_len(64).for_each(|p| {
-        let mut local = f64::from_bits(shared.load(Ordering::Relaxed));
-        let rp = radius[p];
-        if (rp + radius[0]) * MARGIN <= local.sqrt() {
+    let blocks = k.div_ceil(ROWS);
+    (0..blocks).into_par_iter().for_each_init(Vec::new, |tile, b| {
+        let (p0, p1) = (b * ROWS, ((b + 1) * ROWS).min(k));
+        let mut l = f64::from_bits(shared.load(Ordering::Relaxed));
+        // Pairs (i, j) with j < i; columns past `cols` are out of reach of every row here.
+        let reach = radius[..p1 - 1].partition_point(|&rq| (radius[p0] + rq) * MARGIN > l.sqrt());
+        let cols = reach.min(p1 - 1);
+        if cols == 0 {
             return;
         }
-        let i = order[p] as usize;
+        let rows: Vec<&[f32]> = z.chunks_exact(dim).skip(p0).take(p1 - p0).collect();
+        tile.resize((p1 - p0) * COLS, 0.0f32);
         let mut found = false;
-        for q in 0..p {
-            if (rp + radius[q]) * MARGIN <= local.sqrt() {
-                break;
-            }
-            let d = d2(points, dim, i, order[q] as usize);
-            if d > local {
-                local = d;
-                found = true;
+        for c0 in (0..cols).step_by(COLS) {
+            let len = COLS.min(cols - c0);
+            gemm::gemm_cols(&rows, &packed, c0, len, tile, COLS);
+            l = l.max(f64::from_bits(shared.load(Ordering::Relaxed)));
+            let mut t = threshold(l);
+            for (ii, g) in tile.chunks_exact(COLS).enumerate() {
+                let i = p0 + ii;
+                let n = len.min(i.saturating_sub(c0));
+                let (g, nj, ni) = (&g[..n], &norms[c0..c0 + n], norms[i]);
+                if g.iter().zip(nj).filter(|&(&g, &nj)| (ni + nj) - 2.0 * g as f64 >= t).count()
+                    == 0
+                {
+                    continue;
+                }
+                for (jj, (&g, &nj)) in g.iter().zip(nj).enumerate() {
+                    if (ni + nj) - 2.0 * g as f64 >= t {
+                        let v = d2(points, dim, order[i] as usize, order[c0 + jj] as usize);
+                        if v > l {
+                            (l, t, found) = (v, threshold(v), true);
+                        }
+                    }
+                }
             }
         }
         if found {
-            shared.fetch_max(local.to_bits(), Ordering::Relaxed);
+            shared.fetch_max(l.to_bits(), Ordering::Relaxed);
         }
     });
     Ok(f64::from_bits(shared.load(Ordering::Relaxed)).sqrt())
@@ -103,10 +188,20 @@ mod tests {
     use anneal_core::noise::{Keyed, Noise, Stream};
 
     /// The same bits as the core's full double loop, on data that prune well (Gaussian, two
-    /// clusters, a cube) and on data that do not (a sphere), with duplicated points.
+    /// clusters, a cube) and on data that do not (a sphere, 784-D Gaussian), with duplicated
+    /// points; at the sizes where the tiles are partly filled and where they are not.
     #[test]
     fn equals_the_plain_double_loop() {
-        for (case, dim, k) in [(0, 10, 4000), (1, 3, 5000), (2, 2, 3000), (3, 8, 2500)] {
+        for (case, dim, k) in [
+            (0, 10, 4000),
+            (1, 3, 5000),
+            (2, 2, 3000),
+            (3, 8, 2500),
+            (0, 784, 600),
+            (0, 1, 2000),
+            (0, 64, PLAIN_BELOW),
+            (1, 33, 1300),
+        ] {
             let mut z = vec![0.0f32; k * dim];
             Keyed::new(case).normals(0, Stream::Init, &mut z);
             for (n, p) in z.chunks_exact_mut(dim).enumerate() {
@@ -121,9 +216,37 @@ mod tests {
                 }
             }
             z.copy_within(0..dim, (k - 1) * dim); // a duplicate point
-            let fast = max_pairwise_distance(&z, dim).unwrap();
-            let plain = anneal_core::ncsnv2::max_pairwise_distance(&z, dim).unwrap();
-            assert_eq!(fast.to_bits(), plain.to_bits(), "case {case}: {fast} vs {plain}");
+            same_as_core(&z, dim, &format!("case {case}, D = {dim}, K = {k}"));
         }
+    }
+
+    fn same_as_core(z: &[f32], dim: usize, what: &str) {
+        let fast = max_pairwise_distance(z, dim).unwrap();
+        let plain = anneal_core::ncsnv2::max_pairwise_distance(z, dim).unwrap();
+        assert_eq!(fast.to_bits(), plain.to_bits(), "{what}: {fast} vs {plain}");
+    }
+
+    /// Where the screen cannot separate the pairs: every pair at the same distance (the corners
+    /// of a simplex: one-hot rows), all points equal, points whose difference is at the f32
+    /// rounding of their offset, and scales where the f32 products would overflow or underflow
+    /// without the power-of-two scaling.
+    #[test]
+    fn ties_and_extreme_scales_give_the_core_value() {
+        let k = 200;
+        let onehot: Vec<f32> = (0..k * k).map(|n| if n / k == n % k { 1.0 } else { 0.0 }).collect();
+        same_as_core(&onehot, k, "one-hot");
+        same_as_core(&vec![3.5f32; k * 5], 5, "equal points");
+        let offset: Vec<f32> =
+            (0..k * 4).map(|n| 1e6 + (n % 7) as f32 * 0.0625 * (n % 3) as f32).collect();
+        same_as_core(&offset, 4, "far from the origin");
+        let mut g = vec![0.0f32; k * 16];
+        Keyed::new(9).normals(0, Stream::Init, &mut g);
+        for scale in [1e30f32, 1e-30, 1e-42] {
+            let x: Vec<f32> = g.iter().map(|v| v * scale).collect();
+            same_as_core(&x, 16, &format!("scale {scale:e}"));
+        }
+        let mut outlier = g.clone();
+        outlier[16 * 77 + 3] = 1e20;
+        same_as_core(&outlier, 16, "one outlier");
     }
 }
