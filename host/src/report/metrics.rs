@@ -6,6 +6,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::Truth;
+use super::lanes::{self, LANES, LANES32, WAYS};
 
 /// Sliced Wasserstein-2 distance to exact samples of the ground truth.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,9 +119,6 @@ fn nearest_rows(
         .collect()
 }
 
-/// Rows of `xs` compared at once by [`nearest_rows`].
-const LANES: usize = 8;
-
 /// [`nearest_rows`] for up to [`LANES`] rows, compiled for this CPU's vector unit (the same bits at
 /// every level: each lane's sum is in coordinate order whatever the instructions).
 fn nearest_group(
@@ -144,30 +142,76 @@ fn nearest_lanes(
     first: usize,
     stride: usize,
 ) -> [(usize, f64); LANES] {
-    let n = group.len() / d;
-    // The group's coordinates, coordinate-major (lanes past n repeat the last row).
-    let xt: Vec<[f64; LANES]> =
-        (0..d).map(|c| std::array::from_fn(|l| group[l.min(n - 1) * d + c] as f64)).collect();
+    let xt = lanes::transpose64(group, d);
     let mut best_v = [f64::INFINITY; LANES];
     let mut best_i = [0usize; LANES];
-    let rows = points.chunks_exact(d).skip(first).step_by(stride.max(1));
-    for (i, m) in rows.enumerate() {
-        let mut acc = [0.0f64; LANES];
-        for (x, &mc) in xt.iter().zip(m) {
-            let mc = mc as f64;
-            for (a, &xv) in acc.iter_mut().zip(x) {
-                // t·t, which is what powi(2) computes (one rounding), but vectorises.
-                let t = xv - mc;
-                *a += t * t;
-            }
-        }
-        for ((bv, bi), &a) in best_v.iter_mut().zip(best_i.iter_mut()).zip(&acc) {
+    let mut keep = |i: usize, acc: &[f64; LANES]| {
+        for ((bv, bi), &a) in best_v.iter_mut().zip(best_i.iter_mut()).zip(acc) {
             let closer = a < *bv;
             *bv = if closer { a } else { *bv };
             *bi = if closer { i } else { *bi };
         }
+    };
+    let rows: Vec<&[f32]> = points.chunks_exact(d).skip(first).step_by(stride.max(1)).collect();
+    let mut ways = rows.chunks_exact(WAYS);
+    for (w, ms) in (&mut ways).enumerate() {
+        let acc = lanes::d2_f64::<WAYS>(&xt, std::array::from_fn(|k| ms[k]));
+        acc.iter().enumerate().for_each(|(k, a)| keep(w * WAYS + k, a));
+    }
+    let base = rows.len() - ways.remainder().len();
+    for (k, m) in ways.remainder().iter().enumerate() {
+        keep(base + k, &lanes::d2_f64(&xt, [m])[0]);
     }
     std::array::from_fn(|l| (best_i[l], best_v[l]))
+}
+
+/// The mode assignment for up to [`LANES32`] samples against a block of components (from `j0`,
+/// with their logits' constant parts): each sample's best (component, logit) so far in `best`
+/// is replaced by a later component only if its logit is larger — the core's logit, bit for bit
+/// ([`lanes::d2_blocked`]). Compiled for this CPU's vector unit.
+fn modes_group(
+    group: &[f32],
+    means: &[f32],
+    parts: &[(f64, f64)],
+    j0: usize,
+    d: usize,
+    best: &mut [(usize, f64)],
+) {
+    crate::score::simd::dispatch!(
+        modes_lanes,
+        (group: &[f32], means: &[f32], parts: &[(f64, f64)], j0: usize, d: usize, best: &mut [(usize, f64)]) -> ()
+    )
+}
+
+#[inline(always)]
+fn modes_lanes(
+    group: &[f32],
+    means: &[f32],
+    parts: &[(f64, f64)],
+    j0: usize,
+    d: usize,
+    best: &mut [(usize, f64)],
+) {
+    let xt = lanes::transpose32(group, d);
+    let mut keep = |j: usize, acc: &[f64; LANES32]| {
+        let (c, v) = parts[j];
+        for (b, &d2) in best.iter_mut().zip(acc) {
+            let l = c - 0.5 * d2 / v;
+            if l > b.1 {
+                *b = (j0 + j, l);
+            }
+        }
+    };
+    let mus: Vec<&[f32]> = means.chunks_exact(d).collect();
+    let mut ways = mus.chunks_exact(WAYS);
+    for (w, ms) in (&mut ways).enumerate() {
+        let acc = lanes::d2_blocked::<WAYS>(&xt, std::array::from_fn(|k| ms[k]));
+        acc.iter().enumerate().for_each(|(k, a)| keep(w * WAYS + k, a));
+    }
+    let base = mus.len() - ways.remainder().len();
+    for (k, m) in ways.remainder().iter().enumerate() {
+        keep(base + k, &lanes::d2_blocked(&xt, [m])[0]);
+    }
 }
 
 /// [`DataComparison`] of `samples` with the data, given each sample's nearest data point. The
@@ -221,34 +265,82 @@ const PROJECTIONS: usize = 128;
 const MODE_BLOCK: usize = 4096;
 const PAIRS_MAX: usize = 2000;
 
-/// The mean distance between the first `max` points, and how many were used.
+/// The mean distance between the first `max` points, and how many were used: for each point its
+/// distances to the later ones (in order), the roots of those summed by [`sum_of_roots_lanes`], and
+/// the points' sums added in index order — the same bits whatever the threads. The points go
+/// [`LANES`] at a time against [`WAYS`] later points at once ([`lanes`]).
 fn mean_pairwise(points: &[f32], d: usize, max: usize) -> (f64, usize) {
     let m = (points.len() / d).min(max);
     if m < 2 {
         return (0.0, m);
     }
-    let total: f64 = (0..m)
-        .into_par_iter()
-        .map_init(Vec::new, |squares, i| {
-            let a = &points[i * d..(i + 1) * d];
-            squares.clear();
-            squares.extend(points[(i + 1) * d..m * d].chunks_exact(d).map(|b| {
-                a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>()
-            }));
-            sum_of_roots(squares)
-        })
+    let points = &points[..m * d];
+    let total: f64 = points
+        .par_chunks(LANES * d)
+        .enumerate()
+        .map_init(
+            || vec![Vec::new(); LANES],
+            |squares, (g, group)| {
+                let (i0, n) = (g * LANES, group.len() / d);
+                let sums = pairwise_group(group, points, d, i0, squares);
+                sums[..n].to_vec()
+            },
+        )
+        .flatten_iter()
         .collect::<Vec<f64>>()
         .iter()
         .sum(); // in index order: the same bits whatever the threads
     (total / (m * (m - 1) / 2) as f64, m)
 }
 
-/// Σ √v over `values`, in eight interleaved partial sums (so that the roots and sums vectorise;
-/// the same bits at every instruction-set level), then the rest in order.
-fn sum_of_roots(values: &[f64]) -> f64 {
-    crate::score::simd::dispatch!(sum_of_roots_lanes, (values: &[f64]) -> f64)
+/// [`mean_pairwise`]'s sums for the points `i0 …` of `group`, compiled for this CPU's vector unit.
+fn pairwise_group(
+    group: &[f32],
+    points: &[f32],
+    d: usize,
+    i0: usize,
+    squares: &mut [Vec<f64>],
+) -> [f64; LANES] {
+    crate::score::simd::dispatch!(
+        pairwise_lanes,
+        (group: &[f32], points: &[f32], d: usize, i0: usize, squares: &mut [Vec<f64>]) -> [f64; LANES]
+    )
 }
 
+#[inline(always)]
+fn pairwise_lanes(
+    group: &[f32],
+    points: &[f32],
+    d: usize,
+    i0: usize,
+    squares: &mut [Vec<f64>],
+) -> [f64; LANES] {
+    let n = group.len() / d;
+    let xt = lanes::transpose64(group, d);
+    squares.iter_mut().for_each(Vec::clear);
+    // Lane l is point i0 + l; it keeps the squared distances to the points after it, in order.
+    let mut keep = |j: usize, acc: &[f64; LANES]| {
+        for (l, (s, &a)) in squares.iter_mut().zip(acc).enumerate().take(n) {
+            if j > i0 + l {
+                s.push(a);
+            }
+        }
+    };
+    let later: Vec<&[f32]> = points.chunks_exact(d).skip(i0 + 1).collect();
+    let mut ways = later.chunks_exact(WAYS);
+    for (w, ms) in (&mut ways).enumerate() {
+        let acc = lanes::d2_f64::<WAYS>(&xt, std::array::from_fn(|k| ms[k]));
+        acc.iter().enumerate().for_each(|(k, a)| keep(i0 + 1 + w * WAYS + k, a));
+    }
+    let base = i0 + 1 + later.len() - ways.remainder().len();
+    for (k, m) in ways.remainder().iter().enumerate() {
+        keep(base + k, &lanes::d2_f64(&xt, [m])[0]);
+    }
+    std::array::from_fn(|l| squares.get(l).map_or(0.0, |s| sum_of_roots_lanes(s)))
+}
+
+/// Σ √v over `values`, in eight interleaved partial sums (so that the roots and sums vectorise;
+/// the same bits at every instruction-set level), then the rest in order.
 #[inline(always)]
 fn sum_of_roots_lanes(values: &[f64]) -> f64 {
     let mut lanes = [0.0f64; 8];
@@ -396,15 +488,8 @@ pub fn compute(
                         parts.clear();
                         parts.extend((j0..j1).map(|j| mix.logit_parts(j, sigma)));
                         let means = &p.data.means[j0 * d..j1 * d];
-                        for (b, x) in best.iter_mut().zip(xs.chunks_exact(d)) {
-                            for (jj, (&(c, v), mu)) in
-                                parts.iter().zip(means.chunks_exact(d)).enumerate()
-                            {
-                                let l = c - 0.5 * anneal_core::score::squared_distance(x, mu) / v;
-                                if l > b.1 {
-                                    *b = (j0 + jj, l);
-                                }
-                            }
+                        for (best, group) in best.chunks_mut(LANES32).zip(xs.chunks(LANES32 * d)) {
+                            modes_group(group, means, &parts, j0, d, best);
                         }
                     }
                     best.into_iter().map(|b| Some(b.0))

@@ -2,6 +2,7 @@
 //! progress bar ([`progress`]).
 
 pub mod frechet;
+pub mod lanes;
 pub mod metrics;
 pub mod plot;
 pub mod progress;
