@@ -40,8 +40,10 @@
 //! with the core's double loop, on data where the screen keeps almost nothing and on data where
 //! every pair is a tie.)
 //!
-//! Memory: the f32 rows and their packed copy (2·K·D·4 bytes, the size of the data) and a tile
-//! of G per thread ([`ROWS`] × [`COLS`]).
+//! Memory: 20 bytes per point (the order, r, then ‖z‖² in its place), as the triangle pruning
+//! alone took, and per thread a tile: its rows of z, its columns of z (made, and packed, per
+//! tile: 1/[`ROWS`] of the tile's products) and its block of G (at most [`ROWS`] × [`COLS`],
+//! the columns' values within [`TILE_VALUES`]).
 
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,8 +57,18 @@ const PLAIN_BELOW: usize = 64;
 const MAX_DIM: usize = 1 << 17;
 /// Rows of a tile of G.
 const ROWS: usize = 256;
-/// Columns of a tile of G (a multiple of [`gemm::NR`]).
+/// Columns of a tile of G, at most (a multiple of [`gemm::NR`]).
 const COLS: usize = 1024;
+/// The values of a tile's columns, at most (256 Ki: 1 MiB of f32).
+const TILE_VALUES: usize = 1 << 18;
+
+/// A thread's scratch: a tile's rows and columns (z, row-major) and its block of G.
+#[derive(Default)]
+struct Scratch {
+    rows: Vec<f32>,
+    cols: Vec<f32>,
+    tile: Vec<f32>,
+}
 /// The triangle inequality's margin over its rounding.
 const MARGIN: f64 = 1.0 + 1e-9;
 
@@ -111,22 +123,29 @@ pub fn max_pairwise_distance(points: &[f32], dim: usize) -> Result<f64, CoreErro
     let mut order: Vec<u32> = (0..k as u32).collect();
     order.par_sort_unstable_by(|&a, &b| r[b as usize].total_cmp(&r[a as usize]).then(a.cmp(&b)));
     let radius: Vec<f64> = order.iter().map(|&i| r[i as usize]).collect();
+    drop(r);
     if radius[0] == 0.0 {
         // Every coordinate equals the centroid's: one point, K times.
         return Ok(0.0);
     }
-    // The rows z_i, scaled by s = 2⁻ᵉ with 2^(e−1) < r_max ≤ 2^e.
+    // The rows z_i (in the order), scaled by s = 2⁻ᵉ with 2^(e−1) < r_max ≤ 2^e, made when a
+    // tile needs them (not held: K·D more values).
     let e = radius[0].log2().ceil() as i32;
     let s = f64::from_bits(((1023 - e) as u64) << 52);
-    let mut z = vec![0.0f32; k * dim];
-    z.par_chunks_exact_mut(dim).zip(&order).for_each(|(row, &i)| {
-        let x = &points[i as usize * dim..(i as usize + 1) * dim];
-        for ((z, &x), c) in row.iter_mut().zip(x).zip(&centre) {
-            *z = ((x as f64 - c) * s) as f32;
+    let rows_z = |from: usize, to: usize, out: &mut Vec<f32>| {
+        out.clear();
+        for &i in &order[from..to] {
+            let x = &points[i as usize * dim..(i as usize + 1) * dim];
+            out.extend(x.iter().zip(&centre).map(|(&x, c)| ((x as f64 - c) * s) as f32));
         }
-    });
-    let norms: Vec<f64> =
-        z.par_chunks_exact(dim).map(|r| r.iter().map(|&v| v as f64 * v as f64).sum()).collect();
+    };
+    let norms: Vec<f64> = (0..k)
+        .into_par_iter()
+        .map_init(Vec::new, |z, i| {
+            rows_z(i, i + 1, z);
+            z.iter().map(|&v| v as f64 * v as f64).sum()
+        })
+        .collect();
     let (d, u, u64_) = (dim as f64, f32::EPSILON as f64 * 0.5, f64::EPSILON * 0.5);
     let zmax2 = norms.iter().fold(0.0f64, |a, &b| a.max(b)) * (1.0 + 1e-12);
     let rho = 2.0 * u * zmax2.sqrt() + d.sqrt() * 2f64.powi(-149);
@@ -136,10 +155,11 @@ pub fn max_pairwise_distance(points: &[f32], dim: usize) -> Result<f64, CoreErro
         let reach = l.sqrt() * s * (1.0 - 1e-9) - 2.0 * rho;
         if reach <= 0.0 { f64::NEG_INFINITY } else { reach * reach * (1.0 - 1e-12) - err }
     };
-    let packed = Packed::transposed(&z, k, dim);
+    // Columns per tile: up to COLS, their rows within TILE_VALUES.
+    let width = (TILE_VALUES / dim).clamp(gemm::NR, COLS) / gemm::NR * gemm::NR;
     let shared = AtomicU64::new(best.to_bits()); // non-negative f64s order as their bits
     let blocks = k.div_ceil(ROWS);
-    (0..blocks).into_par_iter().for_each_init(Vec::new, |tile, b| {
+    (0..blocks).into_par_iter().for_each_init(Scratch::default, |scratch, b| {
         let (p0, p1) = (b * ROWS, ((b + 1) * ROWS).min(k));
         let mut l = f64::from_bits(shared.load(Ordering::Relaxed));
         // Pairs (i, j) with j < i; columns past `cols` are out of reach of every row here.
@@ -148,15 +168,18 @@ pub fn max_pairwise_distance(points: &[f32], dim: usize) -> Result<f64, CoreErro
         if cols == 0 {
             return;
         }
-        let rows: Vec<&[f32]> = z.chunks_exact(dim).skip(p0).take(p1 - p0).collect();
-        tile.resize((p1 - p0) * COLS, 0.0f32);
+        let Scratch { rows: z, cols: zc, tile } = scratch;
+        rows_z(p0, p1, z);
+        let rows: Vec<&[f32]> = z.chunks_exact(dim).collect();
+        tile.resize((p1 - p0) * width, 0.0f32);
         let mut found = false;
-        for c0 in (0..cols).step_by(COLS) {
-            let len = COLS.min(cols - c0);
-            gemm::gemm_cols(&rows, &packed, c0, len, tile, COLS);
+        for c0 in (0..cols).step_by(width) {
+            let len = width.min(cols - c0);
+            rows_z(c0, c0 + len, zc);
+            gemm::gemm_cols(&rows, &Packed::transposed(zc, len, dim), 0, len, tile, width);
             l = l.max(f64::from_bits(shared.load(Ordering::Relaxed)));
             let mut t = threshold(l);
-            for (ii, g) in tile.chunks_exact(COLS).enumerate() {
+            for (ii, g) in tile.chunks_exact(width).enumerate() {
                 let i = p0 + ii;
                 let n = len.min(i.saturating_sub(c0));
                 let (g, nj, ni) = (&g[..n], &norms[c0..c0 + n], norms[i]);

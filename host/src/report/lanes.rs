@@ -77,6 +77,57 @@ pub fn d2_blocked<const G: usize>(xt: &[[f32; LANES32]], ms: [&[f32]; G]) -> [[f
     total
 }
 
+/// [`d2_f64`] of the rows in `xt` against each of `points` in turn, [`WAYS`] at a time:
+/// `each(j, sums)` for the j-th point, in order.
+#[inline(always)]
+pub fn each_d2_f64<'a>(
+    xt: &[[f64; LANES]],
+    points: impl Iterator<Item = &'a [f32]>,
+    mut each: impl FnMut(usize, &[f64; LANES]),
+) {
+    by_ways(points, |j, ms| match ms {
+        Ways::All(ms) => d2_f64(xt, ms).iter().enumerate().for_each(|(w, a)| each(j + w, a)),
+        Ways::One(m) => each(j, &d2_f64(xt, [m])[0]),
+    });
+}
+
+/// [`d2_blocked`] of the rows in `xt` against each of `points` in turn, as [`each_d2_f64`].
+#[inline(always)]
+pub fn each_d2_blocked<'a>(
+    xt: &[[f32; LANES32]],
+    points: impl Iterator<Item = &'a [f32]>,
+    mut each: impl FnMut(usize, &[f64; LANES32]),
+) {
+    by_ways(points, |j, ms| match ms {
+        Ways::All(ms) => d2_blocked(xt, ms).iter().enumerate().for_each(|(w, a)| each(j + w, a)),
+        Ways::One(m) => each(j, &d2_blocked(xt, [m])[0]),
+    });
+}
+
+/// [`WAYS`] points, or one of the last few.
+enum Ways<'a> {
+    All([&'a [f32]; WAYS]),
+    One(&'a [f32]),
+}
+
+/// The points in groups of [`WAYS`], the last few one by one, with the index of the first: no
+/// list of the points is held (the data may have millions).
+#[inline(always)]
+fn by_ways<'a>(mut points: impl Iterator<Item = &'a [f32]>, mut f: impl FnMut(usize, Ways<'a>)) {
+    let mut j = 0;
+    loop {
+        let ms: [Option<&[f32]>; WAYS] = std::array::from_fn(|_| points.next());
+        if !ms.iter().all(Option::is_some) {
+            for (w, m) in ms.into_iter().flatten().enumerate() {
+                f(j + w, Ways::One(m));
+            }
+            return;
+        }
+        f(j, Ways::All(ms.map(Option::unwrap_or_default)));
+        j += WAYS;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::Truth;
-use super::lanes::{self, LANES, LANES32, WAYS};
+use super::lanes::{self, LANES, LANES32};
 
 /// Sliced Wasserstein-2 distance to exact samples of the ground truth.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,16 +152,8 @@ fn nearest_lanes(
             *bi = if closer { i } else { *bi };
         }
     };
-    let rows: Vec<&[f32]> = points.chunks_exact(d).skip(first).step_by(stride.max(1)).collect();
-    let mut ways = rows.chunks_exact(WAYS);
-    for (w, ms) in (&mut ways).enumerate() {
-        let acc = lanes::d2_f64::<WAYS>(&xt, std::array::from_fn(|k| ms[k]));
-        acc.iter().enumerate().for_each(|(k, a)| keep(w * WAYS + k, a));
-    }
-    let base = rows.len() - ways.remainder().len();
-    for (k, m) in ways.remainder().iter().enumerate() {
-        keep(base + k, &lanes::d2_f64(&xt, [m])[0]);
-    }
+    let rows = points.chunks_exact(d).skip(first).step_by(stride.max(1));
+    lanes::each_d2_f64(&xt, rows, &mut keep);
     std::array::from_fn(|l| (best_i[l], best_v[l]))
 }
 
@@ -202,16 +194,7 @@ fn modes_lanes(
             }
         }
     };
-    let mus: Vec<&[f32]> = means.chunks_exact(d).collect();
-    let mut ways = mus.chunks_exact(WAYS);
-    for (w, ms) in (&mut ways).enumerate() {
-        let acc = lanes::d2_blocked::<WAYS>(&xt, std::array::from_fn(|k| ms[k]));
-        acc.iter().enumerate().for_each(|(k, a)| keep(w * WAYS + k, a));
-    }
-    let base = mus.len() - ways.remainder().len();
-    for (k, m) in ways.remainder().iter().enumerate() {
-        keep(base + k, &lanes::d2_blocked(&xt, [m])[0]);
-    }
+    lanes::each_d2_blocked(&xt, means.chunks_exact(d), &mut keep);
 }
 
 /// [`DataComparison`] of `samples` with the data, given each sample's nearest data point. The
@@ -268,7 +251,7 @@ const PAIRS_MAX: usize = 2000;
 /// The mean distance between the first `max` points, and how many were used: for each point its
 /// distances to the later ones (in order), the roots of those summed by [`sum_of_roots_lanes`], and
 /// the points' sums added in index order — the same bits whatever the threads. The points go
-/// [`LANES`] at a time against [`WAYS`] later points at once ([`lanes`]).
+/// [`LANES`] at a time against [`lanes::WAYS`] later points at once.
 fn mean_pairwise(points: &[f32], d: usize, max: usize) -> (f64, usize) {
     let m = (points.len() / d).min(max);
     if m < 2 {
@@ -326,16 +309,7 @@ fn pairwise_lanes(
             }
         }
     };
-    let later: Vec<&[f32]> = points.chunks_exact(d).skip(i0 + 1).collect();
-    let mut ways = later.chunks_exact(WAYS);
-    for (w, ms) in (&mut ways).enumerate() {
-        let acc = lanes::d2_f64::<WAYS>(&xt, std::array::from_fn(|k| ms[k]));
-        acc.iter().enumerate().for_each(|(k, a)| keep(i0 + 1 + w * WAYS + k, a));
-    }
-    let base = i0 + 1 + later.len() - ways.remainder().len();
-    for (k, m) in ways.remainder().iter().enumerate() {
-        keep(base + k, &lanes::d2_f64(&xt, [m])[0]);
-    }
+    lanes::each_d2_f64(&xt, points.chunks_exact(d).skip(i0 + 1), |j, acc| keep(i0 + 1 + j, acc));
     std::array::from_fn(|l| squares.get(l).map_or(0.0, |s| sum_of_roots_lanes(s)))
 }
 
