@@ -153,7 +153,7 @@ fn nearest_lanes(
         }
     };
     let rows = points.chunks_exact(d).skip(first).step_by(stride.max(1));
-    lanes::each_d2_f64(&xt, rows, &mut keep);
+    lanes::each_d2!(lanes::d2_f64, &xt, rows, |i, acc| keep(i, acc));
     std::array::from_fn(|l| (best_i[l], best_v[l]))
 }
 
@@ -194,7 +194,7 @@ fn modes_lanes(
             }
         }
     };
-    lanes::each_d2_blocked(&xt, means.chunks_exact(d), &mut keep);
+    lanes::each_d2!(lanes::d2_blocked, &xt, means.chunks_exact(d), |j, acc| keep(j, acc));
 }
 
 /// [`DataComparison`] of `samples` with the data, given each sample's nearest data point. The
@@ -309,7 +309,8 @@ fn pairwise_lanes(
             }
         }
     };
-    lanes::each_d2_f64(&xt, points.chunks_exact(d).skip(i0 + 1), |j, acc| keep(i0 + 1 + j, acc));
+    let later = points.chunks_exact(d).skip(i0 + 1);
+    lanes::each_d2!(lanes::d2_f64, &xt, later, |j, acc| keep(i0 + 1 + j, acc));
     std::array::from_fn(|l| squares.get(l).map_or(0.0, |s| sum_of_roots_lanes(s)))
 }
 
