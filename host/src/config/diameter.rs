@@ -41,9 +41,10 @@
 //! every pair is a tie.)
 //!
 //! Memory: 20 bytes per point (the order, r, then ‖z‖² in its place), as the triangle pruning
-//! alone took, and per thread a tile: its rows of z, its columns of z (made, and packed, per
-//! tile: 1/[`ROWS`] of the tile's products) and its block of G (at most [`ROWS`] × [`COLS`],
-//! the columns' values within [`TILE_VALUES`]).
+//! alone took, and per thread a block of columns of z (made and packed once per task, then
+//! multiplied by every block of rows below it), a block of rows of z (made per tile: 1/width
+//! of its products) and the tile of G ([`ROWS`] × at most [`COLS`] columns, whose values stay
+//! within [`TILE_VALUES`]).
 
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,7 +53,7 @@ use crate::error::CoreError;
 use crate::score::gemm::{self, Packed};
 
 /// Below this many points the core's plain double loop is used (it is as fast there).
-const PLAIN_BELOW: usize = 64;
+pub const PLAIN_BELOW: usize = 64;
 /// From this dimension on the core's loop is used (the bounds above take D < 2¹⁷).
 const MAX_DIM: usize = 1 << 17;
 /// Rows of a tile of G.
@@ -155,33 +156,36 @@ pub fn max_pairwise_distance(points: &[f32], dim: usize) -> Result<f64, CoreErro
         let reach = l.sqrt() * s * (1.0 - 1e-9) - 2.0 * rho;
         if reach <= 0.0 { f64::NEG_INFINITY } else { reach * reach * (1.0 - 1e-12) - err }
     };
-    // Columns per tile: up to COLS, their rows within TILE_VALUES.
+    // Columns per tile: up to COLS, their values within TILE_VALUES.
     let width = (TILE_VALUES / dim).clamp(gemm::NR, COLS) / gemm::NR * gemm::NR;
     let shared = AtomicU64::new(best.to_bits()); // non-negative f64s order as their bits
-    let blocks = k.div_ceil(ROWS);
-    (0..blocks).into_par_iter().for_each_init(Scratch::default, |scratch, b| {
-        let (p0, p1) = (b * ROWS, ((b + 1) * ROWS).min(k));
-        let mut l = f64::from_bits(shared.load(Ordering::Relaxed));
-        // Pairs (i, j) with j < i; columns past `cols` are out of reach of every row here.
-        let reach = radius[..p1 - 1].partition_point(|&rq| (radius[p0] + rq) * MARGIN > l.sqrt());
-        let cols = reach.min(p1 - 1);
-        if cols == 0 {
-            return;
-        }
+    // A task per block of columns, packed once, against the blocks of rows below it (pairs
+    // (i, j) with j < i), until a block's rows are out of reach of every column in it.
+    (0..k.div_ceil(width)).into_par_iter().for_each_init(Scratch::default, |scratch, cb| {
+        let (c0, c1) = (cb * width, ((cb + 1) * width).min(k));
         let Scratch { rows: z, cols: zc, tile } = scratch;
-        rows_z(p0, p1, z);
-        let rows: Vec<&[f32]> = z.chunks_exact(dim).collect();
-        tile.resize((p1 - p0) * width, 0.0f32);
-        let mut found = false;
-        for c0 in (0..cols).step_by(width) {
-            let len = width.min(cols - c0);
-            rows_z(c0, c0 + len, zc);
-            gemm::gemm_cols(&rows, &Packed::transposed(zc, len, dim), 0, len, tile, width);
-            l = l.max(f64::from_bits(shared.load(Ordering::Relaxed)));
+        rows_z(c0, c1, zc);
+        let packed = Packed::transposed(zc, c1 - c0, dim);
+        for b in (c0 + 1) / ROWS..k.div_ceil(ROWS) {
+            let (p0, p1) = (b * ROWS, ((b + 1) * ROWS).min(k));
+            let mut l = f64::from_bits(shared.load(Ordering::Relaxed));
+            // Columns from `reach` on are out of reach of every row here, and of every later
+            // block (its radii are smaller, L larger).
+            let reach = radius[..p1 - 1]
+                .partition_point(|&rq| (radius[p0] + rq) * MARGIN > l.sqrt())
+                .min(c1);
+            if reach <= c0 {
+                break;
+            }
+            rows_z(p0, p1, z);
+            let rows: Vec<&[f32]> = z.chunks_exact(dim).collect();
+            tile.resize((p1 - p0) * width, 0.0f32);
+            gemm::gemm_rows_here(&rows, &packed, tile, width);
             let mut t = threshold(l);
+            let mut found = false;
             for (ii, g) in tile.chunks_exact(width).enumerate() {
                 let i = p0 + ii;
-                let n = len.min(i.saturating_sub(c0));
+                let n = (reach - c0).min(i.saturating_sub(c0));
                 let (g, nj, ni) = (&g[..n], &norms[c0..c0 + n], norms[i]);
                 if g.iter().zip(nj).filter(|&(&g, &nj)| (ni + nj) - 2.0 * g as f64 >= t).count()
                     == 0
@@ -197,9 +201,9 @@ pub fn max_pairwise_distance(points: &[f32], dim: usize) -> Result<f64, CoreErro
                     }
                 }
             }
-        }
-        if found {
-            shared.fetch_max(l.to_bits(), Ordering::Relaxed);
+            if found {
+                shared.fetch_max(l.to_bits(), Ordering::Relaxed);
+            }
         }
     });
     Ok(f64::from_bits(shared.load(Ordering::Relaxed)).sqrt())

@@ -330,7 +330,17 @@ impl RunConfig {
         let tau = resolve_tau(spec.tau, &data)?;
         check_counts(spec)?;
         let kind = SamplerKind::from(spec.sampler);
-        let (sigma_max, sigma_max_source) = schedule::sigma_max(spec.sigma, &data)?;
+        // Technique 1 runs on --threads threads, as the run does (not on rayon's global pool,
+        // one thread per core), unless this is already a pool's worker (a tune cell).
+        let technique1 = || schedule::sigma_max(spec.sigma, &data);
+        let large = data.components() >= diameter::PLAIN_BELOW && spec.sigma.sigma_max == "auto";
+        let pool = (large && rayon::current_thread_index().is_none())
+            .then(|| crate::exec::pool(spec.run.threads).ok())
+            .flatten();
+        let (sigma_max, sigma_max_source) = match pool {
+            Some(pool) => pool.install(technique1)?,
+            None => technique1()?,
+        };
         check_sigma_range(sigma_max, sigma_max_source, spec.sigma.sigma_min)?;
         let mut sched =
             schedule::build(kind, spec.levels, sigma_max, spec.sigma.sigma_min, data.dim)?;

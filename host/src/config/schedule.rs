@@ -8,19 +8,20 @@ use crate::cli::{LevelFlags, SigmaFlags};
 use crate::error::UsageError;
 use crate::io::data::Dataset;
 
-/// From this many data points on, Technique 1 says on stderr that it is working, and how long
-/// it took.
-const LARGE: usize = 100_000;
+/// From this many data values (points × D) on, Technique 1 says on stderr that it is working,
+/// and how long it took.
+const LARGE: usize = 1 << 22;
 
 /// σ_1 and how it was chosen.
 pub fn sigma_max(flags: &SigmaFlags, data: &Dataset) -> Result<(f64, &'static str), UsageError> {
     if flags.sigma_max == "auto" {
         let k = data.components();
+        let large = k.saturating_mul(data.dim) >= LARGE;
         let started = std::time::Instant::now();
-        if k >= LARGE {
+        if large {
             eprintln!(
                 "--sigma-max auto: Technique 1 (the largest distance between two of {k} points, \
-                 exact, pruned)…"
+                 exact)…"
             );
         }
         let s = super::diameter::max_pairwise_distance(&data.means, data.dim).map_err(|e| {
@@ -33,9 +34,9 @@ pub fn sigma_max(flags: &SigmaFlags, data: &Dataset) -> Result<(f64, &'static st
                 "--sigma-max = auto: all data points coincide; give --sigma-max",
             ));
         }
-        if k >= LARGE {
+        if large {
             eprintln!(
-                "--sigma-max auto: σ_1 = {} ({:.1} s)",
+                "--sigma-max auto: σ_1 = {} ({:.2} s)",
                 crate::error::exact(s),
                 started.elapsed().as_secs_f64()
             );
