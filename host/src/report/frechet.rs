@@ -18,10 +18,21 @@ const BLOCK: usize = 1024;
 /// (the same bits on every run on one machine: matrixmultiply picks its kernel, FMA or not, by
 /// the CPU, which moves the last bits; the Fréchet distance's cancellation amplifies them to
 /// ~1e-8 relative on digits, far below its sampling error).
+#[cfg(test)]
 fn moments<'r>(
     rows: impl Iterator<Item = &'r [f32]> + Clone,
     d: usize,
 ) -> (DVector<f64>, DMatrix<f64>) {
+    let (mean, cov, _) = moments_factor(rows, d);
+    (mean, cov)
+}
+
+/// [`moments`], and where there are fewer rows n than dimensions a factor F (d × n) of the
+/// covariance, `C = F Fᵀ`: the centred rows / √(n − 1), transposed (at most d² values, as C).
+fn moments_factor<'r>(
+    rows: impl Iterator<Item = &'r [f32]> + Clone,
+    d: usize,
+) -> (DVector<f64>, DMatrix<f64>, Option<DMatrix<f64>>) {
     let mut sum = DVector::<f64>::zeros(d);
     let mut n = 0usize;
     for r in rows.clone() {
@@ -30,6 +41,7 @@ fn moments<'r>(
     }
     let mean = sum / n.max(1) as f64;
     let mut cov = DMatrix::<f64>::zeros(d, d);
+    let mut factor = (n < d).then(|| Vec::with_capacity(n * d));
     let mut block: Vec<f64> = Vec::with_capacity(BLOCK * d);
     let mut rows = rows.peekable();
     while rows.peek().is_some() {
@@ -39,6 +51,9 @@ fn moments<'r>(
         }
         // cov += blockᵀ block (matrixmultiply's blocked f64 product; nalgebra's `tr_mul` takes
         // column dot products, 8× slower at d = 784).
+        if let Some(f) = &mut factor {
+            f.extend_from_slice(&block);
+        }
         let b = block.len() / d;
         // SAFETY: `block` holds b × d values (row-major) and `cov` d × d (column-major); the
         // strides stay inside them.
@@ -61,7 +76,10 @@ fn moments<'r>(
             );
         }
     }
-    (mean, cov / (n.max(2) - 1) as f64)
+    let scale = 1.0 / (n.max(2) - 1) as f64;
+    // Row-major n × d is column-major d × n: F's columns are the centred rows.
+    let factor = factor.map(|f| DMatrix::from_vec(d, n, f) * scale.sqrt());
+    (mean, cov * scale, factor)
 }
 
 /// Eigenvalues of a symmetric matrix clipped at 0 (a covariance is PSD; rounding makes tiny
@@ -84,13 +102,21 @@ pub fn distance_rows<'a, 'b>(
     b: impl Iterator<Item = &'b [f32]> + Clone,
     d: usize,
 ) -> f64 {
-    let (ma, ca) = moments(a, d);
-    let (mb, cb) = moments(b, d);
-    let ra = psd_sqrt(&ca);
-    let inner = &ra * &cb * &ra;
+    let (ma, ca, fa) = moments_factor(a, d);
+    let (mb, cb, fb) = moments_factor(b, d);
+    // tr (C_a^½ C_b C_a^½)^½ = Σ √λ over the eigenvalues of C_a C_b. With a factor C_a = F Fᵀ
+    // (fewer rows than dimensions) they are those of Fᵀ C_b F, n × n, and no square root of a
+    // d × d matrix is needed (nor with one of C_b, the roles swapped).
+    let inner = match (fa, fb) {
+        (Some(f), _) => f.transpose() * &cb * f,
+        (None, Some(f)) => f.transpose() * &ca * f,
+        (None, None) => {
+            let ra = psd_sqrt(&ca);
+            &ra * &cb * &ra
+        }
+    };
     let inner = (&inner + inner.transpose()) * 0.5;
-    let tr_sqrt: f64 =
-        SymmetricEigen::new(inner).eigenvalues.iter().map(|v| v.max(0.0).sqrt()).sum();
+    let tr_sqrt: f64 = inner.symmetric_eigenvalues().iter().map(|v| v.max(0.0).sqrt()).sum();
     ((ma - mb).norm_squared() + ca.trace() + cb.trace() - 2.0 * tr_sqrt).max(0.0)
 }
 
@@ -154,6 +180,43 @@ mod tests {
                     cov[(a, b)]
                 );
             }
+        }
+    }
+
+    /// Fewer rows than dimensions (either set, or both): the n × n form through the factor.
+    /// A shifted copy (values on a 1/64 grid, so the shift is exact in f32) is at distance
+    /// ‖shift‖² within 4√ε·tr C: the n × n matrix has one zero eigenvalue (the centred rows sum
+    /// to zero), whose rounding noise (~ε·λ_max²) loses √ε·λ_max in its square root, twice — the
+    /// d × d route has d − n + 1 of them. On random sets both routes agree within d·√ε·tr C.
+    #[test]
+    fn few_rows_give_the_full_formula() {
+        let d = 40;
+        let x = rows(300, d);
+        for n in [2, 8, 39] {
+            let a: Vec<f32> = x[..n * d].iter().map(|v| (v * 64.0).round() / 64.0).collect();
+            let shift: Vec<f32> = (0..d).map(|c| (c % 5) as f32 * 0.25 - 0.5).collect();
+            let b: Vec<f32> = a.iter().enumerate().map(|(i, &v)| v + shift[i % d]).collect();
+            let want: f64 = shift.iter().map(|&c| c as f64 * c as f64).sum();
+            let tr = moments(a.chunks_exact(d), d).1.trace();
+            let got = distance(&a, &b, d);
+            let tol = 4.0 * f64::EPSILON.sqrt() * tr;
+            assert!((got - want).abs() <= tol, "n = {n}: {got} vs {want} ± {tol}");
+        }
+        let full = |a: &[f32], b: &[f32]| {
+            let (ma, ca) = moments(a.chunks_exact(d), d);
+            let (mb, cb) = moments(b.chunks_exact(d), d);
+            let ra = psd_sqrt(&ca);
+            let inner = &ra * &cb * &ra;
+            let inner = (&inner + inner.transpose()) * 0.5;
+            let t: f64 = inner.symmetric_eigenvalues().iter().map(|v| v.max(0.0).sqrt()).sum();
+            ((ma - mb).norm_squared() + ca.trace() + cb.trace() - 2.0 * t, ca.trace() + cb.trace())
+        };
+        for (na, nb) in [(8, 300), (300, 12), (5, 30), (2, 300)] {
+            let (a, b) = (&x[..na * d], &x[x.len() - nb * d..]);
+            let (want, tr) = full(a, b);
+            let got = distance(a, b, d);
+            let tol = d as f64 * f64::EPSILON.sqrt() * tr;
+            assert!((got - want.max(0.0)).abs() <= tol, "{na} × {nb}: {got} vs {want}");
         }
     }
 
