@@ -9,36 +9,21 @@
 //!
 //! 1. A first best sum L: a double sweep (the farthest point from point 0, then from that one,
 //!    four times), each distance the exact sum.
-//! 2. The points, by decreasing distance r to their centroid c, translated by c, scaled by a power
-//!    of two s (so that the largest is about 1 long; exact) and rounded to f32: the rows z_i.
-//! 3. Tiles of the lower triangle of G = Z Zᵀ (f32, each element one fused multiply-add chain),
-//!    and the approximate squared distance `D̃²_ij = fl(fl(N_i + N_j) − 2 G_ij)` in f64, with
-//!    `N_i = ‖z_i‖²` summed in f64. A pair whose D̃² reaches the threshold T(L) below has its f64
-//!    sum taken; a larger one becomes L.
+//! 2. The points, by decreasing distance r to their centroid c, in the frame of
+//!    [`crate::score::gram`] (translated by c, scaled by a power of two, rounded to f32: z_i).
+//! 3. Tiles of the lower triangle of G = Z Zᵀ, and each pair's approximate squared distance D̃²
+//!    ([`gram::approx`]). A pair whose D̃² reaches [`gram::Bounds::above`]`(L)` — every pair whose exact
+//!    sum could exceed L does ([`crate::score::gram`] proves the bound) — has its f64 sum taken;
+//!    a larger one becomes L.
 //! 4. Tiles whose pairs are all out of reach by the triangle inequality (`‖x_i − x_j‖ ≤ r_i +
 //!    r_j`, with r decreasing along the order) are not computed: on low-dimensional data most of
-//!    the triangle is skipped.
+//!    the triangle is skipped. The pruning compares `(r_i + r_j)(1 + 10⁻⁹)` with √L, as the
+//!    bound's own rounding is about D·10⁻¹⁶ relative.
 //!
-//! **No pair that could beat L is skipped.** With `u = 2⁻²⁴`, `u₆₄ = 2⁻⁵³`, δ = ‖x_i − x_j‖ (real)
-//! and Z the largest ‖z_i‖:
-//! - rounding to f32 moves each coordinate by at most `2u|z_p| + 2⁻¹⁴⁹` (the f64 difference and
-//!   the f32 rounding, or f32's subnormal spacing), so each row by at most
-//!   `ρ = 2uZ + √D·2⁻¹⁴⁹`, and since c cancels in the difference, `|‖z_i − z_j‖ − sδ| ≤ 2ρ`;
-//! - a chain of D fused multiply-adds errs by at most `γ_D Σ_p|z_ip z_jp| + D·2⁻¹⁴⁹` (`γ_D =
-//!   Du/(1 − Du)`; the second term for subnormal results) `≤ γ_D Z² + D·2⁻¹⁴⁹`; N_i (D exact
-//!   squares summed) by `γ₆₄,D·Z²`, and the two f64 operations of D̃² by `2u₆₄(N_i + N_j + 2|G|)`;
-//!   together `|D̃² − ‖z_i − z_j‖²| ≤ E = 2γ_D Z² + (5D + 20)u₆₄Z² + D·2⁻¹⁴⁶`;
-//! - the core's sum is `δ²(1 + θ)` with `|θ| ≤ γ₆₄,D+2` (a rounded difference, a rounded square,
-//!   D − 1 rounded additions), so a sum above L needs `sδ > s√L (1 − 2(D + 3)u₆₄)`, taken here as
-//!   `R = s√L (1 − 10⁻⁹)` (D < 2¹⁷, so 10⁻⁹ also covers the rounding of R itself);
-//! - so it needs `‖z_i − z_j‖ > R − 2ρ` and `D̃² > (R − 2ρ)² − E`: the threshold is
-//!   `T = (R − 2ρ)²(1 − 10⁻¹²) − E` (every pair when R ≤ 2ρ).
-//!
-//! The tiles' pruning compares `(r_i + r_j)(1 + 10⁻⁹)` with √L, as the bound's own rounding is
-//! about D·10⁻¹⁶ relative. The result does not depend on the order in which tiles finish: it is
-//! the largest f64 sum, and every pair that could exceed it was summed. (`tests` compare the bits
-//! with the core's double loop, on data where the screen keeps almost nothing and on data where
-//! every pair is a tie.)
+//! The result does not depend on the order in which tiles finish: it is the largest f64 sum,
+//! and every pair that could exceed it was summed. (`tests` compare the bits with the core's
+//! double loop, on data where the screen keeps almost nothing and on data where every pair is a
+//! tie.)
 //!
 //! Memory: 20 bytes per point (the order, r, then ‖z‖² in its place), as the triangle pruning
 //! alone took, and per thread a block of columns of z (made and packed once per task, then
@@ -51,11 +36,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::CoreError;
 use crate::score::gemm::{self, Packed};
+use crate::score::gram::{self, Frame};
 
 /// Below this many points the core's plain double loop is used (it is as fast there).
 pub const PLAIN_BELOW: usize = 64;
-/// From this dimension on the core's loop is used (the bounds above take D < 2¹⁷).
-const MAX_DIM: usize = 1 << 17;
+/// From this dimension on the core's loop is used (the bounds take D < 2¹⁷).
+const MAX_DIM: usize = gram::MAX_DIM;
 /// Rows of a tile of G.
 const ROWS: usize = 256;
 /// Columns of a tile of G, at most (a multiple of [`gemm::NR`]).
@@ -75,14 +61,7 @@ const MARGIN: f64 = 1.0 + 1e-9;
 
 /// The squared distance of points `i` and `j`, summed in coordinate order as the core sums it.
 fn d2(points: &[f32], dim: usize, i: usize, j: usize) -> f64 {
-    let (a, b) = (&points[i * dim..(i + 1) * dim], &points[j * dim..(j + 1) * dim]);
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| {
-            let d = x as f64 - y as f64;
-            d * d
-        })
-        .sum()
+    gram::exact(&points[i * dim..(i + 1) * dim], &points[j * dim..(j + 1) * dim])
 }
 
 /// The largest distance between two of `points` (K × `dim`, row-major): exactly the core's
@@ -129,33 +108,22 @@ pub fn max_pairwise_distance(points: &[f32], dim: usize) -> Result<f64, CoreErro
         // Every coordinate equals the centroid's: one point, K times.
         return Ok(0.0);
     }
-    // The rows z_i (in the order), scaled by s = 2⁻ᵉ with 2^(e−1) < r_max ≤ 2^e, made when a
-    // tile needs them (not held: K·D more values).
-    let e = radius[0].log2().ceil() as i32;
-    let s = f64::from_bits(((1023 - e) as u64) << 52);
+    // The rows z_i (in the order), made when a tile needs them (not held: K·D more values).
+    let frame = Frame::new(centre, radius[0]);
     let rows_z = |from: usize, to: usize, out: &mut Vec<f32>| {
         out.clear();
         for &i in &order[from..to] {
-            let x = &points[i as usize * dim..(i as usize + 1) * dim];
-            out.extend(x.iter().zip(&centre).map(|(&x, c)| ((x as f64 - c) * s) as f32));
+            frame.push_z(&points[i as usize * dim..(i as usize + 1) * dim], out);
         }
     };
     let norms: Vec<f64> = (0..k)
         .into_par_iter()
         .map_init(Vec::new, |z, i| {
             rows_z(i, i + 1, z);
-            z.iter().map(|&v| v as f64 * v as f64).sum()
+            gram::norm2(z)
         })
         .collect();
-    let (d, u, u64_) = (dim as f64, f32::EPSILON as f64 * 0.5, f64::EPSILON * 0.5);
-    let zmax2 = norms.iter().fold(0.0f64, |a, &b| a.max(b)) * (1.0 + 1e-12);
-    let rho = 2.0 * u * zmax2.sqrt() + d.sqrt() * 2f64.powi(-149);
-    let gamma = d * u / (1.0 - d * u);
-    let err = 2.0 * gamma * zmax2 + (5.0 * d + 20.0) * u64_ * zmax2 + d * 2f64.powi(-146);
-    let threshold = |l: f64| {
-        let reach = l.sqrt() * s * (1.0 - 1e-9) - 2.0 * rho;
-        if reach <= 0.0 { f64::NEG_INFINITY } else { reach * reach * (1.0 - 1e-12) - err }
-    };
+    let bounds = frame.bounds(norms.iter().fold(0.0f64, |a, &b| a.max(b)));
     // Columns per tile: up to COLS, their values within TILE_VALUES.
     let width = (TILE_VALUES / dim).clamp(gemm::NR, COLS) / gemm::NR * gemm::NR;
     let shared = AtomicU64::new(best.to_bits()); // non-negative f64s order as their bits
@@ -181,22 +149,20 @@ pub fn max_pairwise_distance(points: &[f32], dim: usize) -> Result<f64, CoreErro
             let rows: Vec<&[f32]> = z.chunks_exact(dim).collect();
             tile.resize((p1 - p0) * width, 0.0f32);
             gemm::gemm_rows_here(&rows, &packed, tile, width);
-            let mut t = threshold(l);
+            let mut t = bounds.above(l);
             let mut found = false;
             for (ii, g) in tile.chunks_exact(width).enumerate() {
                 let i = p0 + ii;
                 let n = (reach - c0).min(i.saturating_sub(c0));
                 let (g, nj, ni) = (&g[..n], &norms[c0..c0 + n], norms[i]);
-                if g.iter().zip(nj).filter(|&(&g, &nj)| (ni + nj) - 2.0 * g as f64 >= t).count()
-                    == 0
-                {
+                if g.iter().zip(nj).filter(|&(&g, &nj)| gram::approx(ni, nj, g) >= t).count() == 0 {
                     continue;
                 }
                 for (jj, (&g, &nj)) in g.iter().zip(nj).enumerate() {
-                    if (ni + nj) - 2.0 * g as f64 >= t {
+                    if gram::approx(ni, nj, g) >= t {
                         let v = d2(points, dim, order[i] as usize, order[c0 + jj] as usize);
                         if v > l {
-                            (l, t, found) = (v, threshold(v), true);
+                            (l, t, found) = (v, bounds.above(v), true);
                         }
                     }
                 }

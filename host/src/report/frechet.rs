@@ -18,18 +18,10 @@ const BLOCK: usize = 1024;
 /// (the same bits on every run on one machine: matrixmultiply picks its kernel, FMA or not, by
 /// the CPU, which moves the last bits; the Fréchet distance's cancellation amplifies them to
 /// ~1e-8 relative on digits, far below its sampling error).
-#[cfg(test)]
+///
+/// Where there are fewer rows n than dimensions, also a factor F (d × n) of the covariance,
+/// `C = F Fᵀ`: the centred rows / √(n − 1), transposed (at most d² values, as C).
 fn moments<'r>(
-    rows: impl Iterator<Item = &'r [f32]> + Clone,
-    d: usize,
-) -> (DVector<f64>, DMatrix<f64>) {
-    let (mean, cov, _) = moments_factor(rows, d);
-    (mean, cov)
-}
-
-/// [`moments`], and where there are fewer rows n than dimensions a factor F (d × n) of the
-/// covariance, `C = F Fᵀ`: the centred rows / √(n − 1), transposed (at most d² values, as C).
-fn moments_factor<'r>(
     rows: impl Iterator<Item = &'r [f32]> + Clone,
     d: usize,
 ) -> (DVector<f64>, DMatrix<f64>, Option<DMatrix<f64>>) {
@@ -102,8 +94,8 @@ pub fn distance_rows<'a, 'b>(
     b: impl Iterator<Item = &'b [f32]> + Clone,
     d: usize,
 ) -> f64 {
-    let (ma, ca, fa) = moments_factor(a, d);
-    let (mb, cb, fb) = moments_factor(b, d);
+    let (ma, ca, fa) = moments(a, d);
+    let (mb, cb, fb) = moments(b, d);
     // tr (C_a^½ C_b C_a^½)^½ = Σ √λ over the eigenvalues of C_a C_b. With a factor C_a = F Fᵀ
     // (fewer rows than dimensions) they are those of Fᵀ C_b F, n × n, and no square root of a
     // d × d matrix is needed (nor with one of C_b, the roles swapped).
@@ -163,7 +155,7 @@ mod tests {
     fn streamed_moments_match_the_plain_formulas() {
         let (n, d) = (2500, 5);
         let x = rows(n, d);
-        let (mean, cov) = moments(x.chunks_exact(d), d);
+        let (mean, cov, _) = moments(x.chunks_exact(d), d);
         let m: Vec<f64> =
             (0..d).map(|j| (0..n).map(|i| x[i * d + j] as f64).sum::<f64>() / n as f64).collect();
         let scale = (0..d).map(|j| cov[(j, j)]).fold(0.0, f64::max);
@@ -203,8 +195,8 @@ mod tests {
             assert!((got - want).abs() <= tol, "n = {n}: {got} vs {want} ± {tol}");
         }
         let full = |a: &[f32], b: &[f32]| {
-            let (ma, ca) = moments(a.chunks_exact(d), d);
-            let (mb, cb) = moments(b.chunks_exact(d), d);
+            let (ma, ca, _) = moments(a.chunks_exact(d), d);
+            let (mb, cb, _) = moments(b.chunks_exact(d), d);
             let ra = psd_sqrt(&ca);
             let inner = &ra * &cb * &ra;
             let inner = (&inner + inner.transpose()) * 0.5;
@@ -230,7 +222,7 @@ mod tests {
         let b: Vec<f32> = a.iter().enumerate().map(|(i, &v)| v + shift[i % d]).collect();
         let want: f64 = shift.iter().map(|&c| c as f64 * c as f64).sum();
         let tr: f64 = {
-            let (_, c) = moments(a.chunks_exact(d), d);
+            let (_, c, _) = moments(a.chunks_exact(d), d);
             c.trace()
         };
         // The shifted values are rounded to f32 (2⁻²⁴ relative each) and the square roots of

@@ -103,7 +103,28 @@ pub struct DataComparison {
 /// Σ (x_c − m_c)² in f64 in coordinate order, as one row alone would be compared; the rows of
 /// `xs` go [`LANES`] at a time (in parallel), against each point in turn, so that the points are
 /// read once per group and the sums vectorise.
+///
+/// From [`SCREEN_DIM`] dimensions on, with enough rows and points, the same results come from
+/// [`super::nearest::screened`] (f32 products screen the points; the exact sums of the few left).
 fn nearest_rows(
+    xs: &[f32],
+    points: &[f32],
+    d: usize,
+    first: usize,
+    stride: usize,
+) -> Vec<(usize, f64)> {
+    let stride = stride.max(1);
+    let count = (points.len() / d).saturating_sub(first).div_ceil(stride);
+    let finite = || xs.iter().chain(points).all(|v| v.is_finite());
+    let screen = (SCREEN_DIM..crate::score::gram::MAX_DIM).contains(&d);
+    if screen && count >= 64 && xs.len() >= 16 * d && finite() {
+        return super::nearest::screened(xs, points, d, first, stride, count);
+    }
+    nearest_by_lanes(xs, points, d, first, stride)
+}
+
+/// [`nearest_rows`] by the lanes: [`LANES`] rows at a time against each point.
+fn nearest_by_lanes(
     xs: &[f32],
     points: &[f32],
     d: usize,
@@ -118,6 +139,9 @@ fn nearest_rows(
         })
         .collect()
 }
+
+/// The dimension from which [`nearest_rows`] screens by f32 products.
+const SCREEN_DIM: usize = 32;
 
 /// [`nearest_rows`] for up to [`LANES`] rows, compiled for this CPU's vector unit (the same bits at
 /// every level: each lane's sum is in coordinate order whatever the instructions).
@@ -633,7 +657,9 @@ fn print_data_comparison(c: &DataComparison) {
 
 #[cfg(test)]
 mod tests {
-    use super::{LANES, Picker, mean_pairwise, nearest_rows, total_key, total_value};
+    use super::{
+        LANES, Picker, mean_pairwise, nearest_by_lanes, nearest_rows, total_key, total_value,
+    };
 
     /// total_key orders as f64::total_cmp does, and total_value inverts it, over signed zeros,
     /// infinities, NaNs of both signs, subnormals and ordinary values.
@@ -735,6 +761,52 @@ mod tests {
             us.extend(picker.cumulative.iter().map(|&c| c / total));
             for u in us {
                 assert_eq!(picker.pick(u), scan(&w, u), "K = {k}, u = {u}");
+            }
+        }
+    }
+
+    /// The screened search (f32 products, then exact sums) against the lanes' search, bit for
+    /// bit and index for index: Gaussian points in 32-D to 784-D, every point and every other
+    /// one, samples near points (the nearest settled by far) and between them, duplicated
+    /// points (ties: the first), points on a 1/8 grid (many exact ties), and scales of 1e30 and
+    /// 1e-30 (the products would overflow or underflow without the frame's scale).
+    #[test]
+    fn screened_nearest_equals_the_lanes() {
+        use anneal_core::noise::{Keyed, Noise, Stream};
+        for (case, d, k, n) in
+            [(0, 32, 700, 50), (1, 100, 300, 37), (2, 784, 200, 20), (3, 40, 500, 64)]
+        {
+            let mut pts = vec![0.0f32; k * d];
+            Keyed::new(case).normals(0, Stream::Init, &mut pts);
+            let mut xs = vec![0.0f32; n * d];
+            Keyed::new(case + 10).normals(0, Stream::Init, &mut xs);
+            for (i, x) in xs.chunks_exact_mut(d).enumerate() {
+                // Half the samples near a point, half between points.
+                if i % 2 == 0 {
+                    let m = &pts[(i * 7 % k) * d..(i * 7 % k + 1) * d];
+                    x.iter_mut().zip(m).for_each(|(x, &m)| *x = m + 0.01 * *x);
+                }
+            }
+            pts.copy_within(0..d, (k - 1) * d); // a duplicate of point 0
+            if case == 3 {
+                pts.iter_mut().chain(xs.iter_mut()).for_each(|v| *v = (*v * 8.0).round() / 8.0);
+            }
+            let scales: &[f32] = if case == 0 { &[1.0, 1e30, 1e-30] } else { &[1.0] };
+            for &scale in scales {
+                let p: Vec<f32> = pts.iter().map(|v| v * scale).collect();
+                let x: Vec<f32> = xs.iter().map(|v| v * scale).collect();
+                for (first, stride) in [(0, 1), (1, 2)] {
+                    let count = (k - first).div_ceil(stride);
+                    let lanes = nearest_by_lanes(&x, &p, d, first, stride);
+                    let screened = super::super::nearest::screened(&x, &p, d, first, stride, count);
+                    for (i, (a, b)) in lanes.iter().zip(&screened).enumerate() {
+                        assert_eq!(
+                            (a.0, a.1.to_bits()),
+                            (b.0, b.1.to_bits()),
+                            "case {case}, scale {scale:e}, ({first}, {stride}), row {i}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 pub mod frechet;
 pub mod lanes;
 pub mod metrics;
+pub mod nearest;
 pub mod plot;
 pub mod progress;
 

@@ -57,6 +57,11 @@ impl<'a> Packed<'a> {
         Self::pack(k, n, |p, j| s[p * n + j])
     }
 
+    /// B with `B[p][j] = at(p, j)` (k × n), packed without a copy of its rows.
+    pub fn from_fn(k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Self {
+        Self::pack(k, n, at)
+    }
+
     fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Self {
         let panels_n = n.div_ceil(NR);
         let mut panels = vec![0.0f32; panels_n * k * NR];

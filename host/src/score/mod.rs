@@ -5,6 +5,7 @@
 
 pub mod batch_score;
 pub mod gemm;
+pub mod gram;
 pub mod network;
 pub mod par_noise;
 pub mod simd;
