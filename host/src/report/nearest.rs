@@ -53,17 +53,14 @@ pub fn screened(
         return vec![(0, 0.0); n];
     }
     let frame = Frame::new(centre, rmax);
-    let norms = |rows: &mut dyn Iterator<Item = &[f32]>| -> Vec<f64> {
-        let mut z = Vec::with_capacity(d);
-        rows.map(|x| {
-            z.clear();
-            frame.push_z(x, &mut z);
-            gram::norm2(&z)
-        })
-        .collect()
+    let norm = |z: &mut Vec<f32>, x: &[f32]| {
+        z.clear();
+        frame.push_z(x, z);
+        gram::norm2(z)
     };
-    let norms_m = norms(&mut (0..count).map(point));
-    let norms_x = norms(&mut xs.chunks_exact(d));
+    let norms_m: Vec<f64> =
+        (0..count).into_par_iter().map_init(Vec::new, |z, j| norm(z, point(j))).collect();
+    let norms_x: Vec<f64> = xs.par_chunks_exact(d).map_init(Vec::new, |z, x| norm(z, x)).collect();
     let zmax2 = norms_m.iter().chain(&norms_x).fold(0.0f64, |a, &b| a.max(b));
     let bounds = frame.bounds(zmax2);
     let packed = Packed::from_fn(d, count, |p, j| frame.z_at(point(j), p));

@@ -58,24 +58,28 @@ impl<'a> Packed<'a> {
     }
 
     /// B with `B[p][j] = at(p, j)` (k × n), packed without a copy of its rows.
-    pub fn from_fn(k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Self {
+    pub fn from_fn(k: usize, n: usize, at: impl Fn(usize, usize) -> f32 + Sync) -> Self {
         Self::pack(k, n, at)
     }
 
-    fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Self {
+    /// Panels filled on rayon's threads from 2¹⁸ values on (a copy: the same values either way).
+    fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> f32 + Sync) -> Self {
         let panels_n = n.div_ceil(NR);
         let mut panels = vec![0.0f32; panels_n * k * NR];
-        if k > 0 {
-            for (q, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
-                for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
-                    for (c, v) in row.iter_mut().enumerate() {
-                        let j = q * NR + c;
-                        if j < n {
-                            *v = at(p, j);
-                        }
+        let fill = |(q, panel): (usize, &mut [f32])| {
+            for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
+                for (c, v) in row.iter_mut().enumerate() {
+                    let j = q * NR + c;
+                    if j < n {
+                        *v = at(p, j);
                     }
                 }
             }
+        };
+        if k > 0 && panels.len() >= 1 << 18 {
+            panels.par_chunks_exact_mut(k * NR).enumerate().for_each(fill);
+        } else if k > 0 {
+            panels.chunks_exact_mut(k * NR).enumerate().for_each(fill);
         }
         Packed { k, n, layout: Layout::Panels(panels) }
     }
