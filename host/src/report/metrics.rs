@@ -424,10 +424,7 @@ fn sliced_w2(
             // comparison of floats; unstable: elements equal under the total order have the
             // same bits).
             let project = |pts: &[f32]| {
-                let mut v: Vec<i64> = pts
-                    .chunks_exact(d)
-                    .map(|x| total_key(x.iter().zip(&dir).map(|(&a, b)| a as f64 * b / norm).sum()))
-                    .collect();
+                let mut v = projection_keys(pts, &dir, norm, d);
                 v.sort_unstable();
                 v
             };
@@ -443,6 +440,32 @@ fn sliced_w2(
         .iter()
         .fold((0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1)); // in order, as above
     ((total / PROJECTIONS as f64).sqrt(), (floor / PROJECTIONS as f64).sqrt())
+}
+
+/// The [`total_key`]s of the points' projections on `dir`: `Σ_c (x_c·dir_c)/norm`, each term
+/// rounded twice and summed in coordinate order from −0 — a scalar `map(..).sum::<f64>()`, bit
+/// for bit — [`LANES`] points at a time in vector lanes (the division, one per term, is the cost).
+fn projection_keys(pts: &[f32], dir: &[f64], norm: f64, d: usize) -> Vec<i64> {
+    crate::score::simd::dispatch!(
+        projection_lanes,
+        (pts: &[f32], dir: &[f64], norm: f64, d: usize) -> Vec<i64>
+    )
+}
+
+#[inline(always)]
+fn projection_lanes(pts: &[f32], dir: &[f64], norm: f64, d: usize) -> Vec<i64> {
+    let mut keys = Vec::with_capacity(pts.len() / d);
+    for group in pts.chunks(LANES * d) {
+        let xt = lanes::transpose64(group, d);
+        let mut acc = [-0.0f64; LANES];
+        for (x, &b) in xt.iter().zip(dir) {
+            for (a, &xv) in acc.iter_mut().zip(x) {
+                *a += xv * b / norm;
+            }
+        }
+        keys.extend(acc[..group.len() / d].iter().map(|&a| total_key(a)));
+    }
+    keys
 }
 
 /// The integer whose order is `f64::total_cmp`'s (the transformation it applies to the bits).
@@ -658,7 +681,8 @@ fn print_data_comparison(c: &DataComparison) {
 #[cfg(test)]
 mod tests {
     use super::{
-        LANES, Picker, mean_pairwise, nearest_by_lanes, nearest_rows, total_key, total_value,
+        LANES, Picker, mean_pairwise, nearest_by_lanes, nearest_rows, projection_keys, total_key,
+        total_value,
     };
 
     /// total_key orders as f64::total_cmp does, and total_value inverts it, over signed zeros,
@@ -761,6 +785,25 @@ mod tests {
             us.extend(picker.cumulative.iter().map(|&c| c / total));
             for u in us {
                 assert_eq!(picker.pick(u), scan(&w, u), "K = {k}, u = {u}");
+            }
+        }
+    }
+
+    /// The projections' keys against the scalar sum, bit for bit: partial groups, a row of
+    /// zeros and negative zeros (whose sum from −0 stays −0).
+    #[test]
+    fn projection_keys_match_the_scalar_sums() {
+        for (d, n) in [(1, 3), (2, 17), (64, 9), (5, 8)] {
+            let mut pts: Vec<f32> =
+                (0..n * d).map(|i| ((i * 7919) % 1000) as f32 / 97.0 - 4.0).collect();
+            pts[..d].iter_mut().for_each(|v| *v = 0.0);
+            pts[d..2 * d].iter_mut().for_each(|v| *v = -0.0);
+            let dir: Vec<f64> = (0..d).map(|c| -0.5 + (c % 3) as f64 * 0.75).collect();
+            let norm = dir.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let keys = projection_keys(&pts, &dir, norm, d);
+            for (x, &k) in pts.chunks_exact(d).zip(&keys) {
+                let plain: f64 = x.iter().zip(&dir).map(|(&a, b)| a as f64 * b / norm).sum();
+                assert_eq!(k, total_key(plain), "d {d}: {} vs {plain}", total_value(k));
             }
         }
     }
