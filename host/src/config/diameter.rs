@@ -28,8 +28,7 @@
 //! Memory: 20 bytes per point (the order, r, then ‖z‖² in its place), as the triangle pruning
 //! alone took, and per thread a block of columns of z (made and packed once per task, then
 //! multiplied by every block of rows below it), a block of rows of z (made per tile: 1/width
-//! of its products) and the tile of G ([`ROWS`] × at most [`COLS`] columns, whose values stay
-//! within [`TILE_VALUES`]).
+//! of its products) and the tile of G ([`ROWS`] × [`gram::tile_width`] columns).
 
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,11 +43,6 @@ pub const PLAIN_BELOW: usize = 64;
 const MAX_DIM: usize = gram::MAX_DIM;
 /// Rows of a tile of G.
 const ROWS: usize = 256;
-/// Columns of a tile of G, at most (a multiple of [`gemm::NR`]).
-const COLS: usize = 1024;
-/// The values of a tile's columns, at most (256 Ki: 1 MiB of f32).
-const TILE_VALUES: usize = 1 << 18;
-
 /// A thread's scratch: a tile's rows and columns (z, row-major) and its block of G.
 #[derive(Default)]
 struct Scratch {
@@ -89,17 +83,8 @@ pub fn max_pairwise_distance(points: &[f32], dim: usize) -> Result<f64, CoreErro
         from = to;
     }
     // Distances to the centroid, and the points by decreasing distance.
-    let mut centre = vec![0.0f64; dim];
-    for p in points.chunks_exact(dim) {
-        for (c, &v) in centre.iter_mut().zip(p) {
-            *c += v as f64;
-        }
-    }
-    centre.iter_mut().for_each(|c| *c /= k as f64);
-    let r: Vec<f64> = points
-        .par_chunks_exact(dim)
-        .map(|p| p.iter().zip(&centre).map(|(&v, c)| (v as f64 - c).powi(2)).sum::<f64>().sqrt())
-        .collect();
+    let centre = gram::centroid(points.chunks_exact(dim), dim);
+    let r: Vec<f64> = points.par_chunks_exact(dim).map(|p| gram::radius(p, &centre)).collect();
     let mut order: Vec<u32> = (0..k as u32).collect();
     order.par_sort_unstable_by(|&a, &b| r[b as usize].total_cmp(&r[a as usize]).then(a.cmp(&b)));
     let radius: Vec<f64> = order.iter().map(|&i| r[i as usize]).collect();
@@ -124,8 +109,7 @@ pub fn max_pairwise_distance(points: &[f32], dim: usize) -> Result<f64, CoreErro
         })
         .collect();
     let bounds = frame.bounds(norms.iter().fold(0.0f64, |a, &b| a.max(b)));
-    // Columns per tile: up to COLS, their values within TILE_VALUES.
-    let width = (TILE_VALUES / dim).clamp(gemm::NR, COLS) / gemm::NR * gemm::NR;
+    let width = gram::tile_width(dim);
     let shared = AtomicU64::new(best.to_bits()); // non-negative f64s order as their bits
     // A task per block of columns, packed once, against the blocks of rows below it (pairs
     // (i, j) with j < i), until a block's rows are out of reach of every column in it.

@@ -17,11 +17,6 @@ use crate::score::gram::{self, Bounds, Frame};
 
 /// Rows of a tile.
 const ROWS: usize = 64;
-/// Columns of a tile, at most (a multiple of [`gemm::NR`]).
-const COLS: usize = 1024;
-/// The values of a tile's columns, at most.
-const TILE_VALUES: usize = 1 << 18;
-
 /// For each row of `xs`, the nearest of `points` rows `first`, `first + stride`, … (`count` of
 /// them, D = `d` < [`gram::MAX_DIM`], all finite): (its index among them, the exact squared
 /// distance).
@@ -35,14 +30,8 @@ pub fn screened(
 ) -> Vec<(usize, f64)> {
     let n = xs.len() / d;
     let point = |j: usize| &points[(first + j * stride) * d..(first + j * stride + 1) * d];
-    let mut centre = vec![0.0f64; d];
-    for j in 0..count {
-        centre.iter_mut().zip(point(j)).for_each(|(c, &v)| *c += v as f64);
-    }
-    centre.iter_mut().for_each(|c| *c /= count as f64);
-    let radius = |x: &[f32]| -> f64 {
-        x.iter().zip(&centre).map(|(&v, c)| (v as f64 - c).powi(2)).sum::<f64>().sqrt()
-    };
+    let centre = gram::centroid((0..count).map(point), d);
+    let radius = |x: &[f32]| gram::radius(x, &centre);
     let rmax = (0..count)
         .into_par_iter()
         .map(|j| radius(point(j)))
@@ -64,7 +53,7 @@ pub fn screened(
     let zmax2 = norms_m.iter().chain(&norms_x).fold(0.0f64, |a, &b| a.max(b));
     let bounds = frame.bounds(zmax2);
     let packed = Packed::from_fn(d, count, |p, j| frame.z_at(point(j), p));
-    let width = (TILE_VALUES / d).clamp(gemm::NR, COLS) / gemm::NR * gemm::NR;
+    let width = gram::tile_width(d);
     let search =
         Search { frame: &frame, bounds: &bounds, packed: &packed, norms_m: &norms_m, width };
     xs.par_chunks(ROWS * d)

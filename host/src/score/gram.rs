@@ -47,6 +47,36 @@ pub struct Bounds {
     err: f64,
 }
 
+/// Columns of a tile of G, at most (a multiple of [`crate::score::gemm::NR`]).
+const COLS: usize = 1024;
+/// The values of a tile's columns, at most (256 Ki: 1 MiB of f32).
+const TILE_VALUES: usize = 1 << 18;
+
+/// Columns per tile of G for points of D = `d`: up to [`COLS`], their values within
+/// [`TILE_VALUES`], a multiple of the GEMM's panel width.
+pub fn tile_width(d: usize) -> usize {
+    use crate::score::gemm::NR;
+    (TILE_VALUES / d).clamp(NR, COLS) / NR * NR
+}
+
+/// The mean of `points` (rows of D = `d`), summed in f64 in order: the frame's centre.
+pub fn centroid<'a>(points: impl Iterator<Item = &'a [f32]>, d: usize) -> Vec<f64> {
+    let mut centre = vec![0.0f64; d];
+    let mut count = 0usize;
+    for p in points {
+        centre.iter_mut().zip(p).for_each(|(c, &v)| *c += v as f64);
+        count += 1;
+    }
+    centre.iter_mut().for_each(|c| *c /= count.max(1) as f64);
+    centre
+}
+
+/// ‖x − c‖ in f64 (the radii that [`Frame::new`] and the triangle pruning take).
+#[inline]
+pub fn radius(x: &[f32], centre: &[f64]) -> f64 {
+    x.iter().zip(centre).map(|(&v, c)| (v as f64 - c).powi(2)).sum::<f64>().sqrt()
+}
+
 /// The approximate squared distance from the norms and the f32 product.
 #[inline(always)]
 pub fn approx(nx: f64, nm: f64, g: f32) -> f64 {
