@@ -8,12 +8,16 @@
 //! 1. `G = Y Mᵀ` (B × K, single precision, [`crate::score::gemm`] over the means packed once per run)
 //!    and logits up to a per-row constant, `t_k = c_k + g_k/v` with `c_k = ln w_k − ‖μ_k‖²/(2v)`
 //!    (the row's −‖y‖²/(2v) and the (D/2) ln v term are shared by all k and dropped);
-//! 2. precision: an f32 dot product errs by at most `D·2⁻²⁴·‖y‖‖μ_k‖`, so a logit by
-//!    `e = D·2⁻²⁴·‖y‖ max‖μ‖ / v` — at σ = 0.01 this reaches nats (MATH.md's warning). Where
-//!    `e > 1e-4` the row is refined: the logits within `36 + 2e + 2e₆₄` nats of its f32 maximum
-//!    (every one that can be within 36 nats of the refined maximum) are kept and recomputed in
-//!    f64 (below), and the weights of those more than 36 nats below the refined maximum are 0
-//!    (e⁻³⁶ = 2e-16) — so the kept set depends on the refined logits alone ([`Precision`]).
+//! 2. precision: an f32 dot product of D terms errs by at most `γ_D‖y‖‖μ_k‖` (`γ_D =
+//!    Du/(1 − Du)`, `u = 2⁻²⁴`), so a logit by `e = γ_D‖y‖ max‖μ‖ / v` from its product, plus
+//!    at most e₆₄ (below) from the f64 roundings of its formula — at σ = 0.01 this reaches nats
+//!    (MATH.md's warning). Where `e > 1e-4` the row is refined: the logits within `36 + 2e +
+//!    6e₆₄` nats of its f32 maximum are kept and recomputed in f64 (below), and the weights of
+//!    those more than 36 nats below the refined maximum are 0 (e⁻³⁶ = 2e-16). The cut keeps
+//!    every component whose refined logit t̂_k is within 36 nats of the refined maximum t̂_max:
+//!    `t̃_k ≥ t̂_k − e − 2e₆₄ ≥ t̂_max − 36 − e − 2e₆₄`, and `t̂_max ≥` the refined logit of the
+//!    f32 maximum's component `≥ max t̃ − e − 2e₆₄` (the last e₆₄ of 6 covers the cut's own
+//!    roundings) — so the kept set depends on the refined logits alone ([`Precision`]).
 //!    Elsewhere the logits within 40 nats are kept (weights below e⁻⁴⁰ = 4e-18 are 0);
 //!
 //!    **The refined logit** is the same formula with the product in f64:
@@ -46,6 +50,11 @@
 //!    once σ is small against the data's spacing) is summed over them in component order; the
 //!    other rows go through one product with the packed means.
 //!
+//! At small σ a row's products with most components are not taken again: where its last full
+//! computation kept at most 64 candidates, and a bound on how far the row has moved since shows
+//! that every other component still weighs 0, the row is scored from those candidates alone,
+//! with the bits of the full computation ([`memo`]).
+//!
 //! Rows are independent: a row's result does not depend on the other rows of the batch, the
 //! thread count or the instruction set (see [`crate::score::gemm`] and [`crate::score::simd`]), so samples are
 //! the same for any batch size.
@@ -61,6 +70,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::score::gemm::{self, Packed};
 use rayon::prelude::*;
 
+mod memo;
 mod stream;
 
 /// exp(t) for t ≤ 0 (exactly 1 at 0), with 0 below −40; branch-free (it vectorises). The
@@ -85,10 +95,12 @@ fn weight(t: f64, floor: f64) -> f64 {
 /// A row's precision rule (module docs, step 2), shared by the whole-row and streamed paths.
 #[derive(Clone, Copy)]
 struct Precision {
-    /// The f32 logits' error bound e.
+    /// The f32 logits' error bound e (their products'; the formula's roundings are within e₆₄).
     err: f64,
     /// The refined logits' error bound e₆₄.
     err64: f64,
+    /// ‖y‖² (an f64 sum of the D squares).
+    y2: f64,
 }
 
 impl Precision {
@@ -97,11 +109,14 @@ impl Precision {
     fn of(mix: &Mixture<'_>, y: &[f32], v: f64) -> Self {
         let y2: f64 = y.iter().map(|&a| a as f64 * a as f64).sum();
         let (ny, d) = (y2.sqrt(), mix.dim as f64);
+        // γ_D for u = 2⁻²⁴ (D ≤ 2¹⁷, so Du ≤ 2⁻⁷).
+        let du = d * f32::EPSILON as f64 * 0.5;
         Precision {
-            err: d * f32::EPSILON as f64 * 0.5 * ny * mix.max_norm / v,
+            err: du / (1.0 - du) * ny * mix.max_norm / v,
             err64: (d + 6.0)
                 * (f64::EPSILON * 0.5)
                 * (mix.max_abs_ln_w + (ny + mix.max_norm) * (ny + mix.max_norm) * (0.5 / v)),
+            y2,
         }
     }
 
@@ -112,11 +127,11 @@ impl Precision {
     }
 
     /// The cut on the row's f32 logits given their maximum: a refined row keeps every logit
-    /// that may be within 36 nats of the refined maximum (36 + 2e + 2e₆₄ below the f32 one),
-    /// the others those within 40 nats.
+    /// that may be within 36 nats of the refined maximum (36 + 2e + 6e₆₄ below the f32 one:
+    /// module docs, step 2), the others those within 40 nats.
     #[inline(always)]
     fn cut(self, max: f64) -> f64 {
-        if self.refine() { max - 36.0 - 2.0 * (self.err + self.err64) } else { max - 40.0 }
+        if self.refine() { max - 36.0 - 2.0 * self.err - 6.0 * self.err64 } else { max - 40.0 }
     }
 
     /// Weights below e^floor are 0: −36 below the refined maximum for a refined row — exactly
@@ -137,6 +152,9 @@ pub struct Mixture<'a> {
     k: usize,
     ln_w: Vec<f64>,
     max_abs_ln_w: f64,
+    /// The smallest and largest ln w_k ([`memo`]'s bound).
+    ln_w_min: f64,
+    ln_w_max: f64,
     norms2: Vec<f64>,
     max_norm: f64,
     tau: f64,
@@ -166,6 +184,8 @@ impl<'a> Mixture<'a> {
             k,
             ln_w: weights.iter().map(|w| w.ln()).collect(),
             max_abs_ln_w: weights.iter().map(|w| w.ln().abs()).fold(0.0, f64::max),
+            ln_w_min: weights.iter().map(|w| w.ln()).fold(f64::INFINITY, f64::min),
+            ln_w_max: weights.iter().map(|w| w.ln()).fold(f64::NEG_INFINITY, f64::max),
             norms2,
             max_norm,
             tau,
@@ -203,8 +223,10 @@ impl<'a> Mixture<'a> {
     /// The most scratch a [`GemmMixture`] holds for batches of `rows` rows: G and R for one block
     /// of rows (f32, at most 2²² products each), the per-σ constants c_k (f64), and the
     /// candidate lists (an index and a logit per component at most) of the rows scored at once,
-    /// and the dense refinement's f64 tiles, per thread; beyond 2¹⁹ components, a fixed amount
-    /// per thread ([`stream`]), whatever K.
+    /// and the dense refinement's f64 tiles, per thread; each row's entry ([`memo`]: its point
+    /// and at most 64 candidates) and, per block, the new entries and the rows computed in full
+    /// gathered (their points and scores); beyond 2¹⁹ components, a fixed amount per thread
+    /// ([`stream`]), whatever K.
     pub fn scratch_bytes(&self, rows: usize) -> usize {
         if self.packed.is_none() {
             return 0;
@@ -216,7 +238,13 @@ impl<'a> Mixture<'a> {
         let block = rows.min(rows_per_call(k));
         let threads = rayon::current_num_threads();
         let lists = block.min(threads * refine_rows(k));
-        block * k * 8 + k * 8 + lists * k * 12 + threads * 16 * TILE64 * 8
+        let d = self.dim;
+        block * k * 8
+            + k * 8
+            + lists * k * 12
+            + threads * 16 * TILE64 * 8
+            + memo::Memo::bytes(rows, d)
+            + block * (std::mem::size_of::<memo::Entry>() + 8 * d + 17)
     }
 
     /// v = τ² + σ², the variance of each component at noise level σ.
@@ -253,6 +281,17 @@ pub struct GemmMixture<'m, 'a> {
     /// then a call whose rows all need refinement takes their products in f64 alone
     /// ([`RowsIn::all64`]). It changes the time, not the bits.
     wide: bool,
+    /// Rows scored from their entries in the last call (for tests).
+    pub pruned: usize,
+    /// Each row's entry from its last full computation ([`memo`]).
+    memo: memo::Memo,
+    /// Scratch of [`Self::score_rows`]: which rows their entries scored, the others' batch
+    /// indices, their new entries, and those rows' points and scores gathered.
+    done: Vec<bool>,
+    rest: Vec<usize>,
+    entries: Vec<memo::Entry>,
+    ys: Vec<f32>,
+    os: Vec<f32>,
 }
 
 impl<'m, 'a> GemmMixture<'m, 'a> {
@@ -267,7 +306,20 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
             r: Vec::new(),
             c: Vec::new(),
             wide: false,
+            pruned: 0,
+            memo: memo::Memo::default(),
+            done: Vec::new(),
+            rest: Vec::new(),
+            entries: Vec::new(),
+            ys: Vec::new(),
+            os: Vec::new(),
         }
+    }
+
+    /// Forgets every row's entry, so that the next call computes every row in full (`anneal
+    /// bench`'s timing of one call, repeated on the same points).
+    pub fn forget(&mut self) {
+        self.memo = memo::Memo::default();
     }
 
     /// Tiny mixtures (K·D ≤ 64, e.g. toy2d) skip the GEMMs: exact f64 logits per row, eight rows
@@ -281,26 +333,89 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         );
     }
 
-    /// The score of the batch's rows; returns how many rows had their logits refined.
-    fn score_rows(&mut self, points: &[f32], sigma: f64, out: &mut [f32]) -> usize {
+    /// The score of the batch's rows `first..` (`points`); returns how many rows had their
+    /// logits refined. Rows whose entry shows that their other components weigh nothing are
+    /// scored from it ([`memo`]); the others in full, leaving new entries.
+    fn score_rows(&mut self, points: &[f32], sigma: f64, out: &mut [f32], first: usize) -> usize {
         let mix = self.mix;
         let (d, k) = (mix.dim, mix.k);
-        let Some((mt, _)) = &mix.packed else {
+        if mix.packed.is_none() {
             self.score_rows_direct(points, sigma, out);
             self.flops = 0.0;
             return 0;
-        };
+        }
         if let Some(block) = mix.stream_block {
             let report = stream::score_rows(mix, block, mix.variance(sigma), points, out);
             self.flops = report.flops;
             return report.refined;
         }
         let b = points.len() / d;
+        let v = mix.variance(sigma);
+        // Logits up to the row's constant −‖y‖²/(2v): t_k = c_k + g_k/v, c_k = ln w_k − ‖μ_k‖²/(2v).
+        let mut c = std::mem::take(&mut self.c);
+        c.clear();
+        c.extend(mix.ln_w.iter().zip(&mix.norms2).map(|(lw, n2)| lw - n2 * (0.5 / v)));
+        let rows = RowsIn { mix, c: &c, v, all64: false };
+        let mut done = std::mem::take(&mut self.done);
+        done.clear();
+        done.resize(b, false);
+        let memo = if self.memo.any(first, b) {
+            memo::score_rows(&self.memo, &rows, first, points, out, &mut done, b * k >= 1 << 14)
+        } else {
+            memo::Scored::default()
+        };
+        let mut rest = std::mem::take(&mut self.rest);
+        rest.clear();
+        rest.extend((0..b).filter(|&i| !done[i]).map(|i| first + i));
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.clear();
+        entries.resize(rest.len(), memo::Entry::default());
+        let full = if rest.len() == b {
+            let full = self.full_rows(points, v, &c, out, &mut entries);
+            self.memo.store(d, &rest, points, &entries);
+            full
+        } else if !rest.is_empty() {
+            // The rows computed in full, gathered (rows are independent: the same bits).
+            let (mut ys, mut os) = (std::mem::take(&mut self.ys), std::mem::take(&mut self.os));
+            ys.clear();
+            for &i in &rest {
+                ys.extend_from_slice(&points[(i - first) * d..(i - first + 1) * d]);
+            }
+            os.resize(ys.len(), 0.0);
+            let full = self.full_rows(&ys, v, &c, &mut os, &mut entries);
+            for (&i, o) in rest.iter().zip(os.chunks_exact(d)) {
+                out[(i - first) * d..(i - first + 1) * d].copy_from_slice(o);
+            }
+            self.memo.store(d, &rest, &ys, &entries);
+            (self.ys, self.os) = (ys, os);
+            full
+        } else {
+            RowsOut::default()
+        };
+        self.flops = full.flops + 2.0 * (memo.products + memo.terms) as f64 * d as f64;
+        self.pruned = memo.rows;
+        (self.c, self.done, self.rest, self.entries) = (c, done, rest, entries);
+        full.refined + memo.rows
+    }
+
+    /// The rows `points` computed in full (step 1's products for every component), leaving
+    /// their entries in `entries`; returns what they report, with `flops` their products'.
+    fn full_rows(
+        &mut self,
+        points: &[f32],
+        v: f64,
+        c: &[f64],
+        out: &mut [f32],
+        entries: &mut [memo::Entry],
+    ) -> RowsOut {
+        let mix = self.mix;
+        let (d, k) = (mix.dim, mix.k);
+        let Some((mt, _)) = &mix.packed else { return RowsOut::default() };
+        let b = points.len() / d;
         let mut g = std::mem::take(&mut self.g);
         let mut r = std::mem::take(&mut self.r);
         g.resize(b * k, 0.0);
         r.resize(b * k, 0.0);
-        let v = mix.variance(sigma);
         // Rows that all need refinement and (as the last call's) keep most components: their
         // products with every component are taken in f64 (`RowsIn::all64`) — the f32 ones
         // would only pick candidates that are all of them.
@@ -309,18 +424,15 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
             gemm::gemm(b, points, mt, &mut g, k);
         }
         self.all64 = all64;
-        // Logits up to the row's constant −‖y‖²/(2v): t_k = c_k + g_k/v, c_k = ln w_k − ‖μ_k‖²/(2v).
-        let mut c = std::mem::take(&mut self.c);
-        c.clear();
-        c.extend(mix.ln_w.iter().zip(&mix.norms2).map(|(lw, n2)| lw - n2 * (0.5 / v)));
-        let rows = RowsIn { mix, c: &c, v, all64 };
-        let RowsOut { refined, terms, dense_rows, wide } = if b * k >= 1 << 14 {
+        let rows = RowsIn { mix, c, v, all64 };
+        let report = if b * k >= 1 << 14 {
             let per = b.div_ceil(4 * rayon::current_num_threads()).max(1);
             let parts: Vec<RowsOut> = points
                 .par_chunks(per * d)
                 .zip(g.par_chunks(per * k))
                 .zip(out.par_chunks_mut(per * d).zip(r.par_chunks_mut(per * k)))
-                .map(|((y, g), (o, r))| rows.run(y, g, o, r))
+                .zip(entries.par_chunks_mut(per))
+                .map(|(((y, g), (o, r)), e)| rows.run(y, g, o, r, e))
                 .collect();
             parts.into_iter().fold(RowsOut::default(), |mut all, part| {
                 all.refined += part.refined;
@@ -330,12 +442,12 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
                 all
             })
         } else {
-            rows.run(points, &g, out, &mut r)
+            rows.run(points, &g, out, &mut r, entries)
         };
-        self.flops = 2.0 * (b * k * d + dense_rows * k * d + terms * d) as f64;
-        self.wide = 2 * wide > b;
-        (self.g, self.r, self.c) = (g, r, c);
-        refined
+        self.wide = 2 * report.wide > b;
+        (self.g, self.r) = (g, r);
+        let flops = 2.0 * (b * k * d + report.dense_rows * k * d + report.terms * d) as f64;
+        RowsOut { flops, ..report }
     }
 }
 
@@ -478,6 +590,8 @@ struct RowsOut {
     dense_rows: usize,
     /// Rows with more than K/[`DENSE_REFINE`] non-zero weights.
     wide: usize,
+    /// Multiply-adds ×2 of the rows' products ([`GemmMixture::full_rows`]).
+    flops: f64,
 }
 
 /// A thread's scratch for [`RowsIn::run`], kept from call to call (allocated once per thread,
@@ -522,6 +636,20 @@ fn max_lanes(t: &[f64]) -> f64 {
     }
     let tail = chunks.remainder().iter().fold(f64::NEG_INFINITY, |a, &x| if x > a { x } else { a });
     m.iter().fold(tail, |a, &x| if x > a { x } else { a })
+}
+
+/// The largest element below `cut` (−∞ if none; NaN-free input), in 8 lanes.
+#[inline(always)]
+fn max_below(t: &[f64], cut: f64) -> f64 {
+    let below = |a: f64, x: f64| if x < cut && x > a { x } else { a };
+    let mut m = [f64::NEG_INFINITY; 8];
+    let (chunks, rest) = t.as_chunks::<8>();
+    for ch in chunks {
+        for (m, &x) in m.iter_mut().zip(ch) {
+            *m = below(*m, x);
+        }
+    }
+    rest.iter().chain(&m).fold(f64::NEG_INFINITY, |a, &x| below(a, x))
 }
 
 /// A row's logit t_k = c_k + g_k·(1/v) (computed where it is needed, not stored: a row of K).
@@ -583,13 +711,23 @@ struct Selected {
     prec: Precision,
     /// The largest logit (before refinement).
     max: f64,
+    /// For a refined row with at most [`memo::cap`] candidates (of fewer than K), the largest
+    /// f32 logit of the others (for its entry: [`memo::Entry::of`]); −∞ otherwise.
+    out: f64,
 }
 
 impl RowsIn<'_, '_> {
     /// Rows `first..` of the batch (`y`, their products `g`): the score rows of those with few
     /// non-zero responsibilities go straight into `o`; the others get their responsibilities in
     /// `r` and are returned (batch row indices) for the GEMM. Also returns the refined count.
-    fn run(&self, y: &[f32], g: &[f32], o: &mut [f32], r: &mut [f32]) -> RowsOut {
+    fn run(
+        &self,
+        y: &[f32],
+        g: &[f32],
+        o: &mut [f32],
+        r: &mut [f32],
+        e: &mut [memo::Entry],
+    ) -> RowsOut {
         /// The chunk's work, as one argument for `dispatch!`.
         struct Job<'j, 'm, 'a> {
             this: &'j RowsIn<'m, 'a>,
@@ -597,21 +735,23 @@ impl RowsIn<'_, '_> {
             g: &'j [f32],
             o: &'j mut [f32],
             r: &'j mut [f32],
+            e: &'j mut [memo::Entry],
             sc: &'j mut Scratch,
         }
         #[inline(always)]
         fn rows(job: Job<'_, '_, '_>) {
-            let Job { this, y, g, o, r, sc } = job;
+            let Job { this, y, g, o, r, e, sc } = job;
             let (d, k) = (this.mix.dim, this.mix.k);
             let Some((_, m)) = &this.mix.packed else { return };
             let rb = sc.cands.len();
             let blocks = y.chunks(rb * d).zip(g.chunks(rb * k)).zip(o.chunks_mut(rb * d));
             for (b, ((y, g), o)) in blocks.enumerate() {
-                let none = Precision { err: 0.0, err64: 0.0 };
-                let mut sel = [Selected { prec: none, max: 0.0 }; 16];
+                let none = Precision { err: 0.0, err64: 0.0, y2: 0.0 };
+                let mut sel = [Selected { prec: none, max: 0.0, out: f64::NEG_INFINITY }; 16];
                 if this.all64 {
                     for ((y, s), cand) in y.chunks_exact(d).zip(sel.iter_mut()).zip(&mut sc.cands) {
-                        *s = Selected { prec: Precision::of(this.mix, y, this.v), max: 0.0 };
+                        let prec = Precision::of(this.mix, y, this.v);
+                        *s = Selected { prec, max: 0.0, out: f64::NEG_INFINITY };
                         cand.j.clear();
                         cand.j.extend(0..k as u32);
                         cand.l.resize(k, 0.0);
@@ -629,6 +769,7 @@ impl RowsIn<'_, '_> {
                     rows.zip(sel.iter().zip(sc.cands.iter_mut())).enumerate()
                 {
                     let done = this.finish(y, o, cand, *s);
+                    e[b * rb + i] = memo::Entry::of(this.mix, this.v, cand, s);
                     sc.report.refined += s.prec.refine() as usize;
                     sc.report.wide += (done.nnz > k / DENSE_REFINE) as usize;
                     let Some(inv) = done.dense else {
@@ -659,7 +800,7 @@ impl RowsIn<'_, '_> {
         let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
         scratch.cands.resize_with(rb, Cand::default);
         scratch.dense.clear();
-        let job = Job { this: self, y, g, o, r, sc: &mut scratch };
+        let job = Job { this: self, y, g, o, r, e, sc: &mut scratch };
         crate::score::simd::dispatch!(rows, (job: Job<'_, '_, '_>) -> ());
         let report = std::mem::take(&mut scratch.report);
         SCRATCH.with(|s| *s.borrow_mut() = scratch);
@@ -689,8 +830,13 @@ impl RowsIn<'_, '_> {
         cand.j.clear();
         if kept == k {
             cand.j.extend(0..k as u32);
-            return Selected { prec, max };
+            return Selected { prec, max, out: f64::NEG_INFINITY };
         }
+        let out = if prec.refine() && kept <= memo::cap(k) {
+            max_below(&cand.l, cut)
+        } else {
+            f64::NEG_INFINITY
+        };
         let (groups, rest) = cand.l.as_chunks::<8>();
         cand.mask.resize(groups.len(), 0);
         crate::score::simd::ge_bits(groups, cut, &mut cand.mask);
@@ -716,7 +862,7 @@ impl RowsIn<'_, '_> {
             }
         }
         cand.l.truncate(n);
-        Selected { prec, max }
+        Selected { prec, max, out }
     }
 
     /// The refinement of the rows that need it: each candidate's logit recomputed as
@@ -859,12 +1005,13 @@ impl BatchScore<f32> for GemmMixture<'_, '_> {
             Some(_) => points.len().max(1),
             None => rows_per_call(self.mix.k) * d,
         };
-        let (mut refined, mut flops) = (0, 0.0);
-        for (p, o) in points.chunks(rows).zip(out.chunks_mut(rows)) {
-            refined += self.score_rows(p, sigma, o);
+        let (mut refined, mut flops, mut pruned) = (0, 0.0, 0);
+        for (i, (p, o)) in points.chunks(rows).zip(out.chunks_mut(rows)).enumerate() {
+            refined += self.score_rows(p, sigma, o, i * (rows / d));
             flops += self.flops;
+            pruned += self.pruned;
         }
-        (self.refined, self.flops) = (refined, flops);
+        (self.refined, self.flops, self.pruned) = (refined, flops, pruned);
         self.mix.flops.fetch_add(flops as u64, Ordering::Relaxed);
         Ok(())
     }

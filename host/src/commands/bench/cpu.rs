@@ -152,6 +152,8 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
             let mut out = vec![0.0f32; per * c.d];
             let mut score = GemmMixture::new(&mix);
             let ts = time(repeats, || {
+                // Each repeat in full, as a call at new points would be.
+                score.forget();
                 anneal_core::BatchScore::score_batch(&mut score, xs, 0.5, &mut out).expect("score");
             });
             let mut z = vec![0.0f32; per * c.d];
