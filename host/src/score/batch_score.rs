@@ -283,8 +283,9 @@ pub struct GemmMixture<'m, 'a> {
     wide: bool,
     /// Rows scored from their entries in the last call (for tests).
     pub pruned: usize,
-    /// Each row's entry from its last full computation ([`memo`]).
+    /// Each row's entry from its last full computation ([`memo`]), if `use_memo`.
     memo: memo::Memo,
+    use_memo: bool,
     /// Scratch of [`Self::score_rows`]: which rows their entries scored, the others' batch
     /// indices, their new entries, and those rows' points and scores gathered.
     done: Vec<bool>,
@@ -308,6 +309,7 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
             wide: false,
             pruned: 0,
             memo: memo::Memo::default(),
+            use_memo: true,
             done: Vec::new(),
             rest: Vec::new(),
             entries: Vec::new(),
@@ -316,10 +318,11 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         }
     }
 
-    /// Forgets every row's entry, so that the next call computes every row in full (`anneal
-    /// bench`'s timing of one call, repeated on the same points).
-    pub fn forget(&mut self) {
-        self.memo = memo::Memo::default();
+    /// This scorer computing every row in full, never from an entry ([`memo`]): `anneal bench`'s
+    /// one step at one σ, repeated, which times the products rather than how far rows moved.
+    pub fn without_memo(mut self) -> Self {
+        self.use_memo = false;
+        self
     }
 
     /// Tiny mixtures (K·D ≤ 64, e.g. toy2d) skip the GEMMs: exact f64 logits per row, eight rows
@@ -372,7 +375,9 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         entries.resize(rest.len(), memo::Entry::default());
         let full = if rest.len() == b {
             let full = self.full_rows(points, v, &c, out, &mut entries);
-            self.memo.store(d, &rest, points, &entries);
+            if self.use_memo {
+                self.memo.store(d, &rest, points, &entries);
+            }
             full
         } else if !rest.is_empty() {
             // The rows computed in full, gathered (rows are independent: the same bits).

@@ -408,5 +408,11 @@ mod tests {
         assert_eq!(want[2], 0.0);
         same_bits(&out, &want, "≈ 39 nats");
         assert_eq!(memo.pruned, 1, "≈ 39 nats: scored from the entry");
+        // `without_memo` (the bench's one step) computes it in full.
+        let mut plain = GemmMixture::new(&mix).without_memo();
+        plain.score_batch(&y0, sigma, &mut out).unwrap();
+        plain.score_batch(&small, sigma, &mut out).unwrap();
+        same_bits(&out, &want, "without entries");
+        assert_eq!(plain.pruned, 0, "without entries: in full");
     }
 }
