@@ -145,8 +145,8 @@ impl Memo {
     }
 
     /// Row `row` of the batch at `y`: its score into `o` from its entry where the bound holds
-    /// (module docs), returning its non-zero weights and candidates; None where it must be
-    /// computed in full.
+    /// (module docs), returning its non-zero weights and the products it took; None where it
+    /// must be computed in full.
     #[inline(always)]
     pub(super) fn try_row(
         &self,
