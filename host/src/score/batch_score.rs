@@ -231,20 +231,26 @@ impl<'a> Mixture<'a> {
         if self.packed.is_none() {
             return 0;
         }
+        let d = self.dim;
+        // The entries, and per call the new ones and the rows computed in full gathered.
+        let memo = |block: usize| {
+            memo::Memo::bytes(rows, d) + block * (std::mem::size_of::<memo::Entry>() + 8 * d + 17)
+        };
         if let Some(block) = self.stream_block {
-            return stream::scratch_bytes(rows, block);
+            return stream::scratch_bytes(rows, block) + memo(rows);
         }
         let k = self.k;
         let block = rows.min(rows_per_call(k));
         let threads = rayon::current_num_threads();
         let lists = block.min(threads * refine_rows(k));
-        let d = self.dim;
-        block * k * 8
-            + k * 8
-            + lists * k * 12
-            + threads * 16 * TILE64 * 8
-            + memo::Memo::bytes(rows, d)
-            + block * (std::mem::size_of::<memo::Entry>() + 8 * d + 17)
+        block * k * 8 + k * 8 + lists * k * 12 + threads * 16 * TILE64 * 8 + memo(block)
+    }
+
+    /// c_k = ln w_k − ‖μ_k‖²/(2v): component k's logit up to `(y·μ_k)/v` (module docs, step
+    /// 1), one expression wherever it is taken, so that every path has its bits.
+    #[inline(always)]
+    fn c_k(&self, k: usize, v: f64) -> f64 {
+        self.ln_w[k] - self.norms2[k] * (0.5 / v)
     }
 
     /// v = τ² + σ², the variance of each component at noise level σ.
@@ -347,17 +353,15 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
             self.flops = 0.0;
             return 0;
         }
-        if let Some(block) = mix.stream_block {
-            let report = stream::score_rows(mix, block, mix.variance(sigma), points, out);
-            self.flops = report.flops;
-            return report.refined;
-        }
         let b = points.len() / d;
         let v = mix.variance(sigma);
-        // Logits up to the row's constant −‖y‖²/(2v): t_k = c_k + g_k/v, c_k = ln w_k − ‖μ_k‖²/(2v).
+        // Logits up to the row's constant −‖y‖²/(2v): t_k = c_k + g_k/v, c_k = ln w_k − ‖μ_k‖²/(2v)
+        // (the streamed score takes them block by block).
         let mut c = std::mem::take(&mut self.c);
         c.clear();
-        c.extend(mix.ln_w.iter().zip(&mix.norms2).map(|(lw, n2)| lw - n2 * (0.5 / v)));
+        if mix.stream_block.is_none() {
+            c.extend((0..k).map(|j| mix.c_k(j, v)));
+        }
         let rows = RowsIn { mix, c: &c, v, all64: false };
         let mut done = std::mem::take(&mut self.done);
         done.clear();
@@ -374,7 +378,7 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         entries.clear();
         entries.resize(rest.len(), memo::Entry::default());
         let full = if rest.len() == b {
-            let full = self.full_rows(points, v, &c, out, &mut entries);
+            let full = self.full(points, v, &c, out, &mut entries);
             if self.use_memo {
                 self.memo.store(d, &rest, points, &entries);
             }
@@ -387,7 +391,7 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
                 ys.extend_from_slice(&points[(i - first) * d..(i - first + 1) * d]);
             }
             os.resize(ys.len(), 0.0);
-            let full = self.full_rows(&ys, v, &c, &mut os, &mut entries);
+            let full = self.full(&ys, v, &c, &mut os, &mut entries);
             for (&i, o) in rest.iter().zip(os.chunks_exact(d)) {
                 out[(i - first) * d..(i - first + 1) * d].copy_from_slice(o);
             }
@@ -401,6 +405,25 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         self.pruned = memo.rows;
         (self.c, self.done, self.rest, self.entries) = (c, done, rest, entries);
         full.refined + memo.rows
+    }
+
+    /// The rows `points` computed in full, leaving their entries in `entries`: over the whole
+    /// row ([`Self::full_rows`]) or streamed over blocks of components ([`stream`]).
+    fn full(
+        &mut self,
+        points: &[f32],
+        v: f64,
+        c: &[f64],
+        out: &mut [f32],
+        entries: &mut [memo::Entry],
+    ) -> RowsOut {
+        match self.mix.stream_block {
+            Some(block) => {
+                let r = stream::score_rows(self.mix, block, v, points, out, entries);
+                RowsOut { refined: r.refined, flops: r.flops, ..RowsOut::default() }
+            }
+            None => self.full_rows(points, v, c, out, entries),
+        }
     }
 
     /// The rows `points` computed in full (step 1's products for every component), leaving
@@ -465,12 +488,13 @@ fn refined_logit(c: f64, g: f64, inv_v: f64) -> f64 {
 }
 
 /// The refined logits of candidates `js` (component `off + j` for each j) of the row `y`, into
-/// `l`: `c[j] + (y·μ)/v`, eight candidates' products at a time ([`gemm::dot64`]).
+/// `l`: `c(j) + (y·μ)/v`, eight candidates' products at a time ([`gemm::dot64`]), `c(j)` the
+/// component's [`Mixture::c_k`].
 #[inline(always)]
 fn refine_candidates(
     mix: &Mixture<'_>,
     y: &[f32],
-    (c, off): (&[f64], usize),
+    (c, off): (impl Fn(usize) -> f64, usize),
     js: &[u32],
     l: &mut [f64],
     inv_v: f64,
@@ -482,11 +506,11 @@ fn refine_candidates(
     for (js, l) in (&mut groups).zip(&mut out) {
         let g = gemm::dot64(y, std::array::from_fn::<_, 8, _>(|i| mu(js[i])));
         for ((l, &j), g) in l.iter_mut().zip(js).zip(g) {
-            *l = refined_logit(c[j as usize], g, inv_v);
+            *l = refined_logit(c(j as usize), g, inv_v);
         }
     }
     for (&j, l) in groups.remainder().iter().zip(out.into_remainder()) {
-        *l = refined_logit(c[j as usize], gemm::dot64(y, [mu(j)])[0], inv_v);
+        *l = refined_logit(c(j as usize), gemm::dot64(y, [mu(j)])[0], inv_v);
     }
 }
 
@@ -892,7 +916,7 @@ impl RowsIn<'_, '_> {
                 dense[n] = i;
                 n += 1;
             } else {
-                refine_candidates(mix, y, (self.c, 0), &cand.j, &mut cand.l, inv_v);
+                refine_candidates(mix, y, (|j| self.c[j], 0), &cand.j, &mut cand.l, inv_v);
             }
         }
         if n == 0 {
@@ -1318,8 +1342,15 @@ mod tests {
                         if block == 512 && threads == 1 {
                             let mut again = vec![0.0f32; b * d];
                             let v = whole.variance(sigma);
-                            let report =
-                                super::stream::score_rows(&streamed, block, v, &pts, &mut again);
+                            let mut entries = vec![super::memo::Entry::default(); b];
+                            let report = super::stream::score_rows(
+                                &streamed,
+                                block,
+                                v,
+                                &pts,
+                                &mut again,
+                                &mut entries,
+                            );
                             assert!(again == got && report.refined == scorer.refined);
                             dense += report.dense;
                             sparse += b - report.dense;

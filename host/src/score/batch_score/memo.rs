@@ -3,7 +3,8 @@
 //! far below the 36-nat floor — so its products with them need not be taken again.
 //!
 //! A scorer keeps, for each row of its batch, an entry from the row's last full computation
-//! (a refined row with at most [`cap`]`(K)` candidates): the point `y₀`, the candidates `S`
+//! (a refined row with at most [`cap`]`(K)` candidates; over whole rows or streamed over blocks
+//! of components, [`super::stream`], which leave the same entries): the point `y₀`, the candidates `S`
 //! (in component order) and a distance `ρ` that every other component's mean is at least as
 //! far from `y₀` as. At the next call with the row at `y` and variance `v`, the row is scored
 //! from its entry alone — the refined logits of `S` ([`super::refine_candidates`]), then
@@ -179,14 +180,8 @@ impl Memo {
         // The test on the last full computation's best candidate first: one product.
         let s = &entry.s[..entry.len as usize];
         let mut best = [0.0f64];
-        refine_candidates(
-            mix,
-            y,
-            (rows.c, 0),
-            &s[entry.best as usize..][..1],
-            &mut best,
-            1.0 / rows.v,
-        );
+        let c = |j| mix.c_k(j, rows.v);
+        refine_candidates(mix, y, (c, 0), &s[entry.best as usize..][..1], &mut best, 1.0 / rows.v);
         let best = best[0];
         let sizes = prec.y2 + entry.reach * entry.reach + delta * delta;
         let slack = SLACK * (mix.ln_w_max.abs() + sizes * half_inv_v + best.abs());
@@ -198,7 +193,7 @@ impl Memo {
         cand.j.clear();
         cand.j.extend_from_slice(s);
         cand.l.resize(s.len(), 0.0);
-        refine_candidates(mix, y, (rows.c, 0), s, &mut cand.l, 1.0 / rows.v);
+        refine_candidates(mix, y, (c, 0), s, &mut cand.l, 1.0 / rows.v);
         let max = max_lanes(&cand.l);
         let done = rows.finish(y, o, cand, Selected { prec, max, out: f64::NEG_INFINITY });
         debug_assert!(done.dense.is_none(), "a row scored from its entry is sparse");
@@ -306,17 +301,19 @@ mod tests {
 
     /// Rows along the paths a sampler's take at small σ — near a digit, moving with σ — and
     /// rows that jump (fresh noise each level, the batch reversed at one level, bisectors of two
-    /// digits where both weigh ~1/2), on digits for τ = 0 and 0.05, down a 60-level schedule from
-    /// 14 to 0.01: one scorer across every level gives the bits of a scorer without entries at
-    /// every level, and scores most of the moving rows from their entries below σ = 0.1.
+    /// digits where both weigh ~1/2), on digits for τ = 0 and 0.05, whole rows and streamed over
+    /// blocks of 512 components (the entries from the streamed passes), down a 60-level schedule
+    /// from 14 to 0.01: one scorer across every level gives the bits of a scorer without entries
+    /// at every level, and scores most of the moving rows from their entries below σ = 0.1.
     #[test]
     fn rows_scored_from_their_entries_have_the_bits_of_the_full_computation() {
         let data = crate::io::data::load("digits").unwrap();
         let (d, k) = (data.dim, data.components());
         let schedule = Geometric::new(14.0, 0.01, 60).unwrap();
         let b = 64;
-        for tau in [0.0, 0.05] {
+        for (tau, streamed) in [(0.0, false), (0.05, false), (0.0, true)] {
             let mix = Mixture::new(data.mixture(tau));
+            let mix = if streamed { mix.streamed(512) } else { mix };
             let mut memo = GemmMixture::new(&mix);
             let (mut pruned_small, mut moving_small) = (0, 0);
             let mut z = vec![0.0f32; d];
@@ -343,16 +340,20 @@ mod tests {
                 }
                 let mut out = vec![0.0f32; b * d];
                 memo.score_batch(&pts, sigma as f64, &mut out).unwrap();
-                same_bits(&out, &fresh(&mix, &pts, sigma as f64), &format!("σ = {sigma}"));
+                let want = fresh(&mix, &pts, sigma as f64);
+                same_bits(&out, &want, &format!("σ = {sigma}, streamed {streamed}"));
                 if sigma < 0.1 && i != 45 {
                     pruned_small += memo.pruned;
                     moving_small += b / 2;
                 }
             }
-            eprintln!("τ = {tau}: {pruned_small} rows scored from entries below σ = 0.1");
+            eprintln!(
+                "τ = {tau}, streamed {streamed}: {pruned_small} rows scored from entries below σ = 0.1"
+            );
             assert!(
                 2 * pruned_small > moving_small,
-                "τ = {tau}: {pruned_small} of {moving_small} moving rows from their entries"
+                "τ = {tau}, streamed {streamed}: {pruned_small} of {moving_small} moving rows from \
+                 their entries"
             );
         }
     }

@@ -17,11 +17,18 @@
 //!    product `R M` whose FMA chains over components are carried from block to block
 //!    ([`gemm::accumulate`]: the same chains as one product over all of them).
 //!
-//! The price is the products recomputed: three or four times those of the whole-row path.
+//! The price is the products recomputed: three or four times those of the whole-row path. Pass
+//! 2 also gathers what a refined row's entry needs ([`super::memo`]: its candidates while at most
+//! 64, their refined logits, and the largest f32 logit below the cut), so that at small σ rows
+//! are scored from their last candidates here as on the whole-row path, with the same entries.
 
 use rayon::prelude::*;
 
-use super::{Mixture, Precision, lane_sum, logit, max_lanes, max_logit, refine_candidates, weight};
+use super::memo::{self, Entry};
+use super::{
+    Cand, Mixture, Precision, Selected, lane_sum, logit, max_lanes, max_logit, refine_candidates,
+    weight,
+};
 use crate::score::gemm::{self, Chains, Packed};
 
 /// Components beyond which the score streams: up to here the whole-row path's scratch is at
@@ -50,19 +57,22 @@ pub struct Report {
     pub flops: f64,
 }
 
-/// The score of `points` at v = τ² + σ² into `out`, with blocks of `block` components.
+/// The score of `points` at v = τ² + σ² into `out`, with blocks of `block` components, and the
+/// rows' entries for [`memo`] into `entries` (as the whole-row path leaves them).
 pub fn score_rows(
     mix: &Mixture<'_>,
     block: usize,
     v: f64,
     points: &[f32],
     out: &mut [f32],
+    entries: &mut [Entry],
 ) -> Report {
     let d = mix.dim;
     points
         .par_chunks(GROUP * d)
         .zip(out.par_chunks_mut(GROUP * d))
-        .map(|(y, o)| group(mix, block, v, y, o))
+        .zip(entries.par_chunks_mut(GROUP))
+        .map(|((y, o), e)| group(mix, block, v, y, o, e))
         .reduce(Report::default, |a, b| Report {
             refined: a.refined + b.refined,
             dense: a.dense + b.dense,
@@ -102,9 +112,8 @@ impl Ctx<'_, '_, '_> {
     #[inline(always)]
     fn products(&mut self, j0: usize, len: usize, which: &[usize], g: &mut [f32], c: &mut [f64]) {
         let mix = self.mix;
-        let (lw, n2) = (&mix.ln_w[j0..j0 + len], &mix.norms2[j0..j0 + len]);
-        for ((c, lw), n2) in c.iter_mut().zip(lw).zip(n2) {
-            *c = lw - n2 * (0.5 / self.v);
+        for (j, c) in c[..len].iter_mut().enumerate() {
+            *c = mix.c_k(j0 + j, self.v);
         }
         let a: Vec<&[f32]> = which.iter().map(|&i| self.rows[i]).collect();
         let Some((mt, _)) = &mix.packed else { unreachable!("a streamed mixture is packed") };
@@ -121,7 +130,7 @@ impl Ctx<'_, '_, '_> {
 
     /// Row i's candidates among the components `j0..j0 + c.len()` (t ≥ its cut; `g`: its products
     /// with them), in order: their offsets from `j0` into `jj` and their logits, refined where
-    /// the row is, into `l`.
+    /// the row is, into `l`. Returns the largest logit below the cut (−∞ if none).
     #[inline(always)]
     fn row_candidates(
         &self,
@@ -130,21 +139,25 @@ impl Ctx<'_, '_, '_> {
         j0: usize,
         (c, g): (&[f64], &[f32]),
         (jj, l): (&mut Vec<u32>, &mut Vec<f64>),
-    ) {
+    ) -> f64 {
         let inv_v = 1.0 / self.v;
         jj.clear();
         l.clear();
+        let mut below = f64::NEG_INFINITY;
         for (j, (&c, &g)) in c.iter().zip(g).enumerate() {
             let t = logit(c, g, inv_v);
             if t >= s.cut {
                 jj.push(j as u32);
                 l.push(t);
+            } else if t > below {
+                below = t;
             }
         }
         if s.refine {
             // As `RowsIn::refine_rows` refines a row's candidates: the same bits.
-            refine_candidates(self.mix, self.rows[i], (c, j0), jj, l, inv_v);
+            refine_candidates(self.mix, self.rows[i], (|j| c[j], j0), jj, l, inv_v);
         }
+        below
     }
 }
 
@@ -186,17 +199,32 @@ fn weights(s: &mut Row, jj: &[u32], l: &mut [f64]) {
     }
 }
 
-/// Up to [`GROUP`] rows `y` into `o`, compiled for this CPU's vector unit (the same bits at every
-/// level: [`crate::score::simd`]).
-fn group(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32]) -> Report {
+/// Up to [`GROUP`] rows `y` into `o` and their entries into `e`, compiled for this CPU's vector
+/// unit (the same bits at every level: [`crate::score::simd`]).
+fn group(
+    mix: &Mixture<'_>,
+    block: usize,
+    v: f64,
+    y: &[f32],
+    o: &mut [f32],
+    e: &mut [Entry],
+) -> Report {
     crate::score::simd::dispatch!(
         group_inline,
-        (mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32]) -> Report
+        (mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32], e: &mut [Entry])
+            -> Report
     )
 }
 
 #[inline(always)]
-fn group_inline(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32]) -> Report {
+fn group_inline(
+    mix: &Mixture<'_>,
+    block: usize,
+    v: f64,
+    y: &[f32],
+    o: &mut [f32],
+    e: &mut [Entry],
+) -> Report {
     let Some((_, m)) = &mix.packed else { unreachable!("a streamed mixture is packed") };
     let (d, k) = (mix.dim, mix.k);
     let n = y.len() / d;
@@ -240,22 +268,42 @@ fn group_inline(mix: &Mixture<'_>, block: usize, v: f64, y: &[f32], o: &mut [f32
     }
     let refined: Vec<usize> = (0..n).filter(|&i| st[i].refine).collect();
 
-    // 2. Rows without refinement: weights and their sum; refined rows: their maximum.
+    // 2. Rows without refinement: weights and their sum; refined rows: their maximum, and what
+    // their entries need (`memo`: the candidates while at most cap(K), their refined logits, and
+    // the largest f32 logit below the cut).
     let mut refined_max = vec![f64::NEG_INFINITY; n];
+    let cap = memo::cap(k);
+    let mut kept: Vec<(Cand, usize, f64)> =
+        (0..n).map(|_| (Cand::default(), 0, f64::NEG_INFINITY)).collect();
     let mut at = cx.next_block(None);
     while let Some((j0, len)) = at {
         cx.products(j0, len, &all, &mut buf.g, &mut buf.c);
         for (i, g) in buf.g.chunks_exact(block).enumerate().take(n) {
             let s = &mut st[i];
-            cx.row_candidates(s, i, j0, (&buf.c[..len], &g[..len]), (&mut buf.jj, &mut buf.l));
+            let below =
+                cx.row_candidates(s, i, j0, (&buf.c[..len], &g[..len]), (&mut buf.jj, &mut buf.l));
             if s.refine {
                 let x = max_lanes(&buf.l);
                 refined_max[i] = if x > refined_max[i] { x } else { refined_max[i] };
+                let (cand, count, out) = &mut kept[i];
+                *out = if below > *out { below } else { *out };
+                *count += buf.jj.len();
+                if *count <= cap {
+                    cand.j.extend(buf.jj.iter().map(|&jj| (j0 + jj as usize) as u32));
+                    cand.l.extend_from_slice(&buf.l);
+                }
             } else {
                 weights(s, &buf.jj, &mut buf.l);
             }
         }
         at = cx.next_block(Some(j0));
+    }
+    for ((e, (cand, count, out)), y) in e.iter_mut().zip(&kept).zip(&cx.rows) {
+        *e = Entry::default();
+        if *count <= cap {
+            let sel = Selected { prec: Precision::of(mix, y, v), max: 0.0, out: *out };
+            *e = Entry::of(mix, v, cand, &sel);
+        }
     }
     // 3. Refined rows: weights and their sum from the refined maximum.
     for &i in &refined {
