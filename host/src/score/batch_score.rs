@@ -355,14 +355,9 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         }
         let b = points.len() / d;
         let v = mix.variance(sigma);
-        // Logits up to the row's constant −‖y‖²/(2v): t_k = c_k + g_k/v, c_k = ln w_k − ‖μ_k‖²/(2v)
-        // (the streamed score takes them block by block).
-        let mut c = std::mem::take(&mut self.c);
-        c.clear();
-        if mix.stream_block.is_none() {
-            c.extend((0..k).map(|j| mix.c_k(j, v)));
-        }
-        let rows = RowsIn { mix, c: &c, v, all64: false };
+        // The rows scored from their entries take their c_k from `Mixture::c_k` (only `finish`
+        // of this `RowsIn` runs), so the per-σ constants are made only for the full rows.
+        let rows = RowsIn { mix, c: &[], v, all64: false };
         let mut done = std::mem::take(&mut self.done);
         done.clear();
         done.resize(b, false);
@@ -378,7 +373,7 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         entries.clear();
         entries.resize(rest.len(), memo::Entry::default());
         let full = if rest.len() == b {
-            let full = self.full(points, v, &c, out, &mut entries);
+            let full = self.full(points, v, out, &mut entries);
             if self.use_memo {
                 self.memo.store(d, &rest, points, &entries);
             }
@@ -391,7 +386,7 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
                 ys.extend_from_slice(&points[(i - first) * d..(i - first + 1) * d]);
             }
             os.resize(ys.len(), 0.0);
-            let full = self.full(&ys, v, &c, &mut os, &mut entries);
+            let full = self.full(&ys, v, &mut os, &mut entries);
             for (&i, o) in rest.iter().zip(os.chunks_exact(d)) {
                 out[(i - first) * d..(i - first + 1) * d].copy_from_slice(o);
             }
@@ -403,7 +398,7 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         };
         self.flops = full.flops + 2.0 * (memo.products + memo.terms) as f64 * d as f64;
         self.pruned = memo.rows;
-        (self.c, self.done, self.rest, self.entries) = (c, done, rest, entries);
+        (self.done, self.rest, self.entries) = (done, rest, entries);
         full.refined + memo.rows
     }
 
@@ -413,7 +408,6 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         &mut self,
         points: &[f32],
         v: f64,
-        c: &[f64],
         out: &mut [f32],
         entries: &mut [memo::Entry],
     ) -> RowsOut {
@@ -422,7 +416,7 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
                 let r = stream::score_rows(self.mix, block, v, points, out, entries);
                 RowsOut { refined: r.refined, flops: r.flops, ..RowsOut::default() }
             }
-            None => self.full_rows(points, v, c, out, entries),
+            None => self.full_rows(points, v, out, entries),
         }
     }
 
@@ -432,7 +426,6 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
         &mut self,
         points: &[f32],
         v: f64,
-        c: &[f64],
         out: &mut [f32],
         entries: &mut [memo::Entry],
     ) -> RowsOut {
@@ -452,7 +445,11 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
             gemm::gemm(b, points, mt, &mut g, k);
         }
         self.all64 = all64;
-        let rows = RowsIn { mix, c, v, all64 };
+        // Logits up to the row's constant −‖y‖²/(2v): t_k = c_k + g_k/v, c_k = ln w_k − ‖μ_k‖²/(2v).
+        let mut c = std::mem::take(&mut self.c);
+        c.clear();
+        c.extend((0..k).map(|j| mix.c_k(j, v)));
+        let rows = RowsIn { mix, c: &c, v, all64 };
         let report = if b * k >= 1 << 14 {
             let per = b.div_ceil(4 * rayon::current_num_threads()).max(1);
             let parts: Vec<RowsOut> = points
@@ -473,7 +470,7 @@ impl<'m, 'a> GemmMixture<'m, 'a> {
             rows.run(points, &g, out, &mut r, entries)
         };
         self.wide = 2 * report.wide > b;
-        (self.g, self.r) = (g, r);
+        (self.g, self.r, self.c) = (g, r, c);
         let flops = 2.0 * (b * k * d + report.dense_rows * k * d + report.terms * d) as f64;
         RowsOut { flops, ..report }
     }
